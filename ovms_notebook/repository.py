@@ -1,0 +1,222 @@
+"""Graph folders in OVMS's config.json format: loading, reload and retirement.
+
+A repository reads `mediapipe_config_list` entries and the graph entries of
+`model_config_list` (an entry whose base path holds its graph pbtxt), applying
+OVMS's path defaults (spec §6.1). A graph that fails to load is kept with its
+reason (ModelReady false) and never stops the others. `reload()` follows
+spec §6.2: new graphs load, changed ones reload, missing ones retire; open
+streams hold their own `GraphDefinition` and are not affected.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ovms_notebook.errors import ConfigError, GraphLoadError
+from ovms_notebook.runtime.graphconfig import GraphSpec, parse_graph
+from ovms_notebook.status import OvmsStatus, StatusCode
+
+log = logging.getLogger(__name__)
+
+GRAPH_VERSION = "1"
+
+
+class GraphState(enum.Enum):
+    """Where a graph definition is in its life."""
+
+    AVAILABLE = "AVAILABLE"
+    FAILED = "LOADING_PRECONDITION_FAILED"
+    RETIRED = "RETIRED"
+
+
+@dataclass(frozen=True)
+class GraphEntry:
+    """One graph as config.json names it, with OVMS's defaults resolved to absolute paths."""
+
+    name: str
+    base_path: Path
+    graph_path: Path
+    subconfig_path: Path | None
+
+
+@dataclass
+class GraphDefinition:
+    """A loaded (or failed, or retired) graph. Streams keep a reference for their whole life."""
+
+    entry: GraphEntry
+    spec: GraphSpec | None
+    state: GraphState
+    error: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        """The KServe model name of the graph."""
+        return self.entry.name
+
+    @property
+    def available(self) -> bool:
+        """True when new streams and unary requests may use this graph."""
+        return self.state is GraphState.AVAILABLE
+
+    def require_available(self) -> GraphSpec:
+        """The spec of an available graph, else OVMS's not-loaded status (spec §2.1)."""
+        if self.state is GraphState.RETIRED:
+            raise OvmsStatus(StatusCode.MEDIAPIPE_DEFINITION_NOT_LOADED_ANYMORE)
+        if self.state is not GraphState.AVAILABLE or self.spec is None:
+            raise OvmsStatus(StatusCode.MEDIAPIPE_DEFINITION_NOT_LOADED_YET)
+        return self.spec
+
+
+def find_config(path: str | Path) -> Path:
+    """Resolve CONFIG: a config.json file, or a folder that holds one."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        path = path / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"expected an OVMS config.json or a folder holding one, got {str(path)!r} (not found)")
+    return path.resolve()
+
+
+def read_entries(config_path: Path) -> list[GraphEntry]:
+    """The graph entries of a config.json, with OVMS's path defaults applied."""
+    try:
+        document = json.loads(config_path.read_text())
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{config_path} is not valid JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise ConfigError(f"{config_path}: expected a JSON object at the top level, got {type(document).__name__}")
+    root = config_path.parent
+    entries: list[GraphEntry] = []
+    for index, item in enumerate(_list(document, "mediapipe_config_list", config_path)):
+        entries.append(_entry(item, root, f"mediapipe_config_list[{index}]", config_path))
+    for index, item in enumerate(_list(document, "model_config_list", config_path)):
+        if not isinstance(item, dict) or not isinstance(item.get("config"), dict):
+            raise ConfigError(f"{config_path}: model_config_list[{index}] must be an object with a 'config' object")
+        entry = _entry(item["config"], root, f"model_config_list[{index}].config", config_path)
+        if entry.graph_path.is_file():
+            entries.append(entry)
+        else:
+            log.warning("%s: %s has no graph at %s; model serving is not handled here", config_path, entry.name,
+                        entry.graph_path)
+    unique: dict[str, GraphEntry] = {}
+    for entry in entries:
+        if entry.name in unique:
+            log.warning("%s: graph name %r appears twice; the first entry wins (as in OVMS)", config_path, entry.name)
+            continue
+        unique[entry.name] = entry
+    return list(unique.values())
+
+
+def _list(document: dict, key: str, config_path: Path) -> list:
+    value = document.get(key, [])
+    if not isinstance(value, list):
+        raise ConfigError(f"{config_path}: '{key}' must be a list, got {type(value).__name__}")
+    return value
+
+
+def _entry(item: object, root: Path, where: str, config_path: Path) -> GraphEntry:
+    if not isinstance(item, dict):
+        raise ConfigError(f"{config_path}: {where} must be an object, got {type(item).__name__}")
+    name = item.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{config_path}: {where} needs a non-empty string 'name', got {name!r}")
+    for key in ("base_path", "graph_path", "subconfig"):
+        if key in item and not isinstance(item[key], str):
+            raise ConfigError(f"{config_path}: {where}.{key} must be a string, got {type(item[key]).__name__}")
+    base = item.get("base_path") or name
+    base_path = (root / base).resolve()
+    graph_path = (base_path / (item.get("graph_path") or "graph.pbtxt")).resolve()
+    sub = item.get("subconfig")
+    subconfig_path = (base_path / sub).resolve() if sub else None
+    return GraphEntry(name=name, base_path=base_path, graph_path=graph_path, subconfig_path=subconfig_path)
+
+
+def load_definition(entry: GraphEntry) -> GraphDefinition:
+    """Load one graph; a failure is recorded on the definition, never raised."""
+    try:
+        text = entry.graph_path.read_text()
+    except OSError as error:
+        return _failed(entry, f"graph file {entry.graph_path} cannot be read: {error.strerror or error}")
+    try:
+        spec = parse_graph(text)
+    except GraphLoadError as error:
+        return _failed(entry, str(error))
+    log.info("graph %r loaded from %s", entry.name, entry.graph_path)
+    return GraphDefinition(entry=entry, spec=spec, state=GraphState.AVAILABLE)
+
+
+def _failed(entry: GraphEntry, reason: str) -> GraphDefinition:
+    log.error("graph %r failed to load: %s", entry.name, reason)
+    return GraphDefinition(entry=entry, spec=None, state=GraphState.FAILED, error=reason)
+
+
+class Repository:
+    """The graphs of one config.json, by name. Thread-safe; lookups never block on loading."""
+
+    def __init__(self, config: str | Path) -> None:
+        self.config_path = find_config(config)
+        self._lock = threading.Lock()
+        self._definitions: dict[str, GraphDefinition] = {}
+        self.reload()
+
+    def reload(self) -> dict[str, str]:
+        """Re-read config.json: load new graphs, reload changed ones, retire missing ones.
+
+        Returns what happened to each graph name ("loaded", "reloaded", "retired", "unchanged").
+        """
+        entries = {entry.name: entry for entry in read_entries(self.config_path)}
+        changes: dict[str, str] = {}
+        with self._lock:
+            current = dict(self._definitions)
+        updated: dict[str, GraphDefinition] = {}
+        for name, entry in entries.items():
+            old = current.get(name)
+            if old is None:
+                updated[name], changes[name] = load_definition(entry), "loaded"
+            elif old.state is GraphState.RETIRED or self._changed(old, entry):
+                updated[name], changes[name] = load_definition(entry), "reloaded"
+            else:
+                updated[name], changes[name] = old, "unchanged"
+        for name, old in current.items():
+            if name not in entries:
+                if old.state is not GraphState.RETIRED:
+                    log.info("graph %r retired", name)
+                    changes[name] = "retired"
+                updated[name] = GraphDefinition(entry=old.entry, spec=old.spec, state=GraphState.RETIRED)
+        with self._lock:
+            self._definitions = updated
+        return changes
+
+    @staticmethod
+    def _changed(old: GraphDefinition, entry: GraphEntry) -> bool:
+        if old.entry != entry or old.spec is None:
+            return True
+        try:
+            text = entry.graph_path.read_text()
+        except OSError:
+            return True
+        return text != old.spec.text
+
+    def get(self, name: str) -> GraphDefinition | None:
+        """The definition named `name`, in whatever state, or None."""
+        with self._lock:
+            return self._definitions.get(name)
+
+    def acquire(self, name: str) -> tuple[GraphDefinition, GraphSpec]:
+        """The definition and spec a new stream or unary request uses; OVMS's statuses otherwise."""
+        definition = self.get(name)
+        if definition is None:
+            raise OvmsStatus(StatusCode.MEDIAPIPE_DEFINITION_NAME_MISSING)
+        return definition, definition.require_available()
+
+    @property
+    def definitions(self) -> list[GraphDefinition]:
+        """Every definition, in config order (retired ones last)."""
+        with self._lock:
+            return list(self._definitions.values())

@@ -1,0 +1,1 @@
+"""Running graphs: timestamp policy, native graph guard, stream sessions, unary calls."""

@@ -1,0 +1,73 @@
+"""What happened on a stream, as plain records: the feed of the widgets' timeline.
+
+Sessions append events from server threads; readers take snapshots. Appending
+never blocks and never calls user code, so a slow UI cannot stall a graph.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+EventKind = Literal["open", "request", "output", "error", "end"]
+_ids = itertools.count(1)
+
+
+def next_stream_id() -> int:
+    """A process-unique id for a new stream session."""
+    return next(_ids)
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One thing on a stream's timeline.
+
+    `request`: inputs accepted at `timestamp` (`manual` says who chose it);
+    `output`: a packet on output stream `stream` at `timestamp`;
+    `error`: an in-band error answering a request (`timestamp` None when none was assigned);
+    `open`/`end`: the stream's life, `detail` holding the graph name or the final status.
+    """
+
+    kind: EventKind
+    stream_id: int
+    graph: str
+    timestamp: int | None = None
+    streams: tuple[str, ...] = ()
+    manual: bool = False
+    detail: str = ""
+    time: float = field(default_factory=time.monotonic)
+
+
+class EventLog:
+    """A bounded, thread-safe log of stream events, newest last, with per-stream packet counts."""
+
+    def __init__(self, maxlen: int = 10_000) -> None:
+        self._events: deque[StreamEvent] = deque(maxlen=maxlen)
+        self._counts: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+        self.version = 0
+
+    def append(self, event: StreamEvent) -> None:
+        """Record an event (called from server threads)."""
+        with self._lock:
+            self._events.append(event)
+            if event.kind in ("request", "output"):
+                for name in event.streams:
+                    key = (event.graph, name)
+                    self._counts[key] = self._counts.get(key, 0) + 1
+            self.version += 1
+
+    def snapshot(self, stream_id: int | None = None) -> list[StreamEvent]:
+        """The events kept, optionally of one stream only."""
+        with self._lock:
+            events = list(self._events)
+        return events if stream_id is None else [e for e in events if e.stream_id == stream_id]
+
+    def packet_counts(self, graph: str) -> dict[str, int]:
+        """Packets seen so far per input/output stream of `graph`."""
+        with self._lock:
+            return {name: count for (g, name), count in self._counts.items() if g == graph}

@@ -1,0 +1,1 @@
+"""The gRPC side: server lifecycle and the thin KServe servicer."""

@@ -1,0 +1,197 @@
+"""Starting and stopping the in-kernel server, the way a notebook needs it.
+
+`serve()` returns at once with a running `Server`; re-running the cell that
+called it replaces the previous server for the same config (no leaked ports
+or threads); `stop()` is idempotent and also runs at interpreter exit. The
+gRPC server is the synchronous one on its own thread pool, never asyncio on
+the kernel's loop (DESIGN.md, kernel rules).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from ovms_notebook.errors import ServerError
+from ovms_notebook.repository import GraphDefinition, Repository
+from ovms_notebook.runtime.events import EventLog
+from ovms_notebook.runtime.session import SessionOptions, StreamSession
+from ovms_notebook.server.servicer import Servicer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024 * 1024  # OVMS's gRPC limit (spec §1)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+_registry: dict[Path, Server] = {}
+_registry_lock = threading.Lock()
+
+
+class Server:
+    """A KServe gRPC server for the graphs of one config.json, running on a thread pool in this process.
+
+    Use `serve()` to create one. `address`/`port` say where it listens; `stop()`
+    ends it; as a context manager it stops on exit.
+    """
+
+    def __init__(
+        self,
+        config: str | Path,
+        *,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        timestamps: str = "counter",
+        timestamp_check: str = "strict",
+        max_workers: int = 32,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        grace: float = 2.0,
+    ) -> None:
+        from ovms_notebook import __version__
+
+        if max_workers < 2:
+            raise ValueError(f"max_workers must be at least 2, got {max_workers}")
+        self.options = SessionOptions(timestamps=timestamps, timestamp_check=timestamp_check)  # type: ignore[arg-type]
+        self.repository = Repository(config)
+        self.host = host
+        self.requested_port = port
+        self.max_workers = max_workers
+        self.max_message_bytes = max_message_bytes
+        self.grace = grace
+        self.events = EventLog()
+        self.servicer = Servicer(lambda: self.repository, self.options, self.events, __version__)
+        self._lock = threading.Lock()
+        self._grpc: grpc.Server | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self.port: int | None = None
+        self.state = "created"
+
+    # -- life -------------------------------------------------------------------------------------------------
+
+    def start(self) -> Server:
+        """Bind and start serving; a running server is returned unchanged."""
+        with self._lock:
+            if self.state == "running":
+                return self
+            if self.state == "stopped":
+                raise ServerError("a stopped server cannot be restarted; call ovms_notebook.serve() again")
+            executor = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="ovms-grpc")
+            server = grpc.server(
+                executor,
+                options=[
+                    ("grpc.max_send_message_length", self.max_message_bytes),
+                    ("grpc.max_receive_message_length", self.max_message_bytes),
+                    ("grpc.so_reuseport", 0),  # a second bind of a fixed port must fail loudly
+                ],
+                maximum_concurrent_rpcs=self.max_workers,
+            )
+            server.add_generic_rpc_handlers((self.servicer.handler(),))
+            address = f"{_bracket(self.host)}:{self.requested_port}"
+            try:
+                port = server.add_insecure_port(address)
+            except RuntimeError as error:
+                executor.shutdown(wait=False)
+                raise ServerError(f"cannot listen on {address}: {error} (is the port in use?)") from error
+            if not port:  # older grpcio reports a failed bind as 0
+                executor.shutdown(wait=False)
+                raise ServerError(f"cannot listen on {address} (is the port in use?)")
+            if self.host not in LOOPBACK_HOSTS:
+                log.warning("listening on %s:%s, reachable from other machines: there is no authentication", self.host,
+                            port)
+            server.start()
+            self._grpc, self._executor, self.port = server, executor, port
+            self.state = "running"
+            atexit.register(self.stop)
+            log.info("serving %s on %s", self.repository.config_path, self.address)
+            return self
+
+    def stop(self, grace: float | None = None) -> bool:
+        """Stop serving, close every graph instance, shut the thread pool down. True if it did anything."""
+        with self._lock:
+            if self.state != "running":
+                self.state = "stopped"
+                return False
+            self.state = "stopping"
+            server, executor = self._grpc, self._executor
+        grace = self.grace if grace is None else grace
+        assert server is not None and executor is not None
+        server.stop(grace).wait(grace + 1.0)
+        self.servicer.close_all(timeout=grace + 1.0)
+        executor.shutdown(wait=True, cancel_futures=True)
+        atexit.unregister(self.stop)
+        with self._lock:
+            self.state = "stopped"
+        log.info("server on %s stopped", self.address)
+        return True
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- what it serves ---------------------------------------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        """`host:port` for clients (tritonclient's `url`)."""
+        return f"{_bracket(self.host)}:{self.port if self.port is not None else self.requested_port}"
+
+    @property
+    def graphs(self) -> list[GraphDefinition]:
+        """Every graph definition with its state (failed ones carry `.error`)."""
+        return self.repository.definitions
+
+    @property
+    def sessions(self) -> list[StreamSession]:
+        """Streams open right now."""
+        return self.servicer.sessions
+
+    def reload(self) -> dict[str, str]:
+        """Re-read config.json as OVMS does on a config reload; open streams keep their graph."""
+        return self.repository.reload()
+
+    def __repr__(self) -> str:
+        graphs = ", ".join(f"{d.name}{'' if d.available else ' (' + d.state.value + ')'}" for d in self.graphs)
+        return f"<ovms_notebook.Server {self.state} on {self.address}: {graphs}>"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, str]:
+        return {"text/plain": repr(self)}
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def serve(config: str | Path, port: int = 0, host: str = "127.0.0.1", **options: Any) -> Server:
+    """Start serving the graphs of `config` (an OVMS config.json or its folder) and return at once.
+
+    Re-running the call for the same config stops the earlier server first, so
+    re-executing a notebook cell never leaks a server, port or thread.
+    Options: timestamps ("counter" | "wallclock"), timestamp_check ("strict" |
+    "mediapipe"), max_workers, max_message_bytes, grace (seconds).
+    """
+    server = Server(config, port=port, host=host, **options)
+    key = server.repository.config_path
+    with _registry_lock:
+        previous = _registry.pop(key, None)
+    if previous is not None:
+        log.info("replacing the server started earlier for %s on %s", key, previous.address)
+        previous.stop()
+    server.start()
+    with _registry_lock:
+        _registry[key] = server
+    return server
+
+
+def stop_all() -> int:
+    """Stop every server started with `serve()`; returns how many were running."""
+    with _registry_lock:
+        servers = list(_registry.values())
+        _registry.clear()
+    return sum(server.stop() for server in servers)

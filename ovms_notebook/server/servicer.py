@@ -1,0 +1,214 @@
+"""The KServe servicer: validate, hand to the runtime, convert back. No graph logic lives here.
+
+Every RPC follows OVMS's observable behaviour (spec §2, §2bis, §4, §9). For
+`ModelStreamInfer` the handler's own thread is the writer: it yields whatever
+the session queues (responses, in-band errors) and ends with the session's
+final status, while a reader thread pushes requests as they arrive.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+
+import grpc
+
+from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
+from ovms_notebook.proto.service import METHODS, SERVICE_NAME
+from ovms_notebook.repository import GraphState, Repository
+from ovms_notebook.runtime.events import EventLog
+from ovms_notebook.runtime.session import GRAPH_VERSION, SessionOptions, StreamSession
+from ovms_notebook.runtime.unary import run_unary
+from ovms_notebook.status import OvmsStatus, StatusCode
+
+log = logging.getLogger(__name__)
+
+SERVER_NAME = "OpenVINO Model Server"
+PLATFORM = "OpenVINO"
+_POLL_SECONDS = 0.05
+
+
+def _abort(context: grpc.ServicerContext, status: OvmsStatus) -> None:
+    context.abort(status.grpc_code, status.grpc_details)
+
+
+class Servicer:
+    """Implements the seven RPCs over a repository; tracks live stream sessions for the server."""
+
+    def __init__(
+        self,
+        repository: Callable[[], Repository],
+        options: SessionOptions,
+        events: EventLog,
+        version: str,
+    ) -> None:
+        self._repository = repository
+        self.options = options
+        self.events = events
+        self.version = version
+        self._sessions: dict[int, StreamSession] = {}
+        self._readers: dict[int, threading.Thread] = {}
+        self._lock = threading.Lock()
+
+    # -- bookkeeping for the server ---------------------------------------------------------------------------
+
+    @property
+    def sessions(self) -> list[StreamSession]:
+        """Stream sessions currently open."""
+        with self._lock:
+            return list(self._sessions.values())
+
+    def close_all(self, timeout: float) -> None:
+        """Finish every open session and join its reader (server stop)."""
+        for session in self.sessions:
+            session.finish()
+        with self._lock:
+            readers = list(self._readers.values())
+        for reader in readers:
+            reader.join(timeout)
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        """A generic handler registering every method under the wire name `inference.GRPCInferenceService`."""
+        handlers = {}
+        for name, method in METHODS.items():
+            factory = grpc.stream_stream_rpc_method_handler if method.streaming else grpc.unary_unary_rpc_method_handler
+            handlers[name] = factory(
+                getattr(self, name),
+                request_deserializer=method.request.FromString,
+                response_serializer=method.response.SerializeToString,
+            )
+        return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
+
+    # -- server and model status ------------------------------------------------------------------------------
+
+    def ServerLive(self, request: pb.ServerLiveRequest, context: grpc.ServicerContext) -> pb.ServerLiveResponse:  # noqa: N802
+        return pb.ServerLiveResponse(live=True)
+
+    def ServerReady(self, request: pb.ServerReadyRequest, context: grpc.ServicerContext) -> pb.ServerReadyResponse:  # noqa: N802
+        return pb.ServerReadyResponse(ready=True)
+
+    def ServerMetadata(  # noqa: N802
+        self, request: pb.ServerMetadataRequest, context: grpc.ServicerContext
+    ) -> pb.ServerMetadataResponse:
+        return pb.ServerMetadataResponse(name=SERVER_NAME, version=self.version)
+
+    def ModelReady(self, request: pb.ModelReadyRequest, context: grpc.ServicerContext) -> pb.ModelReadyResponse:  # noqa: N802
+        definition = self._repository().get(request.name)
+        if definition is None:
+            _abort(context, OvmsStatus(StatusCode.MODEL_NAME_MISSING))
+        return pb.ModelReadyResponse(ready=definition.available)
+
+    def ModelMetadata(  # noqa: N802
+        self, request: pb.ModelMetadataRequest, context: grpc.ServicerContext
+    ) -> pb.ModelMetadataResponse:
+        definition = self._repository().get(request.name)
+        if definition is None:
+            _abort(context, OvmsStatus(StatusCode.MODEL_NAME_MISSING))
+        try:
+            spec = definition.require_available()
+        except OvmsStatus as status:
+            _abort(context, status)
+        response = pb.ModelMetadataResponse(name=definition.name, versions=[GRAPH_VERSION], platform=PLATFORM)
+        for name in sorted(spec.inputs):
+            response.inputs.add(name=name, datatype="INVALID")
+        for name in sorted(spec.outputs):
+            response.outputs.add(name=name, datatype="INVALID")
+        return response
+
+    # -- inference --------------------------------------------------------------------------------------------
+
+    def ModelInfer(self, request: pb.ModelInferRequest, context: grpc.ServicerContext) -> pb.ModelInferResponse:  # noqa: N802
+        try:
+            if request.model_version:
+                _parse_version(request.model_version)
+            definition, spec = self._repository().acquire(request.model_name)
+            return run_unary(definition.name, spec, request, self.options, self.events)
+        except OvmsStatus as status:
+            _abort(context, status)
+        raise AssertionError("unreachable")
+
+    def ModelStreamInfer(  # noqa: N802
+        self, requests: Iterator[pb.ModelInferRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.ModelStreamInferResponse]:
+        try:
+            first = next(requests)
+        except StopIteration:
+            _abort(context, OvmsStatus(StatusCode.MEDIAPIPE_UNINITIALIZED_STREAM_CLOSURE))
+        except Exception:  # cancelled before the first request: nobody to answer
+            return
+        try:
+            definition, spec = self._repository().acquire(first.model_name)
+            session = StreamSession(definition.name, spec, self.options, self.events)
+            session.open(first)
+        except OvmsStatus as status:
+            _abort(context, status)
+        reader = threading.Thread(
+            target=self._read, args=(session, first, requests, context), name=f"ovms-stream-{session.id}", daemon=True
+        )
+        with self._lock:
+            self._sessions[session.id] = session
+            self._readers[session.id] = reader
+        reader.start()
+        try:
+            yield from self._write(session, context)
+        finally:
+            session.finish()
+            with self._lock:
+                self._sessions.pop(session.id, None)
+
+    def _read(
+        self,
+        session: StreamSession,
+        first: pb.ModelInferRequest,
+        requests: Iterator[pb.ModelInferRequest],
+        context: grpc.ServicerContext,
+    ) -> None:
+        """Reader thread: push the first request, then every later one until half-close, cancel or graph error."""
+        try:
+            session.handle(first, first=True)
+            if not session.has_error:
+                for request in requests:
+                    session.handle(request, first=False)
+                    if session.has_error:
+                        break
+        except Exception as error:  # cancellation surfaces as an exception from the request iterator
+            if context.is_active():
+                log.exception("stream %s: reading requests failed", session.id)
+            else:
+                log.debug("stream %s cancelled: %s", session.id, error)
+        finally:
+            session.finish()
+            with self._lock:
+                self._readers.pop(session.id, None)
+
+    @staticmethod
+    def _write(session: StreamSession, context: grpc.ServicerContext) -> Iterator[pb.ModelStreamInferResponse]:
+        """Writer: yield queued items as they come; end with the final status."""
+        while True:
+            try:
+                item = session.outbound.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                if not context.is_active():
+                    return
+                if session.has_error:
+                    # We do not wait for the client's next request to notice a dead graph (spec README).
+                    session.finish()
+                continue
+            if item.kind == "end":
+                if item.status is not None:
+                    context.set_code(item.status.grpc_code)
+                    context.set_details(item.status.grpc_details)
+                return
+            yield session.to_response(item)
+
+
+def _parse_version(version: str) -> int:
+    try:
+        return int(version)
+    except ValueError:
+        raise OvmsStatus(StatusCode.MODEL_VERSION_INVALID_FORMAT) from None
+
+
+__all__ = ["GraphState", "Servicer"]
