@@ -16,13 +16,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import grpc  # noqa: E402
-import numpy as np  # noqa: E402
+import grpc
+import numpy as np
 
-import ovms_notebook  # noqa: E402,F401  (sets gRPC's environment first)
-from ovms_notebook.codec import encode_input  # noqa: E402
-from ovms_notebook.proto import grpc_predict_v2_pb2 as pb  # noqa: E402
-from ovms_notebook.proto.service import METHODS, SERVICE_NAME  # noqa: E402
+import ovms_notebook  # noqa: F401  (sets gRPC's environment first)
+from ovms_notebook.codec import encode_input
+from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
+from ovms_notebook.proto.service import METHODS, SERVICE_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 STREAM = METHODS["ModelStreamInfer"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from common import REPO, median_ms, make_request, pipelined, report, round_trips, start_echo_server
+from common import REPO, make_request, median_ms, pipelined, report, round_trips, start_echo_server
 
 import ovms_notebook
 

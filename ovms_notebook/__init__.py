@@ -10,14 +10,14 @@ from ovms_notebook import _env  # noqa: F401  (must run before grpc is imported)
 
 __version__ = "0.1.0"
 
-from ovms_notebook.errors import (  # noqa: E402
+from ovms_notebook.errors import (
     ClientError,
     ConfigError,
     GraphLoadError,
     OvmsNotebookError,
     ServerError,
 )
-from ovms_notebook.server.lifecycle import Server, serve, stop_all  # noqa: E402
+from ovms_notebook.server.lifecycle import Server, serve, stop_all
 
 __all__ = [
     "ClientError",

@@ -292,6 +292,5 @@ def test_serve_twice_for_one_config_replaces_the_server_and_stop_leaves_no_threa
 def test_fixed_port_in_use_fails_loudly(tmp_path):
     config_a = write_graphs(tmp_path / "a", {"g": PASSTHROUGH})
     config_b = write_graphs(tmp_path / "b", {"g": PASSTHROUGH})
-    with ovms_notebook.serve(config_a) as server:
-        with pytest.raises(ovms_notebook.ServerError, match="cannot listen"):
-            ovms_notebook.serve(config_b, port=server.port)
+    with ovms_notebook.serve(config_a) as server, pytest.raises(ovms_notebook.ServerError, match="cannot listen"):
+        ovms_notebook.serve(config_b, port=server.port)

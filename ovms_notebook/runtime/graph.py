@@ -11,6 +11,7 @@ that blocked would stall every graph in the kernel.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -116,7 +117,8 @@ class NativeGraph:
                 try:
                     self._graph.add_packet_to_input_stream(name, packet, stamp)
                 except Exception as error:
-                    raise OvmsStatus(StatusCode.MEDIAPIPE_GRAPH_ADD_PACKET_INPUT_STREAM, self._add_error(error)) from error
+                    text = self._add_error(error)
+                    raise OvmsStatus(StatusCode.MEDIAPIPE_GRAPH_ADD_PACKET_INPUT_STREAM, text) from error
 
     @staticmethod
     def _add_error(error: Exception) -> str:
@@ -130,10 +132,8 @@ class NativeGraph:
         """Let every packet pushed so far be processed (errors are reported by close)."""
         with self._lock:
             if self._state == "running" and not self._graph.has_error():
-                try:
+                with contextlib.suppress(Exception):  # recorded on the graph; close() reports it
                     self._graph.wait_until_idle()
-                except Exception:  # recorded on the graph; close() reports it
-                    pass
 
     def close(self) -> OvmsStatus | None:
         """Close every input, wait until done; the graph's error as an OVMS status, or None. Idempotent."""

@@ -83,24 +83,24 @@ class Servicer:
 
     # -- server and model status ------------------------------------------------------------------------------
 
-    def ServerLive(self, request: pb.ServerLiveRequest, context: grpc.ServicerContext) -> pb.ServerLiveResponse:  # noqa: N802
+    def ServerLive(self, request: pb.ServerLiveRequest, context: grpc.ServicerContext) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
-    def ServerReady(self, request: pb.ServerReadyRequest, context: grpc.ServicerContext) -> pb.ServerReadyResponse:  # noqa: N802
+    def ServerReady(self, request: pb.ServerReadyRequest, context: grpc.ServicerContext) -> pb.ServerReadyResponse:
         return pb.ServerReadyResponse(ready=True)
 
-    def ServerMetadata(  # noqa: N802
+    def ServerMetadata(
         self, request: pb.ServerMetadataRequest, context: grpc.ServicerContext
     ) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(name=SERVER_NAME, version=self.version)
 
-    def ModelReady(self, request: pb.ModelReadyRequest, context: grpc.ServicerContext) -> pb.ModelReadyResponse:  # noqa: N802
+    def ModelReady(self, request: pb.ModelReadyRequest, context: grpc.ServicerContext) -> pb.ModelReadyResponse:
         definition = self._repository().get(request.name)
         if definition is None:
             _abort(context, OvmsStatus(StatusCode.MODEL_NAME_MISSING))
         return pb.ModelReadyResponse(ready=definition.available)
 
-    def ModelMetadata(  # noqa: N802
+    def ModelMetadata(
         self, request: pb.ModelMetadataRequest, context: grpc.ServicerContext
     ) -> pb.ModelMetadataResponse:
         definition = self._repository().get(request.name)
@@ -119,7 +119,7 @@ class Servicer:
 
     # -- inference --------------------------------------------------------------------------------------------
 
-    def ModelInfer(self, request: pb.ModelInferRequest, context: grpc.ServicerContext) -> pb.ModelInferResponse:  # noqa: N802
+    def ModelInfer(self, request: pb.ModelInferRequest, context: grpc.ServicerContext) -> pb.ModelInferResponse:
         try:
             if request.model_version:
                 _parse_version(request.model_version)
@@ -129,7 +129,7 @@ class Servicer:
             _abort(context, status)
         raise AssertionError("unreachable")
 
-    def ModelStreamInfer(  # noqa: N802
+    def ModelStreamInfer(
         self, requests: Iterator[pb.ModelInferRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.ModelStreamInferResponse]:
         try:
