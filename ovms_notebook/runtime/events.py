@@ -30,6 +30,7 @@ class StreamEvent:
     `output`: a packet on output stream `stream` at `timestamp`;
     `error`: an in-band error answering a request (`timestamp` None when none was assigned);
     `open`/`end`: the stream's life, `detail` holding the graph name or the final status.
+    `client_tag` is what the client sent as `ovms-notebook-stream` metadata (empty if nothing).
     """
 
     kind: EventKind
@@ -39,6 +40,7 @@ class StreamEvent:
     streams: tuple[str, ...] = ()
     manual: bool = False
     detail: str = ""
+    client_tag: str = ""
     time: float = field(default_factory=time.monotonic)
 
 
@@ -61,11 +63,15 @@ class EventLog:
                     self._counts[key] = self._counts.get(key, 0) + 1
             self.version += 1
 
-    def snapshot(self, stream_id: int | None = None) -> list[StreamEvent]:
-        """The events kept, optionally of one stream only."""
+    def snapshot(self, stream_id: int | None = None, client_tag: str | None = None) -> list[StreamEvent]:
+        """The events kept, optionally of one stream only (by server id or by the client's tag)."""
         with self._lock:
             events = list(self._events)
-        return events if stream_id is None else [e for e in events if e.stream_id == stream_id]
+        if stream_id is not None:
+            events = [e for e in events if e.stream_id == stream_id]
+        if client_tag is not None:
+            events = [e for e in events if e.client_tag == client_tag]
+        return events
 
     def packet_counts(self, graph: str) -> dict[str, int]:
         """Packets seen so far per input/output stream of `graph`."""

@@ -76,9 +76,15 @@ class StreamSession:
     """One stream's graph instance: open with the first request, handle each request, finish once."""
 
     def __init__(
-        self, graph_name: str, spec: GraphSpec, options: SessionOptions, events: EventLog | None = None
+        self,
+        graph_name: str,
+        spec: GraphSpec,
+        options: SessionOptions,
+        events: EventLog | None = None,
+        client_tag: str = "",
     ) -> None:
         self.graph_name = graph_name
+        self.client_tag = client_tag
         self.spec = spec
         self.options = options
         self.id = next_stream_id()
@@ -167,7 +173,8 @@ class StreamSession:
 
     def _event(self, kind: str, **fields: object) -> None:
         if self._events is not None:
-            self._events.append(StreamEvent(kind, self.id, self.graph_name, **fields))  # type: ignore[arg-type]
+            event = StreamEvent(kind, self.id, self.graph_name, client_tag=self.client_tag, **fields)  # type: ignore[arg-type]
+            self._events.append(event)
 
     def to_response(self, item: Outbound) -> pb.ModelStreamInferResponse:
         """The message for a queued packet or in-band error (called by the writer, off MediaPipe's threads)."""

@@ -26,6 +26,9 @@ from ovms_notebook.status import OvmsStatus, StatusCode
 log = logging.getLogger(__name__)
 
 SERVER_NAME = "OpenVINO Model Server"
+#: gRPC metadata key by which a client names its stream, so a widget can find the server-side session
+#: (and its event log) of the stream it opened. Invisible to OVMS, which ignores unknown metadata.
+STREAM_TAG_METADATA = "ovms-notebook-stream"
 PLATFORM = "OpenVINO"
 _POLL_SECONDS = 0.05
 
@@ -59,6 +62,10 @@ class Servicer:
         """Stream sessions currently open."""
         with self._lock:
             return list(self._sessions.values())
+
+    def session_for(self, client_tag: str) -> StreamSession | None:
+        """The open session whose client sent `client_tag` in its metadata, if any."""
+        return next((s for s in self.sessions if s.client_tag == client_tag), None)
 
     def close_all(self, timeout: float) -> None:
         """Finish every open session and join its reader (server stop)."""
@@ -140,7 +147,8 @@ class Servicer:
             return
         try:
             definition, spec = self._repository().acquire(first.model_name)
-            session = StreamSession(definition.name, spec, self.options, self.events)
+            tag = dict(context.invocation_metadata()).get(STREAM_TAG_METADATA, "")
+            session = StreamSession(definition.name, spec, self.options, self.events, client_tag=str(tag))
             session.open(first)
         except OvmsStatus as status:
             _abort(context, status)
