@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,7 +24,7 @@ def test_config_folder_resolves_to_its_config_json(tmp_path):
 
 
 def test_missing_config_says_what_was_expected(tmp_path):
-    with pytest.raises(ConfigError, match="expected an OVMS config.json or a folder holding one"):
+    with pytest.raises(ConfigError, match=r"expected an OVMS config\.json or a folder holding one"):
         find_config(tmp_path / "nowhere")
 
 

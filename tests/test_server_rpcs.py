@@ -314,7 +314,7 @@ def test_server_event_log_records_a_tagged_stream_with_its_timestamps(server):
     events = server.events.snapshot(client_tag="tag-1")
     assert [(e.timestamp, e.manual) for e in events if e.kind == "request"] == [(0, False), (5, True)]
     assert [(e.timestamp, e.streams) for e in events if e.kind == "output"] == [(0, ("out",)), (5, ("out",))]
-    assert [e.kind for e in events][0] == "open" and events[-1].kind == "end" and events[-1].detail == "OK"
+    assert events[0].kind == "open" and events[-1].kind == "end" and events[-1].detail == "OK"
     assert [e.detail for e in events if e.kind == "error"] == [
         'Malformed packet timestamp - input stream "in" needs a timestamp greater than 5, the last one it received; '
         "got 1; partial deserialization of subsequent requests"]
