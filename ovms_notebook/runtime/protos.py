@@ -33,4 +33,6 @@ def import_wheel_protos() -> int:
             log.debug("skipped %s: %s", info.name, error)
     # Not imported by mediapipe itself, but named by OVMS graphs (notes/ovms-pbtxt-parsing.md).
     importlib.import_module("mediapipe.framework.stream_handler.sync_set_input_stream_handler_pb2")
+    # OVMS's own calculator options (PythonExecutor, OpenVINO session/inference, converter).
+    importlib.import_module("ovms_notebook.nodes.proto.ovms_calculators_pb2")
     return loaded
