@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from google.protobuf import text_format
 
 from ovms_notebook.nodes.proto import ovms_calculators_pb2 as ovms
@@ -82,10 +83,9 @@ def test_extension_numbers_are_ovms_ones():
     assert ovms.PyTensorOvTensorConverterCalculatorOptions.ext.number == 113473749
 
 
-def test_missing_required_field_is_visible_after_parsing():
-    # Python's text parser accepts a missing required field; node loaders must check IsInitialized().
-    config = parse(PYTHON_NODE.replace('handler_path: "model.py"', ""))
-    options = ovms.PythonExecutorCalculatorOptions()
-    config.node[0].node_options[0].Unpack(options)
-    assert not options.IsInitialized()
-    assert options.FindInitializationErrors() == ["handler_path"]
+def test_missing_required_field_fails_loudly():
+    from google.protobuf.message import EncodeError
+
+    with pytest.raises((text_format.ParseError, EncodeError), match="handler_path"):
+        config = parse(PYTHON_NODE.replace('handler_path: "model.py"', ""))
+        config.node[0].node_options[0].Unpack(ovms.PythonExecutorCalculatorOptions())
