@@ -2,16 +2,16 @@
 
 The mediapipe wheel has no `ov::Tensor`, `mediapipe::Tensor` or `pyovms.Tensor`
 packet type, so a tensor-kind graph input travels as a string packet holding a
-self-describing blob: a fixed magic prefix, a 4-byte little-endian header
-length, a JSON header `{"name", "datatype", "shape", "py"}` and the raw
-little-endian data (BYTES in its KServe length-prefixed form). Type-agnostic
+self-describing blob: a fixed magic prefix, a binary header (flags byte, rank
+byte, int64 dims, then the length-prefixed UTF-8 name and datatype) and the raw
+little-endian data (BYTES in its KServe length-prefixed form). The header is
+packed with `struct`, not JSON: it is on every packet's path. Type-agnostic
 calculators (PassThrough, Gate, FlowLimiter, ...) carry it unchanged, and the
 output side recognises the magic and answers with the original tensor.
 """
 
 from __future__ import annotations
 
-import json
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +28,8 @@ from ovms_notebook.codec.datatypes import (
 
 #: The first bytes of every tensor blob; a NUL first keeps it clear of ordinary text.
 MAGIC = b"\x00OVMSNB-TENSOR\x01"
-_HEADER_LENGTH = struct.Struct("<I")
+_FIXED = struct.Struct("<BB")  # flags (bit 0: py tensor), rank
+_TEXT_LENGTH = struct.Struct("<H")
 
 
 @dataclass(frozen=True)
@@ -71,35 +72,40 @@ class TensorValue:
 
 def pack_tensor(name: str, datatype: str, shape: Sequence[int], data: bytes, *, py_tensor: bool = False) -> bytes:
     """The blob a tensor-kind input packet holds (see the module docstring for the layout)."""
-    header = json.dumps(
-        {"name": name, "datatype": datatype, "shape": [int(d) for d in shape], "py": bool(py_tensor)},
-        separators=(",", ":"),
-    ).encode("utf-8")
-    return b"".join((MAGIC, _HEADER_LENGTH.pack(len(header)), header, bytes(data)))
+    dims = [int(d) for d in shape]
+    name_bytes, datatype_bytes = name.encode("utf-8"), datatype.encode("utf-8")
+    if len(dims) > 255 or len(name_bytes) > 0xFFFF or len(datatype_bytes) > 0xFFFF:
+        raise ValueError(f"tensor {name!r}: rank, name or datatype too large to carry ({len(dims)} dims)")
+    return b"".join((
+        MAGIC,
+        _FIXED.pack(1 if py_tensor else 0, len(dims)),
+        struct.pack(f"<{len(dims)}q", *dims),
+        _TEXT_LENGTH.pack(len(name_bytes)), name_bytes,
+        _TEXT_LENGTH.pack(len(datatype_bytes)), datatype_bytes,
+        bytes(data),
+    ))
 
 
 def unpack_tensor(blob: bytes) -> TensorValue | None:
     """The tensor inside a blob, or None when `blob` is not one (an ordinary string)."""
     if not blob.startswith(MAGIC):
         return None
-    start = len(MAGIC) + _HEADER_LENGTH.size
-    if len(blob) < start:
-        return None
-    (length,) = _HEADER_LENGTH.unpack_from(blob, len(MAGIC))
-    if len(blob) < start + length:
-        return None
     try:
-        header = json.loads(blob[start : start + length].decode("utf-8"))
-        name, datatype, shape = header["name"], header["datatype"], header["shape"]
-        py_tensor = header.get("py", False)
-    except (ValueError, KeyError, TypeError):
+        offset = len(MAGIC)
+        flags, rank = _FIXED.unpack_from(blob, offset)
+        offset += _FIXED.size
+        shape = struct.unpack_from(f"<{rank}q", blob, offset)
+        offset += 8 * rank
+        texts = []
+        for _ in range(2):
+            (length,) = _TEXT_LENGTH.unpack_from(blob, offset)
+            offset += _TEXT_LENGTH.size
+            if offset + length > len(blob):
+                return None
+            texts.append(blob[offset : offset + length].decode("utf-8"))
+            offset += length
+    except (struct.error, UnicodeDecodeError):
         return None
-    if not (
-        isinstance(name, str)
-        and isinstance(datatype, str)
-        and isinstance(shape, list)
-        and all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
-        and isinstance(py_tensor, bool)
-    ):
+    if flags > 1:
         return None
-    return TensorValue(name, datatype, tuple(shape), blob[start + length :], py_tensor)
+    return TensorValue(texts[0], texts[1], tuple(shape), blob[offset:], bool(flags))
