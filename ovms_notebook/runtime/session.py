@@ -95,6 +95,7 @@ class StreamSession:
         self._graph: NativeGraph | None = None
         self._finish_lock = threading.Lock()
         self._final: OvmsStatus | None = None
+        self._end_logged = False
         self.finished = threading.Event()
 
     # -- life -------------------------------------------------------------------------------------------------
@@ -167,9 +168,16 @@ class StreamSession:
             if self._graph is not None:
                 self._final = self._graph.close()
             self.finished.set()
-        self._event("end", detail=self._final.text if self._final else "OK")
         self.outbound.put(Outbound("end", status=self._final))
         return self._final
+
+    def mark_ended(self) -> None:
+        """Record the end on the event log, after the writer sent every output (idempotent)."""
+        with self._finish_lock:
+            if self._end_logged:
+                return
+            self._end_logged = True
+        self._event("end", detail=self._final.text if self._final else "OK")
 
     def _event(self, kind: str, **fields: object) -> None:
         if self._events is not None:

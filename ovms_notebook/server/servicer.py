@@ -163,6 +163,7 @@ class Servicer:
             yield from self._write(session, context)
         finally:
             session.finish()
+            session.mark_ended()
             with self._lock:
                 self._sessions.pop(session.id, None)
 
@@ -205,6 +206,7 @@ class Servicer:
                     session.finish()
                 continue
             if item.kind == "end":
+                session.mark_ended()
                 if item.status is not None:
                     context.set_code(item.status.grpc_code)
                     context.set_details(item.status.grpc_details)

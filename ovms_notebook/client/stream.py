@@ -1,0 +1,499 @@
+"""An in-kernel KServe client: one `ModelStreamInfer` stream per `StreamClient`, plus unary helpers.
+
+It speaks only the protocol, so it works against the in-kernel server and a
+real OVMS alike. Requests go through a queue that a sentinel ends (the shape
+of tritonclient's `_InferStream`); one daemon reader thread turns responses,
+in-band errors and the final status into an ordered `LogEntry` log and calls
+the registered callbacks. Nothing blocks a cell except `close()`,
+`wait_for()` and the unary helpers.
+
+    with StreamClient(server.address, "passthrough") as client:
+        client.send({"in": np.float32([1, 2])})      # LogEntry(kind="request", timestamp=0, manual=False)
+        client.wait_for(1)[0].values["out"]          # array([1., 2.], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+import weakref
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import grpc
+
+from ovms_notebook.client.messages import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    build_request,
+    decode_outputs,
+    open_channel,
+    response_timestamp,
+)
+from ovms_notebook.errors import ClientError
+from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
+from ovms_notebook.proto.service import METHODS
+from ovms_notebook.runtime.timestamps import next_allowed
+from ovms_notebook.server.servicer import STREAM_TAG_METADATA
+
+log = logging.getLogger(__name__)
+
+EntryKind = Literal["request", "response", "error", "end"]
+Callback = Callable[["LogEntry"], None]
+_JOIN_SECONDS = 5.0
+_FIRST_REQUEST = "partial deserialization of first request"
+#: How OVMS ends an in-band error that rejects a request (spec §4.4).
+_REQUEST_CONTEXTS = (_FIRST_REQUEST, "partial deserialization of subsequent requests", "validate subsequent requests")
+_SENTINEL = object()
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One item of a stream's client-side log, in the order the client saw it.
+
+    request: `timestamp` is the manual one sent, or the predicted automatic one (`manual=False`; None
+    when it cannot be predicted); `names`/`values` are the inputs as given.
+    response: `timestamp` is the response's OVMS_MP_TIMESTAMP; `values` maps each output name to its
+    decoded value (a ValueError instance when it could not be decoded).
+    error: `text` is the in-band error_message; `request_seq` the request it most likely answers.
+    end: `text` is "OK" or "[StatusCode.X] details", `code` the status code name.
+    """
+
+    kind: EntryKind
+    seq: int
+    time: float
+    timestamp: int | None = None
+    manual: bool = False
+    names: tuple[str, ...] = ()
+    values: dict[str, object] = field(default_factory=dict)
+    text: str = ""
+    code: str | None = None
+    request_seq: int | None = None
+
+
+@dataclass
+class _Sent:
+    """What error attribution and the counter replay need to know about one request."""
+
+    seq: int
+    manual: bool
+    timestamp: int | None
+    before: int  # the counter prediction before this request
+    rejected: bool = False
+
+
+class _RequestIterator:
+    """The request iterator gRPC consumes on its own thread: a queue ended by a sentinel."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._done = False
+
+    def put(self, request: pb.ModelInferRequest) -> None:
+        self._queue.put(request)
+
+    def finish(self) -> None:
+        """Half-close after what is queued; also frees gRPC's thread if it waits for a request."""
+        self._queue.put(_SENTINEL)
+
+    def __iter__(self) -> _RequestIterator:
+        return self
+
+    def __next__(self) -> pb.ModelInferRequest:
+        if self._done:
+            raise StopIteration
+        item = self._queue.get()
+        if item is _SENTINEL:
+            self._done = True
+            raise StopIteration
+        return item  # type: ignore[return-value]
+
+
+class StreamClient:
+    """One `ModelStreamInfer` stream to `graph` at `address`, with an ordered log of what happened.
+
+    The gRPC call opens with the first `send()` (a stream that never sent anything ends "OK" without
+    touching the server). `timeout` is the deadline of the whole stream; `credentials` make the channel
+    secure; `max_message_bytes` bounds both directions; `max_log` keeps only the newest entries
+    (None: all; request entries hold the inputs as given, so a long video stream needs a bound).
+
+    Timestamps: in "counter" mode (OVMS up to 2025.0, the in-kernel server's default) automatic
+    requests get 0, then the last request's timestamp + 1, and a manual timestamp sets the base;
+    request entries carry that prediction (`manual=False`). In "wallclock" mode (OVMS 2025.1+) the
+    server stamps microseconds of its own clock, which the client cannot predict (None).
+
+    Limits, honestly: OVMS's in-band errors carry no request id. The server answers requests in
+    order, so an error is attributed to the most recent request sent before it arrived that has no
+    error yet (a "first request" error to the first request). That is right when requests are
+    answered before the next is sent (interactive use) and may be wrong for pipelined sends.
+    A rejected request does not advance the server's counter, so the prediction is replayed without
+    it (an automatic one: back by one). OVMS 2025.0 itself lets a rejected manual timestamp set the
+    base; the in-kernel server does not, and neither does this prediction.
+
+    Callbacks (`on_response`, `on_error`, `on_end`) run on the client's reader thread (for a stream
+    that never opened, `on_end` runs in the caller of close/cancel): they must be quick and must never
+    print, display or enter `with output:` — set widget traits or feed a queue instead. An exception
+    in a callback is logged and swallowed. As a context manager the stream is closed on exit
+    (cancelled if the block raised).
+    """
+
+    def __init__(
+        self,
+        address: str,
+        graph: str,
+        *,
+        timeout: float | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        timestamps: Literal["counter", "wallclock"] = "counter",
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_log: int | None = 1000,
+    ) -> None:
+        if timestamps not in ("counter", "wallclock"):
+            raise ValueError(f"timestamps must be 'counter' or 'wallclock', got {timestamps!r}")
+        self.address = address
+        self.graph = graph
+        self.timeout = timeout
+        self.timestamps = timestamps
+        self.tag = str(uuid.uuid4())
+        self._channel = open_channel(address, credentials, max_message_bytes)
+        self._requests = _RequestIterator()
+        self._call: Any = None
+        self._reader: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        self._log: deque[LogEntry] = deque(maxlen=max_log)
+        self._sent: deque[_Sent] = deque(maxlen=4096)
+        self._first: _Sent | None = None
+        self._callbacks: dict[str, list[Callback]] = {"response": [], "error": [], "end": []}
+        self._seq = 0
+        self._next = 0
+        self._delivered = 0
+        self._closing = False
+        self._end: LogEntry | None = None
+        self._details = ""
+
+    # -- callbacks --------------------------------------------------------------------------------------------
+
+    def on_response(self, callback: Callback) -> None:
+        """Call `callback(entry)` for every response (on the reader thread: be quick, never print)."""
+        self._register("response", callback)
+
+    def on_error(self, callback: Callback) -> None:
+        """Call `callback(entry)` for every in-band error (on the reader thread: be quick, never print)."""
+        self._register("error", callback)
+
+    def on_end(self, callback: Callback) -> None:
+        """Call `callback(entry)` once with the end entry (on the reader thread: be quick, never print)."""
+        self._register("end", callback)
+
+    def _register(self, kind: str, callback: Callback) -> None:
+        with self._lock:
+            self._callbacks[kind] = [*self._callbacks[kind], callback]
+
+    # -- sending ----------------------------------------------------------------------------------------------
+
+    def send(
+        self,
+        inputs: Mapping[str, object],
+        timestamp: int | None = None,
+        parameters: Mapping[str, bool | int | str] | None = None,
+        datatypes: Mapping[str, str] | None = None,
+    ) -> LogEntry:
+        """Queue one request and return its log entry at once.
+
+        `inputs` maps input names to numpy arrays, Python scalars, lists, str or bytes (encoded by
+        `codec.encode_input`; `datatypes` overrides a name's datatype). `timestamp` sets
+        OVMS_MP_TIMESTAMP (also accepted inside `parameters`); other `parameters` become input side
+        packets when sent on the first request and are ignored by OVMS afterwards. Raises ValueError or
+        TypeError for values that cannot be sent and ClientError once the stream is closing or ended.
+        """
+        request, manual_value = build_request(self.graph, inputs, timestamp, parameters, datatypes)
+        manual = manual_value is not None
+        manual_int = manual_value if isinstance(manual_value, int) and not isinstance(manual_value, bool) else None
+        with self._lock:
+            if self._end is not None:
+                raise ClientError(
+                    f"cannot send: the stream to {self.graph!r} has ended: {self._details or 'OK'}; "
+                    "start a new StreamClient",
+                    self._end.code,
+                )
+            if self._closing:
+                raise ClientError(f"cannot send: the stream to {self.graph!r} is closing")
+            before = self._next
+            automatic = before if self.timestamps == "counter" else None
+            predicted = manual_int if manual else automatic
+            self._next = _advance(before, manual, manual_int)
+            entry = self._append(
+                "request", timestamp=predicted, manual=manual, names=tuple(inputs), values=dict(inputs)
+            )
+            sent = _Sent(entry.seq, manual, predicted, before)
+            self._sent.append(sent)
+            if self._first is None:
+                self._first = sent
+            self._start()
+            self._requests.put(request)
+        return entry
+
+    def next_timestamp(self) -> int | None:
+        """The timestamp the next automatic request will probably get (counter mode); None in wallclock mode."""
+        with self._lock:
+            return self._next if self.timestamps == "counter" else None
+
+    def _start(self) -> None:
+        """Open the call and start the reader (under the lock, on the first send)."""
+        if self._call is not None:
+            return
+        method = METHODS["ModelStreamInfer"]
+        callable_ = self._channel.stream_stream(
+            method.path,
+            request_serializer=method.request.SerializeToString,
+            response_deserializer=method.response.FromString,
+        )
+        self._call = callable_(self._requests, metadata=((STREAM_TAG_METADATA, self.tag),), timeout=self.timeout)
+        self._reader = threading.Thread(
+            target=_read,
+            args=(weakref.ref(self), self._call, self._requests),
+            name=f"ovms-client-{self.graph}-reader",
+            daemon=True,
+        )
+        self._reader.start()
+
+    # -- ending -----------------------------------------------------------------------------------------------
+
+    def close(self, timeout: float | None = 30) -> LogEntry:
+        """Half-close, wait until the server ends the stream (every output delivered), return the end entry.
+
+        If the stream has not ended after `timeout` seconds it is cancelled (end code CANCELLED), so no
+        thread outlives this call. Idempotent. Not callable from a callback (it would wait on itself).
+        """
+        self._not_on_reader("close()")
+        with self._lock:
+            self._closing = True
+            started = self._call is not None
+            if started:
+                self._requests.finish()
+        if not started:
+            self._end_unopened("OK", "OK")
+        elif self._reader is not None:
+            self._reader.join(timeout)
+            if self._reader.is_alive():
+                log.warning("stream to %r did not end within %s s after half-close; cancelling", self.graph, timeout)
+                self.cancel()
+        self._channel.close()
+        if self._end is None:  # only when a callback never returns
+            raise ClientError(f"the stream to {self.graph!r} did not end: its reader is stuck in a callback")
+        return self._end
+
+    def cancel(self) -> None:
+        """Cancel the stream now (end code CANCELLED unless it had already ended); outputs still due are lost."""
+        with self._lock:
+            self._closing = True
+            call = self._call
+            self._requests.finish()
+        if call is None:
+            self._end_unopened("CANCELLED", f"[{grpc.StatusCode.CANCELLED}] Locally cancelled by application!")
+        else:
+            call.cancel()
+            if self._reader is not None and self._reader is not threading.current_thread():
+                self._reader.join(_JOIN_SECONDS)
+                if self._reader.is_alive():
+                    log.warning("reader of the stream to %r still running after cancel", self.graph)
+        if threading.current_thread() is not self._reader:
+            self._channel.close()
+
+    def _end_unopened(self, code: str, text: str) -> None:
+        with self._lock:
+            if self._end is not None:
+                return
+        self._finish(code, text, "")
+
+    def _not_on_reader(self, what: str) -> None:
+        if self._reader is not None and threading.current_thread() is self._reader:
+            raise ClientError(f"{what} cannot wait inside a callback of the same stream; call cancel() there")
+
+    def __enter__(self) -> StreamClient:
+        return self
+
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        if error is None:
+            self.close()
+        else:
+            self.cancel()
+
+    def __del__(self) -> None:
+        # Never join here: cancel without waiting so an abandoned stream frees the server's graph.
+        try:
+            if self._call is not None and self._end is None:
+                self._call.cancel()
+            self._requests.finish()
+        except Exception:  # interpreter shutdown or a half-built object
+            pass
+
+    # -- reading ----------------------------------------------------------------------------------------------
+
+    def _receive(self, response: pb.ModelStreamInferResponse) -> None:
+        """Reader thread: log one message and call its callbacks."""
+        values = {} if response.error_message else decode_outputs(response.infer_response, strict=False)
+        with self._lock:
+            if response.error_message:
+                sent = self._attribute(response.error_message)
+                entry = self._append("error", text=response.error_message, request_seq=sent.seq if sent else None)
+            else:
+                entry = self._append(
+                    "response",
+                    timestamp=response_timestamp(response.infer_response),
+                    names=tuple(values),
+                    values=values,
+                )
+            callbacks = self._callbacks[entry.kind]
+        _call_back(callbacks, entry)
+        with self._arrived:
+            self._delivered += 1
+            self._arrived.notify_all()
+
+    def _attribute(self, text: str) -> _Sent | None:
+        """The request an in-band error most likely answers; replays the counter without it (under the lock)."""
+        if not text.endswith(_REQUEST_CONTEXTS):
+            return None  # not a rejected request (OVMS always names the context of one)
+        sent = list(self._sent)
+        if text.endswith(_FIRST_REQUEST):
+            candidates = [i for i, s in enumerate(sent) if s is self._first and not s.rejected]
+        else:
+            candidates = [i for i, s in enumerate(sent) if s is not self._first and not s.rejected]
+        if not candidates:
+            return None
+        index = candidates[-1]
+        sent[index].rejected = True
+        counter = sent[index].before
+        for other in sent[index + 1 :]:
+            if not other.rejected:
+                counter = _advance(counter, other.manual, other.timestamp)
+        self._next = counter
+        return sent[index]
+
+    def _finish(self, code: str, text: str, details: str) -> None:
+        """Log the end entry once, call on_end, wake every waiter."""
+        with self._lock:
+            if self._end is not None:
+                return
+            self._details = details
+            self._end = self._append("end", text=text, code=code)
+            callbacks = self._callbacks["end"]
+        _call_back(callbacks, self._end)
+        with self._arrived:
+            self._arrived.notify_all()
+
+    def _append(self, kind: EntryKind, **fields: Any) -> LogEntry:
+        entry = LogEntry(kind, self._seq, time.monotonic(), **fields)
+        self._seq += 1
+        self._log.append(entry)
+        return entry
+
+    # -- reading the log --------------------------------------------------------------------------------------
+
+    @property
+    def log(self) -> list[LogEntry]:
+        """Every entry kept, in order."""
+        with self._lock:
+            return list(self._log)
+
+    @property
+    def responses(self) -> list[LogEntry]:
+        """The response entries kept."""
+        return [e for e in self.log if e.kind == "response"]
+
+    @property
+    def errors(self) -> list[LogEntry]:
+        """The in-band error entries kept."""
+        return [e for e in self.log if e.kind == "error"]
+
+    @property
+    def ended(self) -> bool:
+        """True once the stream has ended (the end entry is logged)."""
+        return self._end is not None
+
+    @property
+    def status(self) -> LogEntry | None:
+        """The end entry, None while the stream lives."""
+        return self._end
+
+    def wait_for(self, count: int, timeout: float = 10) -> list[LogEntry]:
+        """Block until `count` responses and errors arrived in total; return the response and error entries kept.
+
+        Raises TimeoutError after `timeout` seconds, ClientError if the stream ends first.
+        """
+        self._not_on_reader("wait_for()")
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            while self._delivered < count:
+                if self._end is not None:
+                    raise ClientError(
+                        f"the stream to {self.graph!r} ended ({self._end.text}) after {self._delivered} "
+                        f"of {count} responses and errors",
+                        self._end.code,
+                    )
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"{self._delivered} of {count} responses and errors arrived within {timeout} s")
+                self._arrived.wait(remaining)
+            return [e for e in self._log if e.kind in ("response", "error")]
+
+    def __repr__(self) -> str:
+        with self._lock:
+            counts = {kind: sum(e.kind == kind for e in self._log) for kind in ("request", "response", "error")}
+            state = self._end.text if self._end else "closing" if self._closing else "open"
+        return (
+            f"<StreamClient {self.graph!r} at {self.address}: {counts['request']} requests, "
+            f"{counts['response']} responses, {counts['error']} errors, {state}>"
+        )
+
+
+def _read(ref: weakref.ref[StreamClient], call: Any, requests: _RequestIterator) -> None:
+    """Reader thread body. Holds the client weakly, so an abandoned client can be collected (and cancelled)."""
+    code, text, details = "OK", "OK", ""
+    try:
+        for response in call:
+            client = ref()
+            if client is None:
+                call.cancel()
+                return
+            client._receive(response)
+            del client
+    except grpc.RpcError as error:
+        status = error.code()
+        code, details = status.name, error.details() or ""
+        text = f"[{status}] {details}"
+    except Exception as error:  # a bug of ours: end the call rather than leave it unread
+        log.exception("reading the stream failed")
+        call.cancel()
+        code, details = "UNKNOWN", f"client reader failed: {error!r}"
+        text = f"[{grpc.StatusCode.UNKNOWN}] {details}"
+    finally:
+        requests.finish()
+    client = ref()
+    if client is not None:
+        client._finish(code, text, details)
+
+
+def _call_back(callbacks: list[Callback], entry: LogEntry) -> None:
+    for callback in callbacks:
+        try:
+            callback(entry)
+        except Exception:
+            log.exception("%s callback %r failed", entry.kind, callback)
+
+
+def _advance(counter: int, manual: bool, timestamp: int | None) -> int:
+    """OVMS's counter after a request pushed whole: manual sets the base, every request adds one."""
+    if manual:
+        return next_allowed(timestamp) if timestamp is not None else counter
+    return next_allowed(counter)
+
+
+# -- messages -------------------------------------------------------------------------------------------------
+
+
