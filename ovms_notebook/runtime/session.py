@@ -62,10 +62,17 @@ class Outbound:
     status: OvmsStatus | None = None
 
 
-def output_response(graph: str, stream: str, packet: mp.Packet) -> pb.ModelInferResponse:
-    """One output packet as OVMS serializes it: one output, raw bytes, name, version "1", timestamp."""
+def output_response(
+    graph: str, stream: str, packet: mp.Packet, response: pb.ModelInferResponse | None = None
+) -> pb.ModelInferResponse:
+    """One output packet as OVMS serializes it: one output, raw bytes, name, version "1", timestamp.
+
+    Fills `response` in place when given (the writer passes the one inside its stream message: no copy).
+    """
     tensor, raw = encode_output(stream, packet)
-    response = pb.ModelInferResponse(model_name=graph, model_version=GRAPH_VERSION)
+    if response is None:
+        response = pb.ModelInferResponse()
+    response.model_name, response.model_version = graph, GRAPH_VERSION
     response.outputs.append(tensor)
     response.raw_output_contents.append(raw)
     response.parameters[TIMESTAMP_PARAMETER].int64_param = packet.timestamp.value
@@ -189,12 +196,13 @@ class StreamSession:
         if item.kind == "error":
             return pb.ModelStreamInferResponse(error_message=item.text)
         assert item.packet is not None
+        message = pb.ModelStreamInferResponse()
         try:
-            response = output_response(self.graph_name, item.stream, item.packet)
+            output_response(self.graph_name, item.stream, item.packet, message.infer_response)
         except OvmsStatus as status:
             # OVMS would fail the graph here; we keep the stream and say which output could not travel.
             text = f"{status.text}; serialize output {item.stream}"
             self._event("error", timestamp=item.packet.timestamp.value, streams=(item.stream,), detail=text)
             return pb.ModelStreamInferResponse(error_message=text)
         self._event("output", timestamp=item.packet.timestamp.value, streams=(item.stream,))
-        return pb.ModelStreamInferResponse(infer_response=response)
+        return message

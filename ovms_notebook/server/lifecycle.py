@@ -87,6 +87,7 @@ class Server:
                     ("grpc.max_send_message_length", self.max_message_bytes),
                     ("grpc.max_receive_message_length", self.max_message_bytes),
                     ("grpc.so_reuseport", 0),  # a second bind of a fixed port must fail loudly
+                    ("grpc.http2.max_frame_size", 16 * 1024 * 1024),  # fewer frames per video frame
                 ],
                 maximum_concurrent_rpcs=self.max_workers,
             )
