@@ -18,7 +18,7 @@ are built before the clock starts (client work); in-process packets are created 
 clock, as the server decodes its requests inside its own. Frames: 320x320 pan_zoom over
 scikit-image's astronaut, no cut (every frame holds the person; the script checks it).
 
-Run: /work/venv/bin/python bench/p3_holistic_stream.py [--frames N] [--rounds R]
+Run: .venv/bin/python bench/p3_holistic_stream.py [--frames N] [--rounds R]
 """
 
 from __future__ import annotations

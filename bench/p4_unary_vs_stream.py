@@ -17,7 +17,7 @@ the frame to completion (the error is decided after close), so the time is the f
 the script checks that this is the only error. Requests are built before the clock (client work).
 Frames: 320x320 pan_zoom over scikit-image's astronaut, no cut.
 
-Run: /work/venv/bin/python bench/p4_unary_vs_stream.py [--unary N] [--stream N] [--rounds R]
+Run: .venv/bin/python bench/p4_unary_vs_stream.py [--unary N] [--stream N] [--rounds R]
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ P6 face_detection = the same ratio on "face_detection" with 320x320 frames (pan_
 Every stream first answers one untimed request (its graph is built, models loaded) and then waits
 at a barrier; the clock runs from the barrier to the last response of the last stream.
 
-Run: /work/venv/bin/python bench/p6_concurrent_streams.py [--count N] [--frames N] [--streams S] [--rounds R]
+Run: .venv/bin/python bench/p6_concurrent_streams.py [--count N] [--frames N] [--streams S] [--rounds R]
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ pair is taken first, then the unary pair, client and server sharing the process 
 The server's EventLog keeps the last 10,000 events (two per request), so part of the streams'
 growth is that bounded log filling (up to ~5k requests); the events held at each reading are printed.
 
-Run: /work/venv/bin/python bench/p8_memory.py [--requests N] [--first N] [--streams S]
+Run: .venv/bin/python bench/p8_memory.py [--requests N] [--first N] [--streams S]
 """
 
 from __future__ import annotations
