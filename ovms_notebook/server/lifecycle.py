@@ -161,8 +161,13 @@ class Server:
         graphs = ", ".join(f"{d.name}{'' if d.available else ' (' + d.state.value + ')'}" for d in self.graphs)
         return f"<ovms_notebook.Server {self.state} on {self.address}: {graphs}>"
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, str]:
-        return {"text/plain": repr(self)}
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """A live server panel in Jupyter (graphs, drawings, packet counts); plain text elsewhere."""
+        try:
+            from ovms_notebook.widgets.server_panel import server_mimebundle
+        except ImportError:  # ipywidgets missing: still say what the server is
+            return {"text/plain": repr(self)}
+        return server_mimebundle(self, **kwargs)
 
 
 def _bracket(host: str) -> str:

@@ -1,0 +1,57 @@
+"""Notebook views of a server and its streams: graph drawings, stream timelines, the server panel.
+
+Everything that draws goes through `render.RENDER_LOCK` (matplotlib is not
+thread-safe); background threads only set widget traits or call
+`Output.append_*`, never `print`, `display()` or `with output:`.
+"""
+
+from ovms_notebook.widgets.graphview import (
+    GraphRenderError,
+    GraphView,
+    dot_available,
+    graph_dot,
+    render_graph,
+)
+from ovms_notebook.widgets.render import PNG_SIGNATURE, RENDER_LOCK, THREAD_PREFIX, figure_to_png
+from ovms_notebook.widgets.server_panel import (
+    ServerPanel,
+    graphs_table_html,
+    header_html,
+    panel_for,
+    server_mimebundle,
+)
+from ovms_notebook.widgets.timeline import (
+    SPECIAL_TIMESTAMPS,
+    Timeline,
+    TimelineRecord,
+    latest_stream_events,
+    records_from_events,
+    records_from_log,
+    timeline_figure,
+    timeline_png,
+)
+
+__all__ = [
+    "PNG_SIGNATURE",
+    "RENDER_LOCK",
+    "SPECIAL_TIMESTAMPS",
+    "THREAD_PREFIX",
+    "GraphRenderError",
+    "GraphView",
+    "ServerPanel",
+    "Timeline",
+    "TimelineRecord",
+    "dot_available",
+    "figure_to_png",
+    "graph_dot",
+    "graphs_table_html",
+    "header_html",
+    "latest_stream_events",
+    "panel_for",
+    "records_from_events",
+    "records_from_log",
+    "render_graph",
+    "server_mimebundle",
+    "timeline_figure",
+    "timeline_png",
+]

@@ -1,0 +1,267 @@
+"""A server at a glance: where it listens, its graphs and why a graph failed, and one graph drawn live.
+
+`ServerPanel` is a VBox a person can leave open while streams run: with
+`start_live()` a daemon thread redraws the chosen graph with the packet counts
+the server has seen (it only sets traits). `server_mimebundle(server)` is what
+`Server._repr_mimebundle_` returns: the panel's widget view, a static HTML
+table and a short text/plain for places without a widget manager.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import threading
+import traceback
+import weakref
+from typing import Any
+
+import ipywidgets as widgets
+
+from ovms_notebook.widgets.graphview import GraphRenderError, graph_dot, render_graph
+from ovms_notebook.widgets.render import THREAD_PREFIX
+
+_GREEN, _RED, _GREY = "#15803d", "#b91c1c", "#6b7280"
+_numbers = itertools.count(1)
+_panels: weakref.WeakKeyDictionary[Any, ServerPanel] = weakref.WeakKeyDictionary()
+_panels_lock = threading.Lock()
+
+
+def _stream_text(spec: Any) -> str:
+    """A StreamSpec written back as in the pbtxt: "name", "TAG:name" or "TAG:index:name"."""
+    parts = [spec.tag] if spec.tag else []
+    if spec.index is not None:
+        parts.append(str(spec.index))
+    return ":".join([*parts, spec.name])
+
+
+def _state_of(definition: Any) -> str:
+    return str(getattr(definition.state, "value", definition.state))
+
+
+def header_html(server: Any) -> str:
+    """One line: address, state, open streams, available graphs."""
+    graphs = server.graphs
+    available = sum(1 for d in graphs if d.available)
+    open_streams = len(server.sessions)
+    colour = _GREEN if server.state == "running" else _GREY
+    return (
+        f'<div style="font-size:13px"><b>ovms_notebook server</b> on <code>{html.escape(server.address)}</code>'
+        f' · <span style="color:{colour}"><b>{html.escape(server.state)}</b></span>'
+        f" · {open_streams} open stream{'' if open_streams == 1 else 's'}"
+        f" · {available} of {len(graphs)} graph{'' if len(graphs) == 1 else 's'} available</div>"
+    )
+
+
+def graphs_table_html(server: Any) -> str:
+    """An HTML table of the server's graphs: name, status (and the reason when failed), streams, side packets."""
+    cell = 'style="padding:2px 10px;text-align:left;vertical-align:top;border-bottom:1px solid #e5e7eb"'
+    rows = [
+        "<table style=\"border-collapse:collapse;font-size:12px\"><thead><tr>"
+        + "".join(f"<th {cell}>{name}</th>" for name in ("graph", "status", "inputs", "outputs", "side packets"))
+        + "</tr></thead><tbody>"
+    ]
+    for definition in server.graphs:
+        state = _state_of(definition)
+        colour = _GREEN if definition.available else _GREY if state == "RETIRED" else _RED
+        status = f'<span style="color:{colour}">&#9679; {html.escape(state)}</span>'
+        if definition.error:
+            reason = "<br>".join(html.escape(line) for line in definition.error.splitlines())
+            status += f'<br><span style="color:{_RED}">{reason}</span>'
+        spec = definition.spec
+        inputs = ", ".join(_stream_text(s) for s in spec.inputs.values()) if spec else ""
+        outputs = ", ".join(_stream_text(s) for s in spec.outputs.values()) if spec else ""
+        sides = ", ".join(spec.side_packets) if spec else ""
+        rows.append(
+            f"<tr><td {cell}><code>{html.escape(definition.name)}</code></td><td {cell}>{status}</td>"
+            + "".join(f"<td {cell}><code>{html.escape(text)}</code></td>" for text in (inputs, outputs, sides))
+            + "</tr>"
+        )
+    rows.append("</tbody></table>")
+    return "".join(rows)
+
+
+class ServerPanel(widgets.VBox):
+    """Header, graphs table and a drawing of the chosen graph with live packet counts.
+
+    The drawing is SVG from Graphviz's `dot`; without `dot` the DOT source is
+    shown in a text area instead. `refresh()` (or the Refresh button) re-reads
+    the server; `start_live()` redraws from a daemon thread when the counts
+    change, `stop_live()` or `close()` stop it.
+    """
+
+    def __init__(self, server: Any, *, live_interval: float = 1.0, **kwargs: Any) -> None:
+        if live_interval <= 0:
+            raise ValueError(f"live_interval must be > 0 seconds, got {live_interval}")
+        self.server = server
+        self.live_interval = live_interval
+        self.dot = ""
+        self.draw_count = 0
+        self.header = widgets.HTML()
+        self.table = widgets.HTML()
+        self.graph_picker = widgets.Dropdown(description="Graph", layout=widgets.Layout(width="22em"))
+        self.refresh_button = widgets.Button(description="Refresh", icon="refresh",
+                                             tooltip="Re-read the server's graphs and counts")
+        self.drawing = widgets.Image(format="svg+xml", layout=widgets.Layout(max_width="100%"))
+        self.dot_text = widgets.Textarea(layout=widgets.Layout(width="100%", height="16em", display="none"))
+        self.output = widgets.Output()
+        super().__init__(
+            children=[self.header, self.table, widgets.HBox([self.graph_picker, self.refresh_button]),
+                      self.drawing, self.dot_text, self.output],
+            **kwargs,
+        )
+        self._number = next(_numbers)
+        self._draw_lock = threading.Lock()
+        self._live: threading.Thread | None = None
+        self._stop_live = threading.Event()
+        self._closed = False
+        self._drawn: tuple[str | None, dict[str, int]] | None = None
+        self._syncing = False
+        self.refresh()
+        self.graph_picker.observe(self._on_pick, names="value")
+        self.refresh_button.on_click(lambda _button: self.refresh())
+
+    # -- content ----------------------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Re-read the server: header, table, graph list, drawing."""
+        try:
+            names = [definition.name for definition in self.server.graphs]
+            self.header.value = header_html(self.server)
+            self.table.value = graphs_table_html(self.server)
+            chosen = self.graph_picker.value
+            self._syncing = True
+            try:
+                with self.graph_picker.hold_sync():  # options and value reach the browser in one message
+                    self.graph_picker.options = names
+                    self.graph_picker.value = chosen if chosen in names else (names[0] if names else None)
+            finally:
+                self._syncing = False
+            self.draw(force=True)
+        except Exception:
+            self.output.append_stderr(traceback.format_exc())
+
+    def _on_pick(self, change: dict[str, Any]) -> None:
+        if not self._syncing:
+            self.draw(force=True)
+
+    def draw(self, force: bool = False) -> bool:
+        """Draw the chosen graph with the current packet counts; False when nothing changed (unless forced)."""
+        with self._draw_lock:
+            name = self.graph_picker.value
+            definition = next((d for d in self.server.graphs if d.name == name), None)
+            counts = self.server.events.packet_counts(name) if name else {}
+            if not force and self._drawn == (name, counts):
+                return False
+            self._drawn = (name, counts)
+            if definition is None or definition.spec is None:
+                reason = definition.error if definition is not None and definition.error else "no graph chosen"
+                dot = ""
+                self._show_text(f"{name}: {_state_of(definition)}\n{reason}" if definition else reason)
+            else:
+                dot = graph_dot(definition.spec, counts=counts, title=name)
+                try:
+                    svg = render_graph(dot, "svg")
+                except GraphRenderError as error:
+                    self.output.append_stderr(f"{error}; showing the DOT source instead\n")
+                    svg = None
+                if svg is None:
+                    self._show_text(dot)
+                else:
+                    with self.drawing.hold_sync(), self.dot_text.layout.hold_sync():
+                        self.drawing.value = svg
+                        self.drawing.layout.display = None
+                        self.dot_text.layout.display = "none"
+            self.dot = dot
+            self.draw_count += 1
+            return True
+
+    def _show_text(self, text: str) -> None:
+        with self.dot_text.hold_sync(), self.drawing.layout.hold_sync():
+            self.dot_text.value = text
+            self.dot_text.layout.display = None
+            self.drawing.layout.display = "none"
+
+    # -- live updates -----------------------------------------------------------------------------------------
+
+    def start_live(self, interval: float | None = None) -> None:
+        """Redraw from a daemon thread, at most every `interval` s, whenever the server's events change."""
+        if interval is not None:
+            if interval <= 0:
+                raise ValueError(f"interval must be > 0 seconds, got {interval}")
+            self.live_interval = interval
+        if self._closed or (self._live is not None and self._live.is_alive()):
+            return
+        self._stop_live = threading.Event()
+        self._live = threading.Thread(target=self._live_loop, args=(self._stop_live,),
+                                      name=f"{THREAD_PREFIX}panel-{self._number}-live", daemon=True)
+        self._live.start()
+
+    @property
+    def live(self) -> bool:
+        """True while the live thread runs."""
+        return self._live is not None and self._live.is_alive()
+
+    def _live_loop(self, stop: threading.Event) -> None:
+        seen: tuple[int, int, str] | None = None
+        while not stop.wait(self.live_interval):
+            try:
+                state = self.server.state
+                now = (self.server.events.version, len(self.server.sessions), state)
+                if now != seen:
+                    seen = now
+                    self.header.value = header_html(self.server)
+                    self.draw()
+                if state == "stopped":
+                    return
+            except Exception:
+                self.output.append_stderr("live updates stopped:\n" + traceback.format_exc())
+                return
+
+    def stop_live(self) -> None:
+        """Stop the live thread (the drawing stays)."""
+        self._stop_live.set()
+        live, self._live = self._live, None
+        if live is not None and live is not threading.current_thread():
+            live.join(timeout=5)
+
+    def close(self) -> None:
+        """Stop live updates, then close the panel and its parts."""
+        if "_draw_lock" not in self.__dict__:  # __init__ failed early; Widget.__del__ still calls close()
+            super().close()
+            return
+        self._closed = True
+        self.stop_live()
+        for child in self.children:
+            for grandchild in getattr(child, "children", ()):
+                grandchild.close()
+            child.close()
+        super().close()
+
+    def __repr__(self) -> str:
+        return f"<ServerPanel for {self.server.address}, {len(self.server.graphs)} graphs>"
+
+
+def panel_for(server: Any) -> ServerPanel:
+    """The panel of `server`: one per server, made on first use (a closed one is replaced)."""
+    with _panels_lock:
+        panel = _panels.get(server)
+        if panel is None or panel._closed:
+            panel = ServerPanel(server)
+            _panels[server] = panel
+        return panel
+
+
+def server_mimebundle(server: Any, *, live: bool = True, **kwargs: Any) -> dict[str, Any]:
+    """What a Server shows in a notebook: the panel's widget view, a static HTML table and a text/plain line.
+
+    With `live`, the panel redraws packet counts while the server runs (its
+    thread ends by itself when the server stops).
+    """
+    panel = panel_for(server)
+    if live and server.state == "running":
+        panel.start_live()
+    bundle = dict(panel._repr_mimebundle_(**kwargs) or {})
+    bundle["text/plain"] = repr(server)
+    bundle["text/html"] = header_html(server) + graphs_table_html(server)
+    return bundle
