@@ -5,6 +5,8 @@ thread-safe); background threads only set widget traits or call
 `Output.append_*`, never `print`, `display()` or `with output:`.
 """
 
+from ovms_notebook.widgets.console import StreamConsole
+from ovms_notebook.widgets.editors import InputEditor
 from ovms_notebook.widgets.graphview import (
     GraphRenderError,
     GraphView,
@@ -12,6 +14,8 @@ from ovms_notebook.widgets.graphview import (
     graph_dot,
     render_graph,
 )
+from ovms_notebook.widgets.live import LiveOutputs, OutputPanel
+from ovms_notebook.widgets.player import FramePlayer
 from ovms_notebook.widgets.render import PNG_SIGNATURE, RENDER_LOCK, THREAD_PREFIX, figure_to_png
 from ovms_notebook.widgets.server_panel import (
     ServerPanel,
@@ -36,9 +40,14 @@ __all__ = [
     "RENDER_LOCK",
     "SPECIAL_TIMESTAMPS",
     "THREAD_PREFIX",
+    "FramePlayer",
     "GraphRenderError",
     "GraphView",
+    "InputEditor",
+    "LiveOutputs",
+    "OutputPanel",
     "ServerPanel",
+    "StreamConsole",
     "Timeline",
     "TimelineRecord",
     "dot_available",

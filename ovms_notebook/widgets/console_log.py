@@ -1,0 +1,135 @@
+"""The stream console's log as HTML: one line per request, response, in-band error and end, newest last.
+
+Formats (what a person, and a browser test, reads):
+
+    request #2 @100 (manual) in=[1.5]
+    response out @100: [1.5]
+    error → request #3: Malformed packet timestamp - ...        (red)
+    stream ended: OK                                            (green; red with the status otherwise)
+    not sent: input 'in': item 0 ('x') is not a FP32 value      (red; a request that never left)
+
+Requests are numbered from 0 within a stream. With an in-kernel server, a
+request's timestamp is the one the server assigned (from its event log via the
+client's tag); otherwise the client's prediction, "@?" when it has none.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ipywidgets as widgets
+
+from ovms_notebook.widgets.draw import summarize
+
+__all__ = ["LogNote", "LogView", "log_html", "log_lines", "server_request_timestamps"]
+
+log = logging.getLogger("ovms_notebook.widgets.console")
+
+_RED, _GREEN, _GREY = "#b91c1c", "#15803d", "#6b7280"
+MAX_LINES = 200
+
+
+@dataclass(frozen=True)
+class LogNote:
+    """A line the console adds itself (a request that could not be sent), placed by time among the entries."""
+
+    time: float
+    text: str
+
+
+def server_request_timestamps(events: Iterable[Any]) -> list[int | None]:
+    """Per request of one stream, in order, the timestamp the server gave it (None: rejected).
+
+    Server `StreamEvent`s log every request as accepted ("request") or rejected (an "error" naming no
+    output stream), in the order the server read them, which is the order they were sent.
+    """
+    found: list[int | None] = []
+    for event in events:
+        if event.kind == "request":
+            found.append(event.timestamp)
+        elif event.kind == "error" and not event.streams:
+            found.append(None)
+    return found
+
+
+def _stamp(timestamp: int | None) -> str:
+    return f"@{timestamp}" if timestamp is not None else "@?"
+
+
+def log_lines(entries: Sequence[Any], request_numbers: Mapping[int, int],
+              server_timestamps: Sequence[int | None] = (), notes: Iterable[LogNote] = ()) -> list[tuple[str, str]]:
+    """(text, colour) per line; `request_numbers` maps a request entry's `seq` to its number in the stream."""
+    items: list[tuple[float, int, Any]] = [(e.time, 0, e) for e in entries]
+    items += [(n.time, 1, n) for n in notes]
+    items.sort(key=lambda item: (item[0], item[1]))
+    lines: list[tuple[str, str]] = []
+    for _, _, item in items:
+        if isinstance(item, LogNote):
+            lines.append((f"not sent: {item.text}", _RED))
+            continue
+        kind = item.kind
+        if kind == "request":
+            number = request_numbers.get(item.seq)
+            timestamp = item.timestamp
+            if number is not None and number < len(server_timestamps) and server_timestamps[number] is not None:
+                timestamp = server_timestamps[number]
+            mode = "manual" if item.manual else "auto"
+            values = " ".join(f"{name}={summarize(value)}" for name, value in item.values.items()) or "(no inputs)"
+            label = f"#{number}" if number is not None else f"(log #{item.seq})"
+            lines.append((f"request {label} {_stamp(timestamp)} ({mode}) {values}", ""))
+        elif kind == "response":
+            for name, value in item.values.items():
+                lines.append((f"response {name} {_stamp(item.timestamp)}: {summarize(value)}", ""))
+        elif kind == "error":
+            number = request_numbers.get(item.request_seq) if item.request_seq is not None else None
+            target = f" → request #{number}" if number is not None else ""
+            lines.append((f"error{target}: {item.text}", _RED))
+        elif kind == "end":
+            lines.append((f"stream ended: {item.text}", _GREEN if item.text == "OK" else _RED))
+    return lines
+
+
+def log_html(lines: Sequence[tuple[str, str]], max_lines: int = MAX_LINES) -> str:
+    """The lines as HTML divs (monospace, errors red), the newest `max_lines` only."""
+    shown = lines[-max_lines:]
+    parts = ['<div style="font-family:monospace;font-size:12px;line-height:1.35">']
+    if len(lines) > len(shown):
+        parts.append(f'<div style="color:{_GREY}">… {len(lines) - len(shown)} earlier lines</div>')
+    if not lines:
+        parts.append(f'<div style="color:{_GREY}">nothing sent yet</div>')
+    for text, colour in shown:
+        style = f' style="color:{colour}"' if colour else ""
+        # quote=False: the exact error text (with its quotes) stays in the HTML a test or a person reads.
+        parts.append(f"<div{style}>{html.escape(text, quote=False)}</div>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+class LogView(widgets.HTML):
+    """The console's log lines (an HTML widget), which also answers like a `logging.Logger`.
+
+    ipywidgets reports failures of widget methods through the widget's `log` trait, which the
+    console's API gives to this view: those reports go on to the module logger.
+    """
+
+    def debug(self, *args: Any, **kwargs: Any) -> None:
+        log.debug(*args, **kwargs)
+
+    def info(self, *args: Any, **kwargs: Any) -> None:
+        log.info(*args, **kwargs)
+
+    def warning(self, *args: Any, **kwargs: Any) -> None:
+        log.warning(*args, **kwargs)
+
+    def error(self, *args: Any, **kwargs: Any) -> None:
+        log.error(*args, **kwargs)
+
+    def exception(self, *args: Any, **kwargs: Any) -> None:
+        log.exception(*args, **kwargs)
+
+    def critical(self, *args: Any, **kwargs: Any) -> None:
+        log.critical(*args, **kwargs)
