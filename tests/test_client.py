@@ -301,3 +301,14 @@ def test_an_abandoned_client_is_cancelled_when_collected_so_the_server_frees_its
     while time.monotonic() < deadline and not any(e.kind == "end" for e in server.events.snapshot(client_tag=tag)):
         time.sleep(0.02)
     assert [e.kind for e in server.events.snapshot(client_tag=tag) if e.kind in ("open", "end")] == ["open", "end"]
+
+
+def test_stream_client_shows_a_summary_and_its_timeline_png(serve_graphs):
+    server = serve_graphs({"g": PASSTHROUGH})
+    with StreamClient(server.address, "g") as client:
+        client.send({"in": F([1.0])})
+        client.send({"in": F([2.0])}, timestamp=7)
+        client.wait_for(2)
+    bundle = client._repr_mimebundle_()
+    assert bundle["text/plain"].startswith("<StreamClient 'g' at ") and "2 requests, 2 responses" in bundle["text/plain"]
+    assert bundle["image/png"].startswith(b"\x89PNG\r\n\x1a\n")

@@ -451,6 +451,18 @@ class StreamClient:
             f"{counts['response']} responses, {counts['error']} errors, {state}>"
         )
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """A one-line summary, plus the stream's timeline as a static PNG when matplotlib is there."""
+        bundle: dict[str, Any] = {"text/plain": repr(self)}
+        try:
+            from ovms_notebook.widgets.timeline import records_from_log, timeline_png
+        except ImportError:
+            return bundle
+        records = records_from_log(self.log)
+        if records:
+            bundle["image/png"] = timeline_png(records, title=f"{self.graph} (client log)")
+        return bundle
+
 
 def _read(ref: weakref.ref[StreamClient], call: Any, requests: _RequestIterator) -> None:
     """Reader thread body. Holds the client weakly, so an abandoned client can be collected (and cancelled)."""
