@@ -310,5 +310,6 @@ def test_stream_client_shows_a_summary_and_its_timeline_png(serve_graphs):
         client.send({"in": F([2.0])}, timestamp=7)
         client.wait_for(2)
     bundle = client._repr_mimebundle_()
-    assert bundle["text/plain"].startswith("<StreamClient 'g' at ") and "2 requests, 2 responses" in bundle["text/plain"]
+    assert bundle["text/plain"].startswith("<StreamClient 'g' at ")
+    assert "2 requests, 2 responses" in bundle["text/plain"]
     assert bundle["image/png"].startswith(b"\x89PNG\r\n\x1a\n")
