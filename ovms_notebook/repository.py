@@ -195,8 +195,8 @@ class Repository:
 
     @staticmethod
     def _changed(old: GraphDefinition, entry: GraphEntry) -> bool:
-        if old.entry != entry or old.spec is None:
-            return True
+        if old.entry != entry or old.spec is None or old.state is GraphState.FAILED:
+            return True  # a failed graph is retried: its calculators may have been registered since
         try:
             text = entry.graph_path.read_text()
         except OSError:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 
 import mediapipe as mp
 
-from ovms_notebook.runtime import timestamps as ts
+from ovms_notebook.runtime.convert import native_timestamp
 from ovms_notebook.runtime.graphconfig import GraphSpec
 from ovms_notebook.status import OvmsStatus, StatusCode
 
@@ -37,15 +37,6 @@ def use_wheel_resources() -> None:
     defaults to the working directory; its own solutions point it at site-packages.
     """
     mp.resource_util.set_resource_dir(os.path.dirname(os.path.dirname(mp.__file__)))
-
-
-def _native_timestamp(value: int) -> int | mp.Timestamp:
-    # Min()/Max() are valid stamps but the bindings abort when given them as ints.
-    if value == ts.MIN:
-        return mp.Timestamp.MIN
-    if value == ts.MAX:
-        return mp.Timestamp.MAX
-    return value
 
 
 def graph_error_status(message: str) -> OvmsStatus:
@@ -66,19 +57,22 @@ def graph_error_status(message: str) -> OvmsStatus:
 class NativeGraph:
     """A native graph instance: start once, push checked packets, close once."""
 
-    def __init__(self, spec: GraphSpec, sink: PacketSink) -> None:
+    def __init__(self, spec: GraphSpec, sink: PacketSink, *, bounds: frozenset[str] = frozenset()) -> None:
+        """`sink(stream, packet)` gets every output packet; streams in `bounds` also report bound-only updates
+        (as empty packets), which the hybrid engine forwards to Python-side nodes."""
         self.spec = spec
         self._sink = sink
         self._lock = threading.Lock()
         self._state = "created"
         self._error: OvmsStatus | None = None
+        self._closed_inputs: set[str] = set()
         use_wheel_resources()
         try:
             self._graph = mp.CalculatorGraph(graph_config=spec.config)
         except Exception as error:
             raise OvmsStatus(StatusCode.MEDIAPIPE_GRAPH_INITIALIZATION_ERROR, str(error)) from error
         for name in spec.outputs:
-            self._graph.observe_output_stream(name, self._observer(name))
+            self._graph.observe_output_stream(name, self._observer(name), observe_timestamp_bounds=name in bounds)
 
     def _observer(self, name: str) -> Callable[[str, mp.Packet], None]:
         sink = self._sink
@@ -105,7 +99,7 @@ class NativeGraph:
 
     def push(self, packets: Mapping[str, mp.Packet], timestamp: int) -> None:
         """Add one request's packets at `timestamp` (checked range value) to known graph inputs."""
-        stamp = _native_timestamp(timestamp)
+        stamp = native_timestamp(timestamp)
         with self._lock:
             if self._state != "running":
                 raise OvmsStatus(
@@ -123,6 +117,16 @@ class NativeGraph:
     @staticmethod
     def _add_error(error: Exception) -> str:
         return _absl_text(error).replace("\n; ", "\n")
+
+    def close_input_stream(self, name: str) -> None:
+        """Close one graph input (a known name only: the bindings segfault on unknown ones). Idempotent."""
+        if name not in self.spec.inputs:
+            raise ValueError(f"{name!r} is not an input stream of this graph")
+        with self._lock:
+            if self._state == "running" and name not in self._closed_inputs:
+                self._closed_inputs.add(name)
+                with contextlib.suppress(Exception):  # an error is recorded on the graph; close() reports it
+                    self._graph.close_input_stream(name)
 
     def has_error(self) -> bool:
         """True once the graph recorded an error (it then accepts nothing more)."""
@@ -160,3 +164,12 @@ def _absl_text(error: Exception) -> str:
     """An absl-like `CODE: message` text from the wheel's exception classes (ValueError = INVALID_ARGUMENT)."""
     code = "INVALID_ARGUMENT" if isinstance(error, ValueError) else "INTERNAL"
     return f"{code}: {error}"
+
+
+def make_graph(spec: GraphSpec, sink: PacketSink) -> NativeGraph:
+    """The right engine for a graph: one native graph, or native + Python halves joined at the cut."""
+    if spec.split is None:
+        return NativeGraph(spec, sink)
+    from ovms_notebook.runtime.hybrid import HybridGraph
+
+    return HybridGraph(spec, sink, spec.split)  # type: ignore[return-value]

@@ -8,7 +8,10 @@ later (unknown stream names, unsupported kinds) is settled here, once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from google.protobuf import text_format
@@ -16,6 +19,10 @@ from google.protobuf import text_format
 from ovms_notebook.codec import StreamKind, StreamSpec, parse_stream
 from ovms_notebook.errors import GraphLoadError
 from ovms_notebook.runtime.protos import import_wheel_protos
+from ovms_notebook.runtime.split import Split, split_graph
+
+# Modules that register OVMS's calculators (PythonExecutor, OpenVINO...) on the Python side when imported.
+_OVMS_CALCULATOR_MODULES = ("ovms_notebook.nodes.ovms_python", "ovms_notebook.nodes.openvino")
 
 # Kinds OVMS refuses at graph inputs/outputs, or that need OVMS's C++ calculators.
 _UNSUPPORTED_IO = {
@@ -35,6 +42,7 @@ class GraphSpec:
     outputs: dict[str, StreamSpec]
     side_packets: tuple[str, ...]
     md5: str = field(default="")
+    split: Split | None = field(default=None)  # set when some nodes run on the Python side
 
     @property
     def input_names(self) -> list[str]:
@@ -64,7 +72,13 @@ def parse_graph(text: str) -> GraphSpec:
     if not outputs:
         raise GraphLoadError("a graph served over KServe needs at least one output_stream; the graph has none")
     side_packets = tuple(parse_stream(s).name for s in config.input_side_packet)
-    _dry_run(config)
+    split = split_graph(config, python_registry())
+    if split.python is None:
+        _dry_run(config)
+    else:
+        if split.native is not None:
+            _dry_run(split.native)
+        _check_python(split.python)
     return GraphSpec(
         text=text,
         config=config,
@@ -72,7 +86,27 @@ def parse_graph(text: str) -> GraphSpec:
         outputs=outputs,
         side_packets=side_packets,
         md5=hashlib.md5(text.encode()).hexdigest(),
+        split=split if split.python is not None else None,
     )
+
+
+def python_registry() -> Mapping[str, object]:
+    """Calculators that run on the Python side: OVMS's own and those registered in a notebook."""
+    from ovms_notebook.nodes.api import default_registry
+
+    for module in _OVMS_CALCULATOR_MODULES:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+    return default_registry
+
+
+def _check_python(config: object) -> None:
+    from ovms_notebook.nodes.scheduler import PythonGraph
+
+    try:
+        PythonGraph(config)
+    except ValueError as error:
+        raise GraphLoadError(f"the graph's Python-side nodes are not valid: {error}") from error
 
 
 def _streams(declared: object, side: str) -> dict[str, StreamSpec]:

@@ -19,7 +19,7 @@ import mediapipe as mp
 from ovms_notebook.codec import encode_output
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
 from ovms_notebook.runtime.events import EventLog, StreamEvent, next_stream_id
-from ovms_notebook.runtime.graph import NativeGraph
+from ovms_notebook.runtime.graph import NativeGraph, make_graph
 from ovms_notebook.runtime.graphconfig import GraphSpec
 from ovms_notebook.runtime.requests import check_increasing, decode_packets, side_packets
 from ovms_notebook.runtime.timestamps import TIMESTAMP_PARAMETER, TimestampMode, TimestampPolicy
@@ -110,7 +110,7 @@ class StreamSession:
     def open(self, first: pb.ModelInferRequest) -> None:
         """Build and start the graph with side packets from the first request's parameters."""
         packets = side_packets(first.parameters)
-        self._graph = NativeGraph(self.spec, self._on_packet)
+        self._graph = make_graph(self.spec, self._on_packet)
         self._graph.start(packets)
         self._event("open", detail=self.graph_name)
 

@@ -14,7 +14,7 @@ import mediapipe as mp
 from ovms_notebook.codec import encode_output
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
 from ovms_notebook.runtime.events import EventLog, StreamEvent, next_stream_id
-from ovms_notebook.runtime.graph import NativeGraph
+from ovms_notebook.runtime.graph import make_graph
 from ovms_notebook.runtime.graphconfig import GraphSpec
 from ovms_notebook.runtime.requests import decode_packets, side_packets
 from ovms_notebook.runtime.session import GRAPH_VERSION, SessionOptions
@@ -38,7 +38,7 @@ def run_unary(
             first.setdefault(stream, packet)
 
     stream_id = next_stream_id()
-    graph = NativeGraph(spec, keep_first)
+    graph = make_graph(spec, keep_first)
     graph.start(side_packets(request.parameters))
     try:
         timestamp, manual = TimestampPolicy(options.timestamps).resolve(request.parameters)

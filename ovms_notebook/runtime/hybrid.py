@@ -1,0 +1,237 @@
+"""A graph with Python-side nodes: one native CalculatorGraph plus our scheduler, joined at the cut edges.
+
+Native outputs that feed Python nodes are observed with their timestamp
+bounds; MediaPipe's callbacks only enqueue them (they run behind a
+process-wide mutex), and one engine thread per graph instance hands them to
+the Python half. What a Python node emits towards native nodes is added to
+the native graph from that engine thread or from the request's thread, never
+from a MediaPipe callback; when it emits nothing at t, an empty packet at t
+advances the native input's bound so native nodes downstream are not held
+back (notes: the one bound setter the Python API has).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Mapping
+
+import mediapipe as mp
+
+from ovms_notebook.codec import parse_stream
+from ovms_notebook.nodes.api import EMPTY, default_registry
+from ovms_notebook.nodes.scheduler import PythonGraph
+from ovms_notebook.runtime import timestamps as ts
+from ovms_notebook.runtime.convert import packet_to_value, value_to_packet
+from ovms_notebook.runtime.graph import NativeGraph, PacketSink, graph_error_status
+from ovms_notebook.runtime.graphconfig import GraphSpec
+from ovms_notebook.runtime.split import Split, split_graph
+from ovms_notebook.status import OvmsStatus, StatusCode
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+_SETTLE_ROUNDS = 50
+
+
+def _part_spec(config: object, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> GraphSpec:
+    return GraphSpec(
+        text="",
+        config=config,
+        inputs={name: parse_stream(name) for name in inputs},
+        outputs={name: parse_stream(name) for name in outputs},
+        side_packets=(),
+    )
+
+
+class HybridGraph:
+    """Same interface as NativeGraph (start, push, has_error, wait_until_idle, close) for split graphs."""
+
+    def __init__(self, spec: GraphSpec, sink: PacketSink, split: Split | None = None) -> None:
+        self.spec = spec
+        self._sink = sink
+        self.split = split or split_graph(spec.config, default_registry)
+        self._lock = threading.RLock()
+        self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._engine_error: OvmsStatus | None = None
+        self._python_done: set[str] = set()
+        self._state = "created"
+        self._thread: threading.Thread | None = None
+        split = self.split
+        self.native: NativeGraph | None = None
+        if split.native is not None:
+            self.native = NativeGraph(
+                _part_spec(split.native, (*split.native_inputs, *split.to_native),
+                           (*split.native_outputs, *split.to_python)),
+                self._on_native,
+                bounds=frozenset(split.to_python),
+            )
+        try:
+            self.python = PythonGraph(split.python, default_registry)
+        except ValueError as error:
+            raise OvmsStatus(StatusCode.MEDIAPIPE_GRAPH_INITIALIZATION_ERROR, str(error)) from error
+        for name in split.python_outputs:
+            self.python.observe_output_stream(name, self._on_python_output)
+        for name in split.to_native:
+            self.python.observe_output_stream(name, self._on_python_to_native, observe_timestamp_bounds=True)
+
+    # -- callbacks ----------------------------------------------------------------------------------------------
+
+    def _on_native(self, stream: str, packet: mp.Packet) -> None:
+        # MediaPipe thread, behind the process-wide observer mutex: enqueue only.
+        if stream in self.split.to_python:
+            self._inbox.put((stream, packet))
+        if stream in self.split.native_outputs and not packet.is_empty():
+            self._sink(stream, packet)
+
+    def _on_python_output(self, stream: str, value: object, timestamp: int) -> None:
+        if value is EMPTY:
+            return
+        try:
+            self._sink(stream, value_to_packet(value, timestamp))
+        except (TypeError, ValueError) as error:
+            self._fail(f'output stream "{stream}" at {ts.debug_string(timestamp)}: {error}')
+
+    def _on_python_to_native(self, stream: str, value: object, timestamp: int) -> None:
+        if self.native is None:
+            return
+        if value is EMPTY and timestamp >= ts.POSTSTREAM:
+            self._python_done.add(stream)  # the Python producer closed this stream
+            return
+        if not ts.is_range_value(timestamp) and timestamp not in (ts.PRESTREAM, ts.POSTSTREAM):
+            return
+        try:
+            packet = mp.Packet() if value is EMPTY else value_to_packet(value)
+            self.native.push({stream: packet}, timestamp)
+        except OvmsStatus:
+            pass  # the native graph is in error or closed: close() reports it
+        except (TypeError, ValueError) as error:
+            self._fail(f'stream "{stream}" into native nodes at {ts.debug_string(timestamp)}: {error}')
+
+    def _fail(self, message: str) -> None:
+        if self._engine_error is None:
+            self._engine_error = OvmsStatus(
+                StatusCode.MEDIAPIPE_EXECUTION_ERROR, f"INTERNAL: CalculatorGraph::Run() failed: \n{message}"
+            )
+
+    # -- engine thread --------------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while (item := self._inbox.get()) is not _STOP:
+            stream, packet = item  # type: ignore[misc]
+            self._deliver(stream, packet)
+
+    def _deliver(self, stream: str, packet: mp.Packet) -> None:
+        value = packet_to_value(packet)
+        stamp = packet.timestamp.value
+        with self._lock:
+            if self._state not in ("running", "closing"):
+                return
+            try:
+                self.python.add_packet_to_input_stream(stream, value, stamp)
+            except Exception:  # recorded on the Python graph: has_error/close report it
+                log.debug("delivering %s@%s to Python nodes failed", stream, stamp, exc_info=True)
+
+    def _drain_inbox(self) -> bool:
+        moved = False
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return moved
+            if item is _STOP:
+                continue
+            stream, packet = item  # type: ignore[misc]
+            self._deliver(stream, packet)
+            moved = True
+
+    # -- the NativeGraph interface ------------------------------------------------------------------------------
+
+    def start(self, side_packets: Mapping[str, mp.Packet]) -> None:
+        """Start both halves; Python nodes get the side packets as Python values."""
+        with self._lock:
+            if self.native is not None:
+                self.native.start(side_packets)
+            try:
+                self.python.start_run({name: packet_to_value(p) for name, p in side_packets.items()})
+            except Exception as error:
+                if self.native is not None:
+                    self.native.close()
+                raise OvmsStatus(StatusCode.MEDIAPIPE_GRAPH_START_ERROR, f"INVALID_ARGUMENT: {error}") from error
+            self._state = "running"
+            self._thread = threading.Thread(target=self._run, name="ovms-engine", daemon=True)
+            self._thread.start()
+
+    def push(self, packets: Mapping[str, mp.Packet], timestamp: int) -> None:
+        """Add one request's packets: native inputs to the native half, Python inputs to the Python half."""
+        native = {name: p for name, p in packets.items() if name in self.split.native_inputs}
+        if native and self.native is not None:
+            self.native.push(native, timestamp)
+        python = [name for name in packets if name in self.split.python_inputs]
+        if python:
+            with self._lock:
+                for name in python:
+                    try:
+                        self.python.add_packet_to_input_stream(name, packet_to_value(packets[name]), timestamp)
+                    except Exception as error:
+                        raise OvmsStatus(StatusCode.MEDIAPIPE_GRAPH_ADD_PACKET_INPUT_STREAM,
+                                         f"INVALID_ARGUMENT: {error}") from error
+
+    def has_error(self) -> bool:
+        """True once either half (or the edge between them) recorded an error."""
+        return (
+            self._engine_error is not None
+            or (self.native is not None and self.native.has_error())
+            or self.python.has_error()
+        )
+
+    def wait_until_idle(self) -> None:
+        """Let both halves settle (errors are reported by close)."""
+        for _ in range(_SETTLE_ROUNDS):
+            if self.native is not None:
+                self.native.wait_until_idle()
+            if not self._drain_inbox():
+                return
+
+    def close(self) -> OvmsStatus | None:
+        """Close graph inputs, let data flow across the cut until it settles, then finish both halves."""
+        with self._lock:
+            if self._state != "running":
+                return self._engine_error
+            self._state = "closing"
+            for name in self.split.python_inputs:
+                self.python.close_input_stream(name)
+        # From here on this thread alone moves data across the cut: stop the engine thread (it finishes
+        # what it holds first), so nothing is pushed into the native half behind our back while it closes.
+        self._inbox.put(_STOP)
+        if self._thread is not None:
+            self._thread.join(10)
+        if self.native is not None:
+            for name in self.split.native_inputs:
+                self.native.close_input_stream(name)
+            closed: set[str] = set()
+            for _ in range(_SETTLE_ROUNDS):
+                self.native.wait_until_idle()
+                moved = self._drain_inbox()
+                newly = self._python_done - closed
+                for name in newly:
+                    self.native.close_input_stream(name)
+                closed |= newly
+                if not moved and not newly:
+                    break
+            native_error = self.native.close()
+        else:
+            native_error = None
+        self._drain_inbox()
+        with self._lock:
+            python_error = None
+            combined = self.python.get_combined_error_message()
+            try:
+                self.python.close()
+            except Exception as error:
+                combined = combined or getattr(error, "code", "INTERNAL") + f": {error}"
+            if combined:
+                python_error = graph_error_status(combined)
+            self._state = "closed"
+        return self._engine_error or native_error or python_error

@@ -1,0 +1,95 @@
+"""Cutting a graph at the edges of its Python-side nodes.
+
+Nodes whose calculator is registered on the Python side (OVMS's calculators the
+wheel lacks, and calculators written in a notebook) run on our scheduler; the
+rest run in one native `CalculatorGraph`. Every stream that crosses between the
+two becomes an extra graph input on the consuming side and an extra graph
+output on the producing side (DESIGN.md, "Engine").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from ovms_notebook.codec import parse_stream
+
+
+@dataclass(frozen=True)
+class Split:
+    """The two halves of a graph and the streams that cross between them.
+
+    `native`/`python` are CalculatorGraphConfigs (None when a half has no node);
+    `to_python` are streams a native node (or a graph input) produces and a Python
+    node consumes, `to_native` the other way round; `native_inputs` and
+    `python_inputs` the original graph inputs each half consumes;
+    `native_outputs`/`python_outputs` the original graph outputs each produces.
+    """
+
+    native: object | None
+    python: object | None
+    to_python: tuple[str, ...]
+    to_native: tuple[str, ...]
+    native_inputs: tuple[str, ...]
+    python_inputs: tuple[str, ...]
+    native_outputs: tuple[str, ...]
+    python_outputs: tuple[str, ...]
+
+
+def _names(specs: Iterable[str]) -> list[str]:
+    return [parse_stream(spec).name for spec in specs]
+
+
+def python_side(config: object, registry: Mapping[str, object]) -> list[int]:
+    """Indexes of the nodes that run on the Python side."""
+    return [i for i, node in enumerate(config.node) if node.calculator in registry]  # type: ignore[attr-defined]
+
+
+def split_graph(config: object, registry: Mapping[str, object]) -> Split:
+    """Cut `config` (a CalculatorGraphConfig) into its native and Python halves."""
+    from mediapipe.framework import calculator_pb2
+
+    python_nodes = set(python_side(config, registry))
+    graph_inputs = _names(config.input_stream)  # type: ignore[attr-defined]
+    graph_outputs = _names(config.output_stream)  # type: ignore[attr-defined]
+    producer: dict[str, str] = {name: "input" for name in graph_inputs}
+    consumers: dict[str, set[str]] = {}
+    for index, node in enumerate(config.node):  # type: ignore[attr-defined]
+        side = "python" if index in python_nodes else "native"
+        for name in _names(node.output_stream):
+            producer[name] = side
+        for name in _names(node.input_stream):
+            consumers.setdefault(name, set()).add(side)
+
+    def crossing(from_side: str, to_side: str) -> tuple[str, ...]:
+        return tuple(
+            name for name, side in producer.items()
+            if side == from_side and to_side in consumers.get(name, ())
+        )
+
+    to_python, to_native = crossing("native", "python"), crossing("python", "native")
+    native_inputs = tuple(n for n in graph_inputs if "native" in consumers.get(n, ()))
+    python_inputs = tuple(n for n in graph_inputs if "python" in consumers.get(n, ()))
+    native_outputs = tuple(n for n in graph_outputs if producer.get(n) == "native")
+    python_outputs = tuple(n for n in graph_outputs if producer.get(n) == "python")
+
+    def half(side: str, inputs: Iterable[str], outputs: Iterable[str]) -> object | None:
+        nodes = [node for i, node in enumerate(config.node) if (i in python_nodes) == (side == "python")]  # type: ignore[attr-defined]
+        if not nodes:
+            return None
+        part = calculator_pb2.CalculatorGraphConfig()
+        part.CopyFrom(config)
+        del part.node[:]
+        part.node.extend(nodes)
+        del part.input_stream[:]
+        part.input_stream.extend(dict.fromkeys(inputs))
+        del part.output_stream[:]
+        part.output_stream.extend(dict.fromkeys(outputs))
+        if side == "python":
+            part.ClearField("executor")
+            part.ClearField("profiler_config")
+        return part
+
+    native = half("native", [*native_inputs, *to_native], [*native_outputs, *to_python])
+    python = half("python", [*python_inputs, *to_python], [*python_outputs, *to_native])
+    return Split(native, python, to_python, to_native, native_inputs, python_inputs, native_outputs, python_outputs)
