@@ -1,0 +1,202 @@
+"""config.json entries for models: which `model_config_list` entries are models, and their settings.
+
+An entry `{"config": {"name": ..., "base_path": ...}}` whose base path holds
+no graph pbtxt is a model (spec §6.1); the models of a graph's subconfig
+(`<base_path>/subconfig.json`) are ordinary models too. Relative base paths
+resolve against the directory of the file that names them. Supported keys:
+`name`, `base_path`, `target_device`, `plugin_config`,
+`model_version_policy`; shape, batch and layout changes are logged and
+ignored (models keep their own shapes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ovms_notebook.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_DEVICE", "PRECISION_HINT", "ModelEntry", "VersionPolicy", "read_model_entries"]
+
+DEFAULT_DEVICE = "CPU"
+PRECISION_HINT = "INFERENCE_PRECISION_HINT"
+_UNSUPPORTED_KEYS = ("batch_size", "shape", "layout", "stateful", "idle_sequence_cleanup", "max_sequence_number")
+
+
+@dataclass(frozen=True)
+class VersionPolicy:
+    """OVMS's `model_version_policy`: `latest` (the newest `count`), `all`, or `specific` versions."""
+
+    kind: str = "latest"
+    count: int = 1
+    versions: tuple[int, ...] = ()
+
+    def select(self, available: Sequence[int]) -> list[int]:
+        """The served versions among the version folders found, ascending."""
+        ordered = sorted(available)
+        if self.kind == "all":
+            return ordered
+        if self.kind == "specific":
+            return [v for v in ordered if v in self.versions]
+        return ordered[-self.count :] if self.count > 0 else []
+
+    @classmethod
+    def parse(cls, value: object, where: str) -> VersionPolicy:
+        """From config.json's `{"latest": {"num_versions": N}}`, `{"all": {}}` or `{"specific": {"versions": [..]}}`."""
+        if value is None:
+            return cls()
+        if not isinstance(value, dict) or len(value) != 1:
+            raise ConfigError(f"{where}: model_version_policy must be an object with one of latest, all, specific; "
+                              f"got {value!r}")
+        (kind, body), = value.items()
+        body = body or {}
+        if kind == "all" and isinstance(body, dict):
+            return cls("all")
+        if kind == "latest" and isinstance(body, dict):
+            count = body.get("num_versions", 1)
+            if not isinstance(count, int) or count < 1:
+                raise ConfigError(f"{where}: latest.num_versions must be a positive integer, got {count!r}")
+            return cls("latest", count=count)
+        if kind == "specific" and isinstance(body, dict):
+            versions = body.get("versions")
+            if not isinstance(versions, list) or not all(isinstance(v, int) and v > 0 for v in versions):
+                raise ConfigError(f"{where}: specific.versions must be a list of positive integers, got {versions!r}")
+            return cls("specific", versions=tuple(versions))
+        raise ConfigError(f"{where}: model_version_policy must be one of latest, all, specific; got {value!r}")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model as config.json names it, with its base path resolved."""
+
+    name: str
+    base_path: Path
+    target_device: str = DEFAULT_DEVICE
+    plugin_config: tuple[tuple[str, str], ...] = ()
+    policy: VersionPolicy = field(default_factory=VersionPolicy)
+
+    @property
+    def compile_config(self) -> dict[str, str]:
+        """The properties `compile_model` gets: plugin_config, plus f32 precision on CPU unless it says otherwise."""
+        config = dict(self.plugin_config)
+        if self.target_device.upper().startswith("CPU") and PRECISION_HINT not in config:
+            config[PRECISION_HINT] = "f32"
+        return config
+
+
+def read_model_entries(config_path: str | Path) -> list[ModelEntry]:
+    """The model entries of a config.json: `model_config_list` entries without a graph, then the models of every
+    graph's subconfig (spec §6.1). Duplicate names: the first wins, with a warning, as in OVMS."""
+    config_path = Path(config_path).expanduser().resolve()
+    document = _load_json(config_path)
+    root = config_path.parent
+    entries: list[ModelEntry] = []
+    graph_bases: list[tuple[Path, str | None]] = []
+    for index, item in enumerate(_list(document, "model_config_list", config_path)):
+        where = f"{config_path}: model_config_list[{index}].config"
+        if not isinstance(item, dict) or not isinstance(item.get("config"), dict):
+            raise ConfigError(f"{config_path}: model_config_list[{index}] must be an object with a 'config' object")
+        config = item["config"]
+        base = _base_path(config, root, where)
+        if (base / str(config.get("graph_path") or "graph.pbtxt")).is_file():
+            graph_bases.append((base, config.get("subconfig")))
+            continue
+        entries.append(_entry(config, base, where))
+    for index, item in enumerate(_list(document, "mediapipe_config_list", config_path)):
+        if isinstance(item, dict) and isinstance(item.get("name"), str):
+            graph_bases.append((_base_path(item, root, f"{config_path}: mediapipe_config_list[{index}]"),
+                                item.get("subconfig")))
+    for base, subconfig in graph_bases:
+        entries.extend(_subconfig_entries(base, subconfig, config_path))
+    unique: dict[str, ModelEntry] = {}
+    for entry in entries:
+        if entry.name in unique:
+            if unique[entry.name] != entry:
+                log.warning("%s: model name %r appears twice; the first entry wins (as in OVMS)", config_path,
+                            entry.name)
+            continue
+        unique[entry.name] = entry
+    return list(unique.values())
+
+
+def _subconfig_entries(base: Path, subconfig: object, main_config: Path) -> list[ModelEntry]:
+    """A graph's subconfig models: `<base>/<subconfig>`, default `<base>/subconfig.json`, else `<base>/config.json`."""
+    if isinstance(subconfig, str) and subconfig:
+        candidates = [(base / subconfig).resolve()]
+    else:
+        candidates = [base / "subconfig.json", base / "config.json"]
+    for path in candidates:
+        if path.is_file() and path.resolve() != main_config:
+            document = _load_json(path)
+            entries = []
+            for index, item in enumerate(_list(document, "model_config_list", path)):
+                where = f"{path}: model_config_list[{index}].config"
+                if not isinstance(item, dict) or not isinstance(item.get("config"), dict):
+                    raise ConfigError(f"{path}: model_config_list[{index}] must be an object with a 'config' object")
+                entries.append(_entry(item["config"], _base_path(item["config"], path.parent, where), where))
+            return entries
+    return []
+
+
+def _load_json(path: Path) -> dict:
+    try:
+        document = json.loads(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"{path} cannot be read: {error.strerror or error}") from error
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path} is not valid JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: expected a JSON object at the top level, got {type(document).__name__}")
+    return document
+
+
+def _list(document: dict, key: str, path: Path) -> list:
+    value = document.get(key, [])
+    if not isinstance(value, list):
+        raise ConfigError(f"{path}: '{key}' must be a list, got {type(value).__name__}")
+    return value
+
+
+def _base_path(config: dict, root: Path, where: str) -> Path:
+    name = config.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where} needs a non-empty string 'name', got {name!r}")
+    base = config.get("base_path") or name
+    if not isinstance(base, str):
+        raise ConfigError(f"{where}.base_path must be a string, got {type(base).__name__}")
+    return (root / Path(base).expanduser()).resolve()
+
+
+def _entry(config: dict, base: Path, where: str) -> ModelEntry:
+    device = config.get("target_device", DEFAULT_DEVICE)
+    if not isinstance(device, str) or not device:
+        raise ConfigError(f"{where}.target_device must be a non-empty string, got {device!r}")
+    plugin = config.get("plugin_config", {})
+    if isinstance(plugin, str):  # the CLI form: a JSON string
+        try:
+            plugin = json.loads(plugin)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"{where}.plugin_config is a string but not JSON: {error}") from error
+    if not isinstance(plugin, dict):
+        raise ConfigError(f"{where}.plugin_config must be an object, got {type(plugin).__name__}")
+    for key in _UNSUPPORTED_KEYS:
+        if key in config:
+            log.warning("%s.%s is not supported here and is ignored (the model keeps its own shapes)", where, key)
+    return ModelEntry(
+        name=config["name"],
+        base_path=base,
+        target_device=device,
+        plugin_config=tuple(sorted((str(k), _property_text(v)) for k, v in plugin.items())),
+        policy=VersionPolicy.parse(config.get("model_version_policy"), where),
+    )
+
+
+def _property_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "YES" if value else "NO"
+    return str(value)
