@@ -381,14 +381,9 @@ class PythonGraph:
 
 
 def _parse(text: str) -> Any:
-    from mediapipe.framework import calculator_pb2
+    from ovms_notebook.runtime.protos import parse_graph_config
 
-    from ovms_notebook.runtime.protos import import_wheel_protos
-
-    import_wheel_protos()
-    config = calculator_pb2.CalculatorGraphConfig()
     try:
-        text_format.Parse(text, config)
+        return parse_graph_config(text)
     except text_format.ParseError as error:
         raise GraphConfigError(f"Failed to parse: {error}") from error
-    return config

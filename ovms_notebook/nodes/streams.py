@@ -25,6 +25,7 @@ from ovms_notebook.runtime.timestamps import (
     UNSET,
     UNSTARTED,
     debug_string,
+    next_allowed,
 )
 
 log = logging.getLogger(__name__)
@@ -59,15 +60,6 @@ def is_range(timestamp: int) -> bool:
 def allowed_in_stream(timestamp: int) -> bool:
     """`Timestamp::IsAllowedInStream()`: a range value, PreStream() or PostStream()."""
     return is_range(timestamp) or timestamp in (PRESTREAM, POSTSTREAM)
-
-
-def next_allowed(timestamp: int) -> int:
-    """`Timestamp::NextAllowedInStream()`: nothing may follow Max() or PreStream()."""
-    if timestamp >= MAX or timestamp == PRESTREAM:
-        return ONE_OVER_POSTSTREAM
-    if timestamp < MIN:
-        return MIN
-    return timestamp + 1
 
 
 def previous_allowed(timestamp: int) -> int:

@@ -18,7 +18,7 @@ from google.protobuf import text_format
 
 from ovms_notebook.codec import StreamKind, StreamSpec, parse_stream
 from ovms_notebook.errors import GraphLoadError
-from ovms_notebook.runtime.protos import import_wheel_protos
+from ovms_notebook.runtime.protos import parse_graph_config
 from ovms_notebook.runtime.split import Split, split_graph
 
 # Modules that register OVMS's calculators (PythonExecutor, OpenVINO...) on the Python side when imported.
@@ -57,12 +57,8 @@ class GraphSpec:
 
 def parse_graph(text: str) -> GraphSpec:
     """Parse pbtxt text and apply OVMS's load-time rules; raises GraphLoadError with the reason."""
-    import_wheel_protos()
-    from mediapipe.framework import calculator_pb2
-
-    config = calculator_pb2.CalculatorGraphConfig()
     try:
-        text_format.Parse(text, config)
+        config = parse_graph_config(text)
     except text_format.ParseError as error:
         raise GraphLoadError(f"graph pbtxt does not parse: {error}") from error
     inputs = _streams(config.input_stream, "input")

@@ -36,3 +36,12 @@ def import_wheel_protos() -> int:
     # OVMS's own calculator options (PythonExecutor, OpenVINO session/inference, converter).
     importlib.import_module("ovms_notebook.nodes.proto.ovms_calculators_pb2")
     return loaded
+
+
+def parse_graph_config(text: str) -> object:
+    """pbtxt text as a `CalculatorGraphConfig`, every option type known; raises text_format.ParseError."""
+    from google.protobuf import text_format
+    from mediapipe.framework import calculator_pb2
+
+    import_wheel_protos()
+    return text_format.Parse(text, calculator_pb2.CalculatorGraphConfig())

@@ -53,8 +53,12 @@ def is_range_value(value: int) -> bool:
 
 
 def next_allowed(value: int) -> int:
-    """MediaPipe's `NextAllowedInStream`: +1, except that Max() is followed by OneOverPostStream()."""
-    return ONE_OVER_POSTSTREAM if value >= MAX else value + 1
+    """MediaPipe's `Timestamp::NextAllowedInStream()`: +1; nothing may follow Max() or PreStream()."""
+    if value >= MAX or value == PRESTREAM:
+        return ONE_OVER_POSTSTREAM
+    if value < MIN:
+        return MIN
+    return value + 1
 
 
 def requested_timestamp(parameters: Mapping[str, pb.InferParameter]) -> int | None:

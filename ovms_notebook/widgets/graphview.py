@@ -69,17 +69,12 @@ def _config_of(source: object) -> Any:
     if isinstance(source, str):
         from google.protobuf import text_format
 
-        from ovms_notebook.runtime.protos import import_wheel_protos
+        from ovms_notebook.runtime.protos import parse_graph_config
 
-        import_wheel_protos()
-        from mediapipe.framework import calculator_pb2
-
-        config = calculator_pb2.CalculatorGraphConfig()
         try:
-            text_format.Parse(source, config)
+            return parse_graph_config(source)
         except text_format.ParseError as error:
             raise GraphLoadError(f"graph pbtxt does not parse: {error}") from error
-        return config
     config = getattr(source, "config", source)
     if not hasattr(config, "node"):
         raise TypeError(f"expected a GraphSpec, a CalculatorGraphConfig or pbtxt text, got {type(source).__name__}")
