@@ -53,11 +53,13 @@ def _echo(requests: Iterator[pb.ModelInferRequest], context: grpc.ServicerContex
         yield response
 
 
-def start_echo_server() -> tuple[grpc.Server, str]:
-    """A plain grpcio bidi echo of KServe messages on 127.0.0.1:0."""
-    server = grpc.server(ThreadPoolExecutor(max_workers=16), options=[("grpc.so_reuseport", 0)])
+def start_echo_server(answer: Callable = _echo) -> tuple[grpc.Server, str]:
+    """A plain grpcio bidi server of KServe messages on 127.0.0.1:0; `answer` is its stream handler
+    (default: echo each request back). The transport floor the benchmarks compare against."""
+    server = grpc.server(ThreadPoolExecutor(max_workers=16), options=[("grpc.so_reuseport", 0),
+                                                                      ("grpc.max_receive_message_length", 1 << 30)])
     handler = grpc.stream_stream_rpc_method_handler(
-        _echo, request_deserializer=pb.ModelInferRequest.FromString,
+        answer, request_deserializer=pb.ModelInferRequest.FromString,
         response_serializer=pb.ModelStreamInferResponse.SerializeToString)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME,
                                                                           {"ModelStreamInfer": handler}),))

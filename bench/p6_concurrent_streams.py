@@ -27,12 +27,11 @@ from __future__ import annotations
 import argparse
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import mediapipe as mp
 import numpy as np
-from common import REPO, SERVICE_NAME, StreamDriver, make_request, pb, report, start_echo_server
+from common import REPO, StreamDriver, make_request, pb, report, start_echo_server
 
 import ovms_notebook
 from ovms_notebook.runtime.graph import use_wheel_resources
@@ -54,17 +53,8 @@ def _ack(requests, context):
 
 
 def start_ack_server() -> tuple[grpc.Server, str]:
-    """A plain grpcio bidi server of KServe messages answering small, as bench/common.py's echo is built."""
-    server = grpc.server(ThreadPoolExecutor(max_workers=16), options=[("grpc.so_reuseport", 0),
-                                                                      ("grpc.max_receive_message_length", 1 << 30)])
-    handler = grpc.stream_stream_rpc_method_handler(
-        _ack, request_deserializer=pb.ModelInferRequest.FromString,
-        response_serializer=pb.ModelStreamInferResponse.SerializeToString)
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME,
-                                                                          {"ModelStreamInfer": handler}),))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    return server, f"127.0.0.1:{port}"
+    """A plain grpcio bidi server of KServe messages answering small (the frame transport's floor)."""
+    return start_echo_server(_ack)
 
 
 def aggregate(address: str, messages: list, streams: int, per_stream: int) -> float:
