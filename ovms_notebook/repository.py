@@ -6,6 +6,10 @@ OVMS's path defaults (spec §6.1). A graph that fails to load is kept with its
 reason (ModelReady false) and never stops the others. `reload()` follows
 spec §6.2: new graphs load, changed ones reload, missing ones retire; open
 streams hold their own `GraphDefinition` and are not affected.
+
+Models (`model_config_list` entries without a graph, and every graph's subconfig
+models) live in `Repository.models`, a `ModelRepository` loaded before the
+graphs, as OVMS loads them, so a graph's OpenVINO session nodes find them.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ovms_notebook.errors import ConfigError, GraphLoadError
-from ovms_notebook.runtime.graphconfig import GraphSpec, parse_graph
+from ovms_notebook.models import ModelRepository
+from ovms_notebook.runtime.graphconfig import GraphSpec, bind_resources, parse_graph, release_resources
 from ovms_notebook.status import OvmsStatus, StatusCode
 
 log = logging.getLogger(__name__)
@@ -100,10 +105,7 @@ def read_entries(config_path: Path) -> list[GraphEntry]:
             raise ConfigError(f"{config_path}: model_config_list[{index}] must be an object with a 'config' object")
         entry = _entry(item["config"], root, f"model_config_list[{index}].config", config_path)
         if entry.graph_path.is_file():
-            entries.append(entry)
-        else:
-            log.warning("%s: %s has no graph at %s; model serving is not handled here", config_path, entry.name,
-                        entry.graph_path)
+            entries.append(entry)  # without a graph file the entry is a model (ovms_notebook.models)
     unique: dict[str, GraphEntry] = {}
     for entry in entries:
         if entry.name in unique:
@@ -137,14 +139,18 @@ def _entry(item: object, root: Path, where: str, config_path: Path) -> GraphEntr
     return GraphEntry(name=name, base_path=base_path, graph_path=graph_path, subconfig_path=subconfig_path)
 
 
-def load_definition(entry: GraphEntry) -> GraphDefinition:
-    """Load one graph; a failure is recorded on the definition, never raised."""
+def load_definition(entry: GraphEntry, models: ModelRepository | None = None) -> GraphDefinition:
+    """Load one graph (its Python node handlers and OpenVINO sessions on `models` included); a failure is
+    recorded on the definition, never raised."""
+    if models is not None and entry.name in models:
+        return _failed(entry, f"the name {entry.name!r} is already used by a model in model_config_list; graph and "
+                       "model names must be unique (OVMS refuses the graph too)")
     try:
         text = entry.graph_path.read_text()
     except OSError as error:
         return _failed(entry, f"graph file {entry.graph_path} cannot be read: {error.strerror or error}")
     try:
-        spec = parse_graph(text)
+        spec = bind_resources(parse_graph(text), entry.base_path, entry.name, models)
     except GraphLoadError as error:
         return _failed(entry, str(error))
     log.info("graph %r loaded from %s", entry.name, entry.graph_path)
@@ -162,14 +168,24 @@ class Repository:
     def __init__(self, config: str | Path) -> None:
         self.config_path = find_config(config)
         self._lock = threading.Lock()
+        self._reload_lock = threading.Lock()
         self._definitions: dict[str, GraphDefinition] = {}
-        self.reload()
+        self.models = ModelRepository(self.config_path)
+        self._load_graphs()
 
     def reload(self) -> dict[str, str]:
-        """Re-read config.json: load new graphs, reload changed ones, retire missing ones.
+        """Re-read config.json: models first (as OVMS loads them), then load new graphs, reload changed ones,
+        retire missing ones.
 
-        Returns what happened to each graph name ("loaded", "reloaded", "retired", "unchanged").
+        Returns what happened to each graph and model name ("loaded", "reloaded", "retired", "unchanged",
+        and for models "versions changed").
         """
+        with self._reload_lock:
+            changes = self.models.reload()
+            changes.update(self._load_graphs())
+            return changes
+
+    def _load_graphs(self) -> dict[str, str]:
         entries = {entry.name: entry for entry in read_entries(self.config_path)}
         changes: dict[str, str] = {}
         with self._lock:
@@ -178,9 +194,10 @@ class Repository:
         for name, entry in entries.items():
             old = current.get(name)
             if old is None:
-                updated[name], changes[name] = load_definition(entry), "loaded"
+                updated[name], changes[name] = load_definition(entry, self.models), "loaded"
             elif old.state is GraphState.RETIRED or self._changed(old, entry):
-                updated[name], changes[name] = load_definition(entry), "reloaded"
+                updated[name], changes[name] = load_definition(entry, self.models), "reloaded"
+                release_resources(old.spec, keep=updated[name].spec)
             else:
                 updated[name], changes[name] = old, "unchanged"
         for name, old in current.items():
@@ -188,6 +205,7 @@ class Repository:
                 if old.state is not GraphState.RETIRED:
                     log.info("graph %r retired", name)
                     changes[name] = "retired"
+                    release_resources(old.spec)
                 updated[name] = GraphDefinition(entry=old.entry, spec=old.spec, state=GraphState.RETIRED)
         with self._lock:
             self._definitions = updated

@@ -54,6 +54,7 @@ class StatusCode(enum.Enum):
     INVALID_NO_OF_INPUTS = ("Invalid number of inputs", grpc.StatusCode.INVALID_ARGUMENT)
     INVALID_MISSING_INPUT = ("Missing input with specific name", grpc.StatusCode.INVALID_ARGUMENT)
     INVALID_UNEXPECTED_INPUT = ("Unexpected input", grpc.StatusCode.INVALID_ARGUMENT)
+    INVALID_NO_OF_SHAPE_DIMENSIONS = ("Invalid number of shape dimensions", grpc.StatusCode.INVALID_ARGUMENT)
     INVALID_SHAPE = ("Invalid input shape", grpc.StatusCode.INVALID_ARGUMENT)
     INVALID_BATCH_SIZE = ("Invalid input batch size", grpc.StatusCode.INVALID_ARGUMENT)
     INVALID_PRECISION = ("Invalid input precision", grpc.StatusCode.INVALID_ARGUMENT)

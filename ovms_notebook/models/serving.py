@@ -11,9 +11,8 @@ number of inputs; raw/typed coherency; then per model input, sorted by name:
 presence, dimensions > 0, precision, rank, batch size (dimension 0), shape,
 content size (raw: bytes; typed: values). The response carries every output,
 sorted by name, in `raw_output_contents`; requested `outputs` are ignored.
-Departures: a BYTES input (OVMS's binary image path) is an INVALID_PRECISION
-error here, and ranks differ under INVALID_SHAPE until status.py has
-INVALID_NO_OF_SHAPE_DIMENSIONS (then that code is used).
+Departure: a BYTES input (OVMS's binary image path) is an INVALID_PRECISION
+error here.
 """
 
 from __future__ import annotations
@@ -38,8 +37,6 @@ __all__ = [
 ]
 
 PLATFORM = "OpenVINO"
-#: OVMS's code for a rank mismatch; status.py may not have it yet (then INVALID_SHAPE carries the same text).
-_RANK_CODE = getattr(StatusCode, "INVALID_NO_OF_SHAPE_DIMENSIONS", StatusCode.INVALID_SHAPE)
 
 
 def _lookup(models: ModelRepository, name: str, version_text: str, *, exact_zero: bool) -> ModelVersion:
@@ -134,7 +131,7 @@ def _check_tensor(spec: TensorSpec, tensor: pb.ModelInferRequest.InferInputTenso
     if not spec.dynamic_rank:
         expected = f"Expected: {spec.shape_text()}; Actual: {shape_to_string(shape)}; input name: {name}"
         if not shape or len(shape) != len(spec.bounds):
-            raise OvmsStatus(_RANK_CODE, expected)
+            raise OvmsStatus(StatusCode.INVALID_NO_OF_SHAPE_DIMENSIONS, expected)
         if not spec.dimension_matches(0, shape[0]):  # OVMS's default layout "N...": dimension 0 is the batch
             raise OvmsStatus(
                 StatusCode.INVALID_BATCH_SIZE,

@@ -106,7 +106,7 @@ class NodeRuntime:
             if offset is not None:
                 offset = operator.index(offset)
         except Exception as error:
-            self._record(Status(INTERNAL, f'Calculator::Open() for node "{self.name}" failed: {describe(error)}'))
+            self._record(_failure("Open", self.name, error))
             return False
         finally:
             self._end()
@@ -169,7 +169,7 @@ class NodeRuntime:
             if not stop:
                 self._apply(result)
         except Exception as error:
-            self._record(Status(INTERNAL, f'Calculator::Process() for node "{self.name}" failed: {describe(error)}'))
+            self._record(_failure("Process", self.name, error))
             return
         finally:
             self._end()
@@ -189,7 +189,7 @@ class NodeRuntime:
             self._apply(self.instance.close())
         except Exception as error:
             if propagate:
-                self._record(Status(INTERNAL, f'Calculator::Close() for node "{self.name}" failed: {describe(error)}'))
+                self._record(_failure("Close", self.name, error))
             else:
                 log.debug("close() of node %s failed after the run ended", self.name, exc_info=True)
         finally:
@@ -294,3 +294,23 @@ class NodeRuntime:
 
     def input_done(self, tag: str) -> bool:
         return self._slot(tag)[2]
+
+
+_ABSL_CODES = frozenset({
+    "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+    "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+    "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+})
+
+
+def _failure(phase: str, node: str, error: BaseException) -> Status:
+    """MediaPipe's status for a calculator method that raised: `Calculator::Process() for node "x" failed: ...`."""
+    return Status(_code(error), f'Calculator::{phase}() for node "{node}" failed: {describe(error)}')
+
+
+def _code(error: BaseException) -> str:
+    """The absl status code a calculator's exception stands for: its `code` attribute when it names one
+    (e.g. FAILED_PRECONDITION for a session that cannot load its model, as OVMS's Open() returns), else INTERNAL."""
+    code = getattr(error, "code", None)
+    return code if isinstance(code, str) and code in _ABSL_CODES else INTERNAL
+

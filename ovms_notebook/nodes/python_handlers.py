@@ -376,6 +376,26 @@ NODE_RESOURCES = PythonNodeResourcesCache()
 """The process-wide cache nodes load their handlers through when the graph passes no resources map."""
 
 
+def release_loaded(
+    resources: Mapping[str, PythonNodeResources],
+    keep: Mapping[str, PythonNodeResources] | None = None,
+    cache: PythonNodeResourcesCache | None = None,
+) -> None:
+    """A graph definition is retired or replaced: release its handlers, except those `keep` still uses.
+
+    Each is finalized now, or when the last graph run using it closes (spec §6.2).
+    """
+    cache = NODE_RESOURCES if cache is None else cache
+    kept = {id(entry) for entry in (keep or {}).values()}
+    for entry in resources.values():
+        if id(entry) in kept:
+            continue
+        if cache.get(entry.key) is entry:
+            cache.release(entry.key)
+        else:
+            entry.release()  # already replaced in the cache; finalize once its runs end
+
+
 def load_python_nodes(
     config: Any,
     base_path: str | Path,

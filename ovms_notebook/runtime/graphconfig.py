@@ -9,10 +9,13 @@ later (unknown stream names, unsupported kinds) is settled here, once.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from google.protobuf import text_format
 
@@ -20,6 +23,9 @@ from ovms_notebook.codec import StreamKind, StreamSpec, parse_stream
 from ovms_notebook.errors import GraphLoadError
 from ovms_notebook.runtime.protos import parse_graph_config
 from ovms_notebook.runtime.split import Split, split_graph
+
+#: The side packet OVMS reserves for its map of Python node resources (spec §6.4); clients cannot set it.
+RESERVED_SIDE_PACKET = "py"
 
 # Modules that register OVMS's calculators (PythonExecutor, OpenVINO...) on the Python side when imported.
 _OVMS_CALCULATOR_MODULES = ("ovms_notebook.nodes.ovms_python", "ovms_notebook.nodes.openvino")
@@ -43,6 +49,9 @@ class GraphSpec:
     side_packets: tuple[str, ...]
     md5: str = field(default="")
     split: Split | None = field(default=None)  # set when some nodes run on the Python side
+    #: Side packets the Python half gets at every start, beside the request's: OVMS's `py` map of loaded
+    #: Python node handlers and each OpenVINO session node's SESSION (set by `bind_resources`).
+    python_side_packets: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def input_names(self) -> list[str]:
@@ -86,6 +95,44 @@ def parse_graph(text: str) -> GraphSpec:
     )
 
 
+def bind_resources(spec: GraphSpec, base_path: str | Path, graph_name: str, models: Any) -> GraphSpec:
+    """What a graph definition holds once loaded, as OVMS's definition does: Python node handlers and sessions.
+
+    Every `PythonExecutorCalculator` node's handler is imported and `initialize`d
+    (one model per node, shared by every graph instance; spec §7.3) and handed
+    to each run as the side packet `py`; every `OpenVINOModelServerSessionCalculator`
+    node gets a session on `models` (the model repository) for its servable.
+    GraphLoadError (OVMS's status name and text) when a node would not load in OVMS.
+    """
+    split = spec.split
+    if split is None or split.python is None:
+        return spec
+    from ovms_notebook.nodes.openvino import bind_sessions
+    from ovms_notebook.nodes.python_handlers import PythonNodeError, load_python_nodes
+
+    try:
+        resources = load_python_nodes(split.python, base_path, graph_name)
+    except PythonNodeError as error:
+        raise GraphLoadError(f"{error.status}: {error}") from error
+    bound, sessions = bind_sessions(split.python, models)
+    side: dict[str, object] = dict(sessions)
+    side[RESERVED_SIDE_PACKET] = resources  # OVMS always passes `py`, even to graphs without Python nodes
+    return dataclasses.replace(spec, split=dataclasses.replace(split, python=bound), python_side_packets=side)
+
+
+def release_resources(spec: GraphSpec | None, keep: GraphSpec | None = None) -> None:
+    """A definition is retired or replaced: finalize its Python node handlers once no run uses them.
+
+    Handlers `keep` (the replacing definition) shares are left alone.
+    """
+    if spec is None or not spec.python_side_packets:
+        return
+    from ovms_notebook.nodes.python_handlers import release_loaded
+
+    kept = keep.python_side_packets.get(RESERVED_SIDE_PACKET, {}) if keep is not None else {}
+    release_loaded(spec.python_side_packets.get(RESERVED_SIDE_PACKET, {}), kept)  # type: ignore[arg-type]
+
+
 def python_registry() -> Mapping[str, object]:
     """Calculators that run on the Python side: OVMS's own and those registered in a notebook."""
     from ovms_notebook.nodes.api import default_registry
@@ -97,10 +144,12 @@ def python_registry() -> Mapping[str, object]:
 
 
 def _check_python(config: object) -> None:
+    from ovms_notebook.nodes.openvino import bind_sessions
     from ovms_notebook.nodes.scheduler import PythonGraph
 
+    bound, _ = bind_sessions(config, None)  # session nodes take their SESSION as input, as the engine runs them
     try:
-        PythonGraph(config)
+        PythonGraph(bound)
     except ValueError as error:
         raise GraphLoadError(f"the graph's Python-side nodes are not valid: {error}") from error
 

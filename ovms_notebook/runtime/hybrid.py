@@ -149,12 +149,15 @@ class HybridGraph:
     # -- the NativeGraph interface ------------------------------------------------------------------------------
 
     def start(self, side_packets: Mapping[str, mp.Packet]) -> None:
-        """Start both halves; Python nodes get the side packets as Python values."""
+        """Start both halves; Python nodes get the side packets as Python values, plus the definition's own
+        (`py`, OpenVINO sessions), which a request cannot override."""
         with self._lock:
             if self.native is not None:
                 self.native.start(side_packets)
+            values = {name: packet_to_value(p) for name, p in side_packets.items()}
+            values.update(self.spec.python_side_packets)
             try:
-                self.python.start_run({name: packet_to_value(p) for name, p in side_packets.items()})
+                self.python.start_run(values)
             except Exception as error:
                 if self.native is not None:
                     self.native.close()

@@ -14,10 +14,9 @@ import mediapipe as mp
 
 from ovms_notebook.codec import check_request_coherency, decode_input
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
-from ovms_notebook.runtime.graphconfig import GraphSpec
+from ovms_notebook.runtime.graphconfig import RESERVED_SIDE_PACKET, GraphSpec
 from ovms_notebook.status import OvmsStatus, StatusCode
 
-RESERVED_SIDE_PACKET = "py"
 TIMESTAMP_PARAMETER = "OVMS_MP_TIMESTAMP"
 
 

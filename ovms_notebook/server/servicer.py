@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 
 import grpc
 
+from ovms_notebook.models import model_infer, model_metadata, model_ready
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
 from ovms_notebook.proto.service import METHODS, SERVICE_NAME
 from ovms_notebook.repository import GraphState, Repository
@@ -101,8 +102,13 @@ class Servicer:
     ) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(name=SERVER_NAME, version=self.version)
 
+    # Models first, then graphs, as OVMS looks servables up (spec §2.1, §2bis).
+
     def ModelReady(self, request: pb.ModelReadyRequest, context: grpc.ServicerContext) -> pb.ModelReadyResponse:
-        definition = self._repository().get(request.name)
+        repository = self._repository()
+        if request.name in repository.models:
+            return _answer(context, model_ready, repository.models, request)
+        definition = repository.get(request.name)
         if definition is None:
             _abort(context, OvmsStatus(StatusCode.MODEL_NAME_MISSING))
         return pb.ModelReadyResponse(ready=definition.available)
@@ -110,7 +116,10 @@ class Servicer:
     def ModelMetadata(
         self, request: pb.ModelMetadataRequest, context: grpc.ServicerContext
     ) -> pb.ModelMetadataResponse:
-        definition = self._repository().get(request.name)
+        repository = self._repository()
+        if request.name in repository.models:
+            return _answer(context, model_metadata, repository.models, request)
+        definition = repository.get(request.name)
         if definition is None:
             _abort(context, OvmsStatus(StatusCode.MODEL_NAME_MISSING))
         try:
@@ -127,10 +136,13 @@ class Servicer:
     # -- inference --------------------------------------------------------------------------------------------
 
     def ModelInfer(self, request: pb.ModelInferRequest, context: grpc.ServicerContext) -> pb.ModelInferResponse:
+        repository = self._repository()
         try:
             if request.model_version:
                 _parse_version(request.model_version)
-            definition, spec = self._repository().acquire(request.model_name)
+            if request.model_name in repository.models:
+                return model_infer(repository.models, request)
+            definition, spec = repository.acquire(request.model_name)
             return run_unary(definition.name, spec, request, self.options, self.events)
         except OvmsStatus as status:
             _abort(context, status)
@@ -212,6 +224,15 @@ class Servicer:
                     context.set_details(item.status.grpc_details)
                 return
             yield session.to_response(item)
+
+
+def _answer(context: grpc.ServicerContext, rpc: Callable, models: object, request: object) -> object:
+    """A model RPC's response, or the gRPC status of the OvmsStatus it raised."""
+    try:
+        return rpc(models, request)
+    except OvmsStatus as status:
+        _abort(context, status)
+    raise AssertionError("unreachable")
 
 
 def _parse_version(version: str) -> int:
