@@ -36,7 +36,9 @@ def image_input(name: str, frame: np.ndarray) -> triton.InferInput:
 def test_every_example_graph_loads(server):
     assert {d.name: d.available for d in server.graphs} == {
         "passthrough": True, "concat_default": True, "concat_immediate": True, "previous_value": True,
-        "side_packet_ticker": True, "image_flip": True, "face_detection": True, "holisticTracking": True}
+        "side_packet_ticker": True, "image_flip": True, "face_detection": True, "face_detection_openvino": True,
+        "face_tracking": True, "holisticTracking": True}
+    assert server.repository.models.names == ["face_detection_short_range"]
 
 
 def test_face_detection_finds_the_astronauts_face(server):

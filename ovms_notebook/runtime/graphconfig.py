@@ -27,8 +27,13 @@ from ovms_notebook.runtime.split import Split, split_graph
 #: The side packet OVMS reserves for its map of Python node resources (spec §6.4); clients cannot set it.
 RESERVED_SIDE_PACKET = "py"
 
-# Modules that register OVMS's calculators (PythonExecutor, OpenVINO...) on the Python side when imported.
-_OVMS_CALCULATOR_MODULES = ("ovms_notebook.nodes.ovms_python", "ovms_notebook.nodes.openvino")
+# Modules that register calculators on the Python side when imported: OVMS's (PythonExecutor, OpenVINO...)
+# and the toolkit's own (DetectionTrackerCalculator).
+_OVMS_CALCULATOR_MODULES = (
+    "ovms_notebook.nodes.ovms_python",
+    "ovms_notebook.nodes.openvino",
+    "ovms_notebook.nodes.tracking",
+)
 
 # Kinds OVMS refuses at graph inputs/outputs, or that need OVMS's C++ calculators.
 _UNSUPPORTED_IO = {
