@@ -15,7 +15,7 @@ import pytest
 import tritonclient.grpc as triton
 
 import ovms_notebook
-from ovms_notebook.codec import decode_output
+from ovms_notebook.codec import TensorValue, decode_output
 from ovms_notebook.nodes.tracking import IouTracker, boxes_of, iou
 from ovms_notebook.sources import astronaut, pan_zoom
 from tests.conftest import GRAPHS, request, stream
@@ -148,5 +148,10 @@ def test_iou_and_the_tracker_logic():
     assert tracker.update([]) == [] and len(tracker.tracks) == 2
     tracker.update([])
     assert tracker.tracks == []
+    rows = np.array([[0.1, 0.2, 0.3, 0.4, 0.9]], np.float32)
+    value = TensorValue("detections", "FP32", (1, 5), rows.tobytes())
+    assert boxes_of(value) == boxes_of(rows) == [((pytest.approx(0.1), pytest.approx(0.2), pytest.approx(0.3),
+                                                    pytest.approx(0.4)), pytest.approx(0.9))]
+    assert boxes_of(np.zeros((0, 17), np.float32)) == [] and boxes_of(None) == []
     with pytest.raises(ValueError, match=r"expected Detection protos or an array \[N, >=5\].*got shape \(3,\)"):
         boxes_of(np.zeros(3))

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ovms_notebook.codec.blob import TensorValue
 from ovms_notebook.nodes.api import Calculator, register
 
 __all__ = ["DetectionTrackerCalculator", "IouTracker", "Track", "boxes_of", "iou"]
@@ -50,10 +51,15 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def boxes_of(detections: object) -> list[tuple[tuple[float, float, float, float], float]]:
-    """(box, score) pairs from mediapipe Detection protos, or from an array whose rows are xmin, ymin, width,
-    height, ..., score (the face_detection_openvino graph's [N, 17])."""
+    """(box, score) pairs from mediapipe Detection protos (a list or a DetectionList), or from a tensor whose
+    rows are xmin, ymin, width, height, ..., score (the face_detection_openvino graph's [N, 17]: a numpy array,
+    TensorValue or pyovms Tensor)."""
     if detections is None:
         return []
+    if hasattr(detections, "detection") and not hasattr(detections, "location_data"):  # a DetectionList
+        detections = list(detections.detection)  # type: ignore[attr-defined]
+    if isinstance(detections, TensorValue):
+        detections = detections.array()
     if isinstance(detections, list | tuple) and all(hasattr(d, "location_data") for d in detections):
         pairs = []
         for detection in detections:
