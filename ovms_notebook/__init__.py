@@ -3,6 +3,7 @@
     import ovms_notebook
     server = ovms_notebook.serve("graphs/")      # returns at once; re-running the cell replaces it
     server.address                               # '127.0.0.1:<port>' for any KServe client
+    server.trace_for(client)                     # a stream's execution trace (StreamClient(..., trace=True))
     server.stop()
 """
 

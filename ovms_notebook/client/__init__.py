@@ -3,9 +3,25 @@
 `StreamClient` holds one `ModelStreamInfer` stream with an ordered log of
 requests, responses, in-band errors and the end; `infer`, `model_metadata`,
 `model_ready`, `server_metadata` and `list_ready` are the unary calls.
+`Recording` saves a stream session to a file, `replay` sends it again and
+`compare` says what differs between two recordings.
 """
 
 from ovms_notebook.client.calls import infer, list_ready, model_metadata, model_ready, server_metadata
+from ovms_notebook.client.recording import Recording
+from ovms_notebook.client.replay import Comparison, compare, replay
 from ovms_notebook.client.stream import LogEntry, StreamClient
 
-__all__ = ["LogEntry", "StreamClient", "infer", "list_ready", "model_metadata", "model_ready", "server_metadata"]
+__all__ = [
+    "Comparison",
+    "LogEntry",
+    "Recording",
+    "StreamClient",
+    "compare",
+    "infer",
+    "list_ready",
+    "model_metadata",
+    "model_ready",
+    "replay",
+    "server_metadata",
+]

@@ -38,7 +38,7 @@ from ovms_notebook.errors import ClientError
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
 from ovms_notebook.proto.service import METHODS
 from ovms_notebook.runtime.timestamps import next_allowed
-from ovms_notebook.server.servicer import STREAM_TAG_METADATA
+from ovms_notebook.server.servicer import STREAM_TAG_METADATA, TRACE_METADATA
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,9 @@ class LogEntry:
     """One item of a stream's client-side log, in the order the client saw it.
 
     request: `timestamp` is the manual one sent, or the predicted automatic one (`manual=False`; None
-    when it cannot be predicted); `names`/`values` are the inputs as given.
+    when it cannot be predicted); `names`/`values` are the inputs as given; `parameters` the request's
+    parameters as sent (OVMS_MP_TIMESTAMP among them when manual) and `datatypes` the overrides given,
+    so the request can be rebuilt byte for byte (what `client.recording` does).
     response: `timestamp` is the response's OVMS_MP_TIMESTAMP; `values` maps each output name to its
     decoded value (a ValueError instance when it could not be decoded).
     error: `text` is the in-band error_message; `request_seq` the request it most likely answers.
@@ -73,6 +75,8 @@ class LogEntry:
     text: str = ""
     code: str | None = None
     request_seq: int | None = None
+    parameters: dict[str, bool | int | str] = field(default_factory=dict)
+    datatypes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -120,6 +124,8 @@ class StreamClient:
     touching the server). `timeout` is the deadline of the whole stream; `credentials` make the channel
     secure; `max_message_bytes` bounds both directions; `max_log` keeps only the newest entries
     (None: all; request entries hold the inputs as given, so a long video stream needs a bound).
+    `trace=True` asks the in-kernel server to record the stream's execution trace (metadata
+    `ovms-notebook-trace: 1`, which OVMS ignores); read it with `server.trace_for(client)`.
 
     Timestamps: in "counter" mode (OVMS up to 2025.0, the in-kernel server's default) automatic
     requests get 0, then the last request's timestamp + 1, and a manual timestamp sets the base;
@@ -151,6 +157,7 @@ class StreamClient:
         timestamps: Literal["counter", "wallclock"] = "counter",
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         max_log: int | None = 1000,
+        trace: bool = False,
     ) -> None:
         if timestamps not in ("counter", "wallclock"):
             raise ValueError(f"timestamps must be 'counter' or 'wallclock', got {timestamps!r}")
@@ -159,6 +166,7 @@ class StreamClient:
         self.timeout = timeout
         self.timestamps = timestamps
         self.tag = str(uuid.uuid4())
+        self.tracing = trace
         self._channel = open_channel(address, credentials, max_message_bytes)
         self._requests = _RequestIterator()
         self._call: Any = None
@@ -228,7 +236,13 @@ class StreamClient:
             predicted = manual_int if manual else automatic
             self._next = _advance(before, manual, manual_int)
             entry = self._append(
-                "request", timestamp=predicted, manual=manual, names=tuple(inputs), values=dict(inputs)
+                "request",
+                timestamp=predicted,
+                manual=manual,
+                names=tuple(inputs),
+                values=dict(inputs),
+                parameters={key: getattr(p, p.WhichOneof("parameter_choice")) for key, p in request.parameters.items()},
+                datatypes=dict(datatypes or {}),
             )
             sent = _Sent(entry.seq, manual, predicted, before)
             self._sent.append(sent)
@@ -253,7 +267,8 @@ class StreamClient:
             request_serializer=method.request.SerializeToString,
             response_deserializer=method.response.FromString,
         )
-        self._call = callable_(self._requests, metadata=((STREAM_TAG_METADATA, self.tag),), timeout=self.timeout)
+        metadata = [(STREAM_TAG_METADATA, self.tag)] + ([(TRACE_METADATA, "1")] if self.tracing else [])
+        self._call = callable_(self._requests, metadata=metadata, timeout=self.timeout)
         self._reader = threading.Thread(
             target=_read,
             args=(weakref.ref(self), self._call, self._requests),

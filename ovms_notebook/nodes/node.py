@@ -29,6 +29,7 @@ from ovms_notebook.nodes.streams import (
     builder_status,
     next_allowed,
 )
+from ovms_notebook.nodes.tracing import NodeTracer, now_us
 from ovms_notebook.nodes.validate import NodePlan
 from ovms_notebook.runtime.timestamps import DONE, UNSTARTED, debug_string
 
@@ -65,8 +66,10 @@ class NodeRuntime:
         record: ErrorSink,
         stop_sources: Callable[[], None],
         enqueue: Callable[[NodeRuntime, Task], bool],
+        tracer: NodeTracer | None = None,
     ) -> None:
         self.plan = plan
+        self._tracer = tracer
         self.id = plan.id
         self.name = plan.name
         self._record = record
@@ -162,6 +165,7 @@ class NodeRuntime:
 
     def _process(self, timestamp: int, slots: dict[str, InputSlot]) -> None:
         shards = self._begin(timestamp, slots)
+        started = now_us() if self._tracer is not None else 0
         try:
             inputs = {key: slot[0] for key, slot in slots.items()}
             result = self.instance.process(timestamp, inputs)
@@ -173,12 +177,24 @@ class NodeRuntime:
             return
         finally:
             self._end()
+        if self._tracer is not None:
+            self._trace(timestamp, slots, shards, started)
         self._post(timestamp, shards)
         if stop:
             if self.is_source:
                 self.close()
             else:
                 self._stop_sources()
+
+    def _trace(self, timestamp: int, slots: dict[str, InputSlot], shards: Mapping[str, OutputShard],
+               started: int) -> None:
+        """Record the call that just ended (a source node's input timestamp is its first output's, as in MediaPipe)."""
+        outputs = [(shard.name, packet.timestamp) for shard in shards.values() for packet in shard.queue]
+        if self.is_source:
+            timestamp = outputs[0][1] if outputs else None  # type: ignore[assignment]
+        inputs = [(self.inputs[key].name, slot[1]) for key, slot in slots.items()
+                  if slot[0] is not None and slot[0] is not EMPTY]
+        self._tracer.process(self.name, timestamp, inputs, outputs, started)  # type: ignore[union-attr]
 
     def close(self, *, propagate: bool = True) -> None:
         """`CloseNode`: inputs closed, `close()` called, outputs flushed and closed (not when the run ended)."""

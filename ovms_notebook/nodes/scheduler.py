@@ -20,7 +20,8 @@ that caused it; the graph stops running nodes, and the next add raises
 "Graph has errors: ...", wait_until_idle / wait_until_done / close raise
 "CalculatorGraph::Run() failed: ..." (`PythonGraphArgumentError`, a
 ValueError, for INVALID_ARGUMENT; `PythonGraphError`, a RuntimeError,
-otherwise). Queues are unbounded (no max_queue_size throttling).
+otherwise). Queues are unbounded (no max_queue_size throttling). With `trace=True` every
+Process() call and graph input packet is recorded (`trace_events`).
 """
 
 from __future__ import annotations
@@ -50,8 +51,10 @@ from ovms_notebook.nodes.streams import (
     next_allowed,
     previous_allowed,
 )
+from ovms_notebook.nodes.tracing import NodeTracer
 from ovms_notebook.nodes.validate import GraphConfigError, plan_graph
 from ovms_notebook.runtime.timestamps import DONE, POSTSTREAM, UNSTARTED, debug_string
+from ovms_notebook.runtime.trace import TraceEvent
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +159,7 @@ class PythonGraph:
         registry: Mapping[str, type[Calculator]] | None = None,
         *,
         eager: bool = True,
+        trace: bool = False,
     ) -> None:
         if isinstance(config, str):
             config = _parse(config)
@@ -173,6 +177,7 @@ class PythonGraph:
         self._queue: list[tuple[int, int, NodeRuntime, Task]] = []
         self._sequence = itertools.count()
         self._inputs: dict[str, _GraphInput] = {}
+        self._tracer = NodeTracer() if trace else None
 
     @property
     def input_streams(self) -> tuple[str, ...]:
@@ -214,8 +219,11 @@ class PythonGraph:
             streams = {name: OutputStream(name, self._record) for name in self._plan.stream_names}
             self._inputs = {name: _GraphInput(streams[name]) for name in self._plan.input_streams}
             self._queue = []
+            if self._tracer is not None:
+                self._tracer.clear()
             self._nodes = [
-                NodeRuntime(plan, streams, self._record, self._stop_sources, self._enqueue) for plan in self._plan.nodes
+                NodeRuntime(plan, streams, self._record, self._stop_sources, self._enqueue, self._tracer)
+                for plan in self._plan.nodes
             ]
             for observer in self._observers:
                 observer.prepare(streams[observer.name], self._record)
@@ -239,6 +247,8 @@ class PythonGraph:
                 raise PythonGraphArgumentError("None can't be a packet value; add EMPTY for a bound-only update")
             if self._errors:
                 raise self._combined("Graph has errors: ")
+            if self._tracer is not None and value is not EMPTY:
+                self._tracer.graph_input(stream, timestamp)
             graph_input.add(value, timestamp)
             self._drain_if_eager()
 
@@ -306,6 +316,11 @@ class PythonGraph:
     def has_error(self) -> bool:
         """True once the current run recorded an error (False again after wait_until_done/close reported it)."""
         return bool(self._errors)
+
+    @property
+    def trace_events(self) -> list[TraceEvent]:
+        """The current run's trace events (Unix µs) when built with `trace=True`, else []."""
+        return self._tracer.events if self._tracer is not None else []
 
     @property
     def error(self) -> str | None:

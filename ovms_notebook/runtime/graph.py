@@ -15,6 +15,7 @@ import contextlib
 import functools
 import logging
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Mapping
 
@@ -22,6 +23,14 @@ import mediapipe as mp
 
 from ovms_notebook.runtime.convert import native_timestamp
 from ovms_notebook.runtime.graphconfig import GraphSpec
+from ovms_notebook.runtime.trace import Trace, TraceEvent
+from ovms_notebook.runtime.trace_native import (
+    DEFAULT_INTERVAL_USEC,
+    TraceFiles,
+    canonical_names,
+    native_trace,
+    with_tracing,
+)
 from ovms_notebook.status import OvmsStatus, StatusCode
 
 log = logging.getLogger(__name__)
@@ -57,19 +66,40 @@ def graph_error_status(message: str) -> OvmsStatus:
 class NativeGraph:
     """A native graph instance: start once, push checked packets, close once."""
 
-    def __init__(self, spec: GraphSpec, sink: PacketSink, *, bounds: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        spec: GraphSpec,
+        sink: PacketSink,
+        *,
+        bounds: frozenset[str] = frozenset(),
+        trace: bool = False,
+        trace_names: Mapping[str, str] | None = None,
+    ) -> None:
         """`sink(stream, packet)` gets every output packet; streams in `bounds` also report bound-only updates
-        (as empty packets), which the hybrid engine forwards to Python-side nodes."""
+        (as empty packets), which the hybrid engine forwards to Python-side nodes.
+
+        `trace` runs MediaPipe's tracer into a temporary directory, read while the graph runs and by
+        `close()`, and removed once the closed graph is gone; `trace_names` maps the config's canonical node
+        names to the names the trace shows (default: the names themselves).
+        """
         self.spec = spec
         self._sink = sink
         self._lock = threading.Lock()
         self._state = "created"
         self._error: OvmsStatus | None = None
         self._closed_inputs: set[str] = set()
+        self._trace: TraceFiles | None = None
+        config = spec.config
+        if trace:
+            names = trace_names or {name: name for name in canonical_names(spec.config)}
+            self._trace = TraceFiles(tempfile.mkdtemp(prefix="ovms-trace-"), names)
+            config = with_tracing(config, self._trace.directory)
         use_wheel_resources()
         try:
-            self._graph = mp.CalculatorGraph(graph_config=spec.config)
+            self._graph = mp.CalculatorGraph(graph_config=config)
         except Exception as error:
+            if self._trace is not None:
+                self._trace.remove()
             raise OvmsStatus(StatusCode.MEDIAPIPE_GRAPH_INITIALIZATION_ERROR, str(error)) from error
         for name in spec.outputs:
             self._graph.observe_output_stream(name, self._observer(name), observe_timestamp_bounds=name in bounds)
@@ -94,6 +124,7 @@ class NativeGraph:
                 self._graph.start_run(dict(side_packets))
             except Exception as error:
                 self._state = "closed"
+                self._finish_trace()
                 raise OvmsStatus(StatusCode.MEDIAPIPE_GRAPH_START_ERROR, _absl_text(error)) from error
             self._state = "running"
 
@@ -151,7 +182,31 @@ class NativeGraph:
             except Exception as error:
                 self._error = graph_error_status(self._combined_error() or _absl_text(error))
             self._state = "closed"
+            self._finish_trace()
             return self._error
+
+    def _finish_trace(self) -> None:
+        """The run is over: take every trace file into memory; the graph goes, then its directory."""
+        if self._trace is not None:
+            self._trace.read(final=True)
+            _release_later(self._graph, self._trace)
+            self._graph = None  # type: ignore[assignment]
+
+    def trace_events(self) -> list[TraceEvent]:
+        """The trace events recorded so far (Unix µs; [] without tracing): MediaPipe writes them every
+        500 ms while the graph runs and the rest when it closes."""
+        return self._trace.read() if self._trace is not None else []
+
+    @property
+    def trace_node_names(self) -> list[str]:
+        """The names of the nodes the trace has seen so far (MediaPipe's node id order)."""
+        return list(self._trace.names) if self._trace is not None else []
+
+    def trace(self, origin_us: int) -> Trace | None:
+        """The trace so far on µs since `origin_us` (Unix µs), None without tracing."""
+        if self._trace is None:
+            return None
+        return native_trace(self._trace, list(self._trace.top_level.values()), origin_us)
 
     def _combined_error(self) -> str:
         try:
@@ -160,16 +215,39 @@ class NativeGraph:
             return ""
 
 
+def _release_later(graph: mp.CalculatorGraph, files: TraceFiles) -> None:
+    """Drop a traced graph once its trace writer has left, then remove its trace directory.
+
+    MediaPipe's periodic trace writer sleeps out its interval even after the run ended, and destroying the
+    graph joins it with the GIL held: dropping the last reference at once would freeze every Python thread
+    for up to the interval (measured: 500 ms). A timer thread drops it after the writer woke up. The
+    destroyed graph writes its trace once more, so the directory goes after it.
+    """
+    holder = [graph]
+
+    def release() -> None:
+        holder.clear()
+        files.remove()
+
+    timer = threading.Timer(DEFAULT_INTERVAL_USEC / 1e6 + 0.2, release)
+    timer.name = "ovms-trace-release"
+    timer.daemon = True
+    timer.start()
+
+
 def _absl_text(error: Exception) -> str:
     """An absl-like `CODE: message` text from the wheel's exception classes (ValueError = INVALID_ARGUMENT)."""
     code = "INVALID_ARGUMENT" if isinstance(error, ValueError) else "INTERNAL"
     return f"{code}: {error}"
 
 
-def make_graph(spec: GraphSpec, sink: PacketSink) -> NativeGraph:
-    """The right engine for a graph: one native graph, or native + Python halves joined at the cut."""
+def make_graph(spec: GraphSpec, sink: PacketSink, *, trace: bool = False) -> NativeGraph:
+    """The right engine for a graph: one native graph, or native + Python halves joined at the cut.
+
+    With `trace` the graph records an execution trace (`graph.trace(origin_us)`).
+    """
     if spec.split is None:
-        return NativeGraph(spec, sink)
+        return NativeGraph(spec, sink, trace=trace)
     from ovms_notebook.runtime.hybrid import HybridGraph
 
-    return HybridGraph(spec, sink, spec.split)  # type: ignore[return-value]
+    return HybridGraph(spec, sink, spec.split, trace=trace)  # type: ignore[return-value]

@@ -12,6 +12,7 @@ back (notes: the one bound setter the Python API has).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -26,7 +27,9 @@ from ovms_notebook.runtime import timestamps as ts
 from ovms_notebook.runtime.convert import packet_to_value, value_to_packet
 from ovms_notebook.runtime.graph import NativeGraph, PacketSink, graph_error_status
 from ovms_notebook.runtime.graphconfig import GraphSpec
-from ovms_notebook.runtime.split import Split, split_graph
+from ovms_notebook.runtime.split import Split, python_side, split_graph
+from ovms_notebook.runtime.trace import Trace, TraceEvent, build_trace, order_nodes
+from ovms_notebook.runtime.trace_native import canonical_names
 from ovms_notebook.status import OvmsStatus, StatusCode
 
 log = logging.getLogger(__name__)
@@ -48,7 +51,7 @@ def _part_spec(config: object, inputs: tuple[str, ...], outputs: tuple[str, ...]
 class HybridGraph:
     """Same interface as NativeGraph (start, push, has_error, wait_until_idle, close) for split graphs."""
 
-    def __init__(self, spec: GraphSpec, sink: PacketSink, split: Split | None = None) -> None:
+    def __init__(self, spec: GraphSpec, sink: PacketSink, split: Split | None = None, *, trace: bool = False) -> None:
         self.spec = spec
         self._sink = sink
         self.split = split or split_graph(spec.config, default_registry)
@@ -59,6 +62,8 @@ class HybridGraph:
         self._state = "created"
         self._thread: threading.Thread | None = None
         split = self.split
+        self._tracing = trace
+        self._names = _half_names(spec.config, split) if trace else ({}, {})
         self.native: NativeGraph | None = None
         if split.native is not None:
             self.native = NativeGraph(
@@ -66,15 +71,37 @@ class HybridGraph:
                            (*split.native_outputs, *split.to_python)),
                 self._on_native,
                 bounds=frozenset(split.to_python),
+                trace=trace,
+                trace_names=self._names[0],
             )
         try:
-            self.python = PythonGraph(split.python, default_registry)
+            self.python = PythonGraph(split.python, default_registry, trace=trace)
         except ValueError as error:
             raise OvmsStatus(StatusCode.MEDIAPIPE_GRAPH_INITIALIZATION_ERROR, str(error)) from error
         for name in split.python_outputs:
             self.python.observe_output_stream(name, self._on_python_output)
         for name in split.to_native:
             self.python.observe_output_stream(name, self._on_python_to_native, observe_timestamp_bounds=True)
+
+    # -- tracing ------------------------------------------------------------------------------------------------
+
+    def trace(self, origin_us: int) -> Trace | None:
+        """Both halves' trace so far on µs since `origin_us` (Unix µs); None without tracing.
+
+        Packets crossing the cut are shown once, as outputs of the node that made them: the halves'
+        own "graph input" records of them are left out.
+        """
+        if not self._tracing:
+            return None
+        python_names = self._names[1]
+        events = [*_without_cut_inputs(self.native.trace_events() if self.native is not None else [],
+                                       self.split.to_native),
+                  *_without_cut_inputs(self.python.trace_events, self.split.to_python)]
+        events = [dataclasses.replace(e, node=python_names[e.node]) if e.kind == "python" and e.node in python_names
+                  else e for e in events]
+        known = [*(self.native.trace_node_names if self.native is not None else []), *python_names.values()]
+        kinds = {**dict.fromkeys(known, "native"), **dict.fromkeys(python_names.values(), "python")}
+        return build_trace(events, origin_us, order_nodes(canonical_names(self.spec.config), known), kinds)
 
     # -- callbacks ----------------------------------------------------------------------------------------------
 
@@ -238,3 +265,34 @@ class HybridGraph:
                 python_error = graph_error_status(combined)
             self._state = "closed"
         return self._engine_error or native_error or python_error
+
+
+def _without_cut_inputs(events: list[TraceEvent], cut: tuple[str, ...]) -> list[TraceEvent]:
+    """A half's graph-input records without the packets the other half made (MediaPipe's tracer folds every
+    graph input added at one timestamp into one record)."""
+    kept = []
+    for event in events:
+        if event.kind == "input":
+            outputs = tuple(packet for packet in event.outputs if packet[0] not in cut)
+            if not outputs:
+                continue
+            event = dataclasses.replace(event, outputs=outputs)
+        kept.append(event)
+    return kept
+
+
+def _half_names(config: object, split: Split) -> tuple[dict[str, str], dict[str, str]]:
+    """Canonical node names in each half -> the whole graph's (native half, Python half).
+
+    The halves keep the graph's node order, so the i-th node of a half is the i-th node of that side.
+    """
+    full = canonical_names(config)
+    python_indexes = set(python_side(config, default_registry))
+    sides: dict[bool, list[str]] = {True: [], False: []}
+    for index, name in enumerate(full):
+        sides[index in python_indexes].append(name)
+    halves = []
+    for part, names in ((split.native, sides[False]), (split.python, sides[True])):
+        own = canonical_names(part) if part is not None else []
+        halves.append(dict(zip(own, names, strict=False)) if len(own) == len(names) else {n: n for n in own})
+    return halves[0], halves[1]

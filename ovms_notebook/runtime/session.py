@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,6 +24,7 @@ from ovms_notebook.runtime.graph import NativeGraph, make_graph
 from ovms_notebook.runtime.graphconfig import GraphSpec
 from ovms_notebook.runtime.requests import check_increasing, decode_packets, side_packets
 from ovms_notebook.runtime.timestamps import TIMESTAMP_PARAMETER, TimestampMode, TimestampPolicy
+from ovms_notebook.runtime.trace import Trace
 from ovms_notebook.status import OvmsStatus, StatusCode
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ class SessionOptions:
 
     timestamps: TimestampMode = "counter"
     timestamp_check: TimestampCheck = "strict"
+    #: Record every stream's execution trace (a client can also ask per stream, see `StreamSession`).
+    trace: bool = False
 
     def __post_init__(self) -> None:
         TimestampPolicy(self.timestamps)  # validates the mode
@@ -89,8 +93,13 @@ class StreamSession:
         options: SessionOptions,
         events: EventLog | None = None,
         client_tag: str = "",
+        trace: bool | None = None,
     ) -> None:
+        """`trace` records the graph's execution trace (None: as `options.trace` says); see `trace`."""
         self.graph_name = graph_name
+        self.tracing = options.trace if trace is None else trace
+        self.opened_us = 0
+        self._trace: Trace | None = None
         self.client_tag = client_tag
         self.spec = spec
         self.options = options
@@ -110,7 +119,8 @@ class StreamSession:
     def open(self, first: pb.ModelInferRequest) -> None:
         """Build and start the graph with side packets from the first request's parameters."""
         packets = side_packets(first.parameters)
-        self._graph = make_graph(self.spec, self._on_packet)
+        self.opened_us = time.time_ns() // 1000
+        self._graph = make_graph(self.spec, self._on_packet, trace=self.tracing)
         self._graph.start(packets)
         self._event("open", detail=self.graph_name)
 
@@ -174,9 +184,27 @@ class StreamSession:
                 return self._final
             if self._graph is not None:
                 self._final = self._graph.close()
+                self._trace = self._read_trace()
             self.finished.set()
         self.outbound.put(Outbound("end", status=self._final))
         return self._final
+
+    @property
+    def trace(self) -> Trace | None:
+        """The execution trace (time 0 = when the stream opened): complete once the stream finished, what was
+        written so far while it runs (MediaPipe writes every 500 ms); None for a stream without tracing."""
+        if self.finished.is_set():
+            return self._trace
+        return self._read_trace()
+
+    def _read_trace(self) -> Trace | None:
+        if not self.tracing or self._graph is None:
+            return None
+        try:
+            return self._graph.trace(self.opened_us)
+        except Exception:  # a trace that cannot be read must not fail the stream
+            log.exception("stream %s: reading the execution trace failed", self.id)
+            return None
 
     def mark_ended(self) -> None:
         """Record the end on the event log, after the writer sent every output (idempotent)."""

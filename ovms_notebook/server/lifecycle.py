@@ -22,6 +22,7 @@ from ovms_notebook.errors import ServerError
 from ovms_notebook.repository import GraphDefinition, Repository
 from ovms_notebook.runtime.events import EventLog
 from ovms_notebook.runtime.session import SessionOptions, StreamSession
+from ovms_notebook.runtime.trace import Trace
 from ovms_notebook.server.servicer import Servicer
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class Server:
         host: str = "127.0.0.1",
         timestamps: str = "counter",
         timestamp_check: str = "strict",
+        trace: bool = False,
         max_workers: int = 32,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         grace: float = 2.0,
@@ -56,7 +58,9 @@ class Server:
 
         if max_workers < 2:
             raise ValueError(f"max_workers must be at least 2, got {max_workers}")
-        self.options = SessionOptions(timestamps=timestamps, timestamp_check=timestamp_check)  # type: ignore[arg-type]
+        self.options = SessionOptions(
+            timestamps=timestamps, timestamp_check=timestamp_check, trace=trace  # type: ignore[arg-type]
+        )
         self.repository = Repository(config)
         self.host = host
         self.requested_port = port
@@ -153,6 +157,21 @@ class Server:
         """Streams open right now."""
         return self.servicer.sessions
 
+    def trace_for(self, stream: object = None) -> Trace | None:
+        """The execution trace of a stream: `stream` is a `StreamClient` (anything with a `.tag`) or the tag it
+        sent; None takes the stream that ended last. While the stream is open: what was recorded so far.
+
+        A stream is traced when its client asked (`StreamClient(..., trace=True)`, i.e. gRPC metadata
+        `ovms-notebook-trace: 1`) or the server was started with `serve(..., trace=True)`; None otherwise.
+        """
+        tag = stream if stream is None or isinstance(stream, str) else str(stream.tag)  # type: ignore[attr-defined]
+        return self.servicer.trace_for(tag)
+
+    @property
+    def traces(self) -> dict[str, Trace]:
+        """Execution traces of the last finished traced streams, by client tag ("stream-<id>" without one)."""
+        return self.servicer.traces
+
     def reload(self) -> dict[str, str]:
         """Re-read config.json as OVMS does on a config reload; open streams keep their graph."""
         return self.repository.reload()
@@ -180,7 +199,8 @@ def serve(config: str | Path, port: int = 0, host: str = "127.0.0.1", **options:
     Re-running the call for the same config stops the earlier server first, so
     re-executing a notebook cell never leaks a server, port or thread.
     Options: timestamps ("counter" | "wallclock"), timestamp_check ("strict" |
-    "mediapipe"), max_workers, max_message_bytes, grace (seconds).
+    "mediapipe"), trace (record every stream's execution trace: `server.trace_for(client)`),
+    max_workers, max_message_bytes, grace (seconds).
     """
     server = Server(config, port=port, host=host, **options)
     key = server.repository.config_path

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
 import grpc
@@ -21,6 +22,7 @@ from ovms_notebook.proto.service import METHODS, SERVICE_NAME
 from ovms_notebook.repository import GraphState, Repository
 from ovms_notebook.runtime.events import EventLog
 from ovms_notebook.runtime.session import GRAPH_VERSION, SessionOptions, StreamSession
+from ovms_notebook.runtime.trace import Trace
 from ovms_notebook.runtime.unary import run_unary
 from ovms_notebook.status import OvmsStatus, StatusCode
 
@@ -30,6 +32,11 @@ SERVER_NAME = "OpenVINO Model Server"
 #: gRPC metadata key by which a client names its stream, so a widget can find the server-side session
 #: (and its event log) of the stream it opened. Invisible to OVMS, which ignores unknown metadata.
 STREAM_TAG_METADATA = "ovms-notebook-stream"
+#: gRPC metadata key by which a client asks for its stream's execution trace ("1"/"true"; "0"/"false" turns a
+#: server-wide `trace=True` off for that stream). OVMS ignores it like any unknown metadata.
+TRACE_METADATA = "ovms-notebook-trace"
+#: Finished streams whose traces are kept (the oldest goes first).
+KEPT_TRACES = 16
 PLATFORM = "OpenVINO"
 _POLL_SECONDS = 0.05
 
@@ -54,6 +61,7 @@ class Servicer:
         self.version = version
         self._sessions: dict[int, StreamSession] = {}
         self._readers: dict[int, threading.Thread] = {}
+        self._traces: OrderedDict[str, Trace] = OrderedDict()
         self._lock = threading.Lock()
 
     # -- bookkeeping for the server ---------------------------------------------------------------------------
@@ -67,6 +75,38 @@ class Servicer:
     def session_for(self, client_tag: str) -> StreamSession | None:
         """The open session whose client sent `client_tag` in its metadata, if any."""
         return next((s for s in self.sessions if s.client_tag == client_tag), None)
+
+    def trace_for(self, client_tag: str | None = None) -> Trace | None:
+        """The execution trace of the stream whose client sent `client_tag` (None: the stream that ended last).
+
+        An open stream gives what its graph wrote so far, a finished one its whole trace (the last
+        `KEPT_TRACES` are kept; a stream without a tag is kept as "stream-<id>"). None when there is none.
+        """
+        if client_tag is not None:
+            session = self.session_for(client_tag)
+            if session is not None:
+                return session.trace
+        with self._lock:
+            if client_tag is None:
+                return next(reversed(self._traces.values()), None)
+            return self._traces.get(client_tag)
+
+    @property
+    def traces(self) -> dict[str, Trace]:
+        """Traces of finished streams by client tag (or "stream-<id>"), oldest first."""
+        with self._lock:
+            return dict(self._traces)
+
+    def _keep_trace(self, session: StreamSession) -> None:
+        trace = session.trace
+        if trace is None:
+            return
+        with self._lock:
+            key = session.client_tag or f"stream-{session.id}"
+            self._traces.pop(key, None)
+            self._traces[key] = trace
+            while len(self._traces) > KEPT_TRACES:
+                self._traces.popitem(last=False)
 
     def close_all(self, timeout: float) -> None:
         """Finish every open session and join its reader (server stop)."""
@@ -159,8 +199,9 @@ class Servicer:
             return
         try:
             definition, spec = self._repository().acquire(first.model_name)
-            tag = dict(context.invocation_metadata()).get(STREAM_TAG_METADATA, "")
-            session = StreamSession(definition.name, spec, self.options, self.events, client_tag=str(tag))
+            metadata = dict(context.invocation_metadata())
+            tag, trace = metadata.get(STREAM_TAG_METADATA, ""), _flag(metadata.get(TRACE_METADATA))
+            session = StreamSession(definition.name, spec, self.options, self.events, client_tag=str(tag), trace=trace)
             session.open(first)
         except OvmsStatus as status:
             _abort(context, status)
@@ -176,6 +217,7 @@ class Servicer:
         finally:
             session.finish()
             session.mark_ended()
+            self._keep_trace(session)
             with self._lock:
                 self._sessions.pop(session.id, None)
 
@@ -233,6 +275,16 @@ def _answer(context: grpc.ServicerContext, rpc: Callable, models: object, reques
     except OvmsStatus as status:
         _abort(context, status)
     raise AssertionError("unreachable")
+
+
+def _flag(value: object) -> bool | None:
+    """A yes/no metadata value: None when absent or not understood."""
+    text = str(value).strip().lower() if value is not None else ""
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    return None
 
 
 def _parse_version(version: str) -> int:

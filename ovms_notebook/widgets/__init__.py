@@ -1,4 +1,4 @@
-"""Notebook views of a server and its streams: graph drawings, stream timelines, the server panel.
+"""Notebook views of a server and its streams: graph drawings, stream timelines, execution traces, the server panel.
 
 Everything that draws goes through `render.RENDER_LOCK` (matplotlib is not
 thread-safe); background threads only set widget traits or call
@@ -34,6 +34,7 @@ from ovms_notebook.widgets.timeline import (
     timeline_figure,
     timeline_png,
 )
+from ovms_notebook.widgets.trace_plot import plot_trace, trace_png
 
 __all__ = [
     "PNG_SIGNATURE",
@@ -57,10 +58,12 @@ __all__ = [
     "header_html",
     "latest_stream_events",
     "panel_for",
+    "plot_trace",
     "records_from_events",
     "records_from_log",
     "render_graph",
     "server_mimebundle",
     "timeline_figure",
     "timeline_png",
+    "trace_png",
 ]

@@ -167,13 +167,15 @@ class Timeline(widgets.VBox):
         self.dpi = dpi
         self.render_count = 0
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.trace_image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", display="none"))
         self.path = widgets.Text(value="timeline.png", description="Save as", layout=widgets.Layout(width="22em"))
         self.export_button = widgets.Button(description="Export PNG", icon="download",
                                             tooltip="Save the timeline as a PNG file at the path on the left")
         self.status = widgets.HTML()
         self.output = widgets.Output()
         super().__init__(
-            children=[self.image, widgets.HBox([self.path, self.export_button, self.status]), self.output],
+            children=[self.image, self.trace_image, widgets.HBox([self.path, self.export_button, self.status]),
+                      self.output],
             **kwargs,
         )
         self._number = next(_numbers)
@@ -253,6 +255,22 @@ class Timeline(widgets.VBox):
                 self.render_count += 1
             self.image.value = png
 
+    def show_trace(self, trace: Any | None) -> None:
+        """Show a stream's execution trace (`server.trace_for(client)`) under the request/response lanes;
+        None hides it. Draws on the caller's thread (any thread may call it)."""
+        if trace is None:
+            self.trace_image.layout.display = "none"
+            return
+        from ovms_notebook.widgets.trace_plot import trace_png
+
+        try:
+            png = trace_png(trace, width=self.width, dpi=self.dpi)
+        except Exception:
+            self.output.append_stderr(traceback.format_exc())
+            return
+        self.trace_image.value = png
+        self.trace_image.layout.display = None
+
     def _on_export(self, _button: widgets.Button) -> None:
         path = Path(self.path.value).expanduser()
         try:
@@ -320,7 +338,7 @@ class Timeline(widgets.VBox):
             if timer is not threading.current_thread():
                 timer.join(timeout=5)
         self.stop_following()
-        for child in (self.image, self.path, self.export_button, self.status, self.output):
+        for child in (self.image, self.trace_image, self.path, self.export_button, self.status, self.output):
             child.close()
         for box in self.children:
             box.close()
