@@ -174,7 +174,8 @@ class Timeline(widgets.VBox):
         self.status = widgets.HTML()
         self.output = widgets.Output()
         super().__init__(
-            children=[self.image, self.trace_image, widgets.HBox([self.path, self.export_button, self.status]),
+            # The trace goes under the export row: the timeline image stays right above its own controls.
+            children=[self.image, widgets.HBox([self.path, self.export_button, self.status]), self.trace_image,
                       self.output],
             **kwargs,
         )
