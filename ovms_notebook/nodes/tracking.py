@@ -101,14 +101,18 @@ class IouTracker:
             ),
             reverse=True,
         )
-        matched_tracks: dict[int, int] = {}
+        matched_tracks: set[int] = set()
         matched_detections: dict[int, int] = {}
         for overlap, t, d in pairs:
             if overlap < self.min_iou:
                 break
             if t in matched_tracks or d in matched_detections:
                 continue
-            matched_tracks[t], matched_detections[d] = d, t
+            matched_tracks.add(t)
+            matched_detections[d] = t
+        for t, track in enumerate(self.tracks):  # the tracks before this frame's new ones
+            if t not in matched_tracks:
+                track.missed += 1
         seen: list[Track] = []
         for d, (box, score) in enumerate(detections):
             if d in matched_detections:
@@ -119,9 +123,6 @@ class IouTracker:
                 self._next_id += 1
                 self.tracks.append(track)
             seen.append(track)
-        for t, track in enumerate(list(self.tracks)):
-            if t not in matched_tracks and track not in seen:
-                track.missed += 1
         self.tracks = [track for track in self.tracks if track.missed <= self.max_missed]
         return seen
 
