@@ -53,6 +53,7 @@ from ovms_notebook.nodes.proto.ovms_calculators_pb2 import (
     PythonExecutorCalculatorOptions,
 )
 from ovms_notebook.nodes.pyovms_tensor import Tensor
+from ovms_notebook.nodes.python_cache import NODE_RESOURCES, PythonNodeResourcesCache, load_python_nodes
 from ovms_notebook.nodes.python_handlers import (
     ALREADY_PROCESSING,
     CONVERTER_CALCULATOR,
@@ -61,7 +62,6 @@ from ovms_notebook.nodes.python_handlers import (
     LOOPBACK_ON_BOTH,
     MISSING_NAME,
     NO_LOOPBACK,
-    NODE_RESOURCES,
     OVMS_PY_TENSOR,
     OVTENSOR,
     PYTHON_NODE_CALCULATOR,
@@ -69,10 +69,8 @@ from ovms_notebook.nodes.python_handlers import (
     RESOURCES_TAG,
     PythonNodeError,
     PythonNodeResources,
-    PythonNodeResourcesCache,
     _keys_and_names,
     _tag,
-    load_python_nodes,
     stream_name,
 )
 from ovms_notebook.nodes.streams import INTERNAL, INVALID_ARGUMENT, UNKNOWN, Status

@@ -113,7 +113,8 @@ def bind_resources(spec: GraphSpec, base_path: str | Path, graph_name: str, mode
     if split is None or split.python is None:
         return spec
     from ovms_notebook.nodes.openvino import bind_sessions
-    from ovms_notebook.nodes.python_handlers import PythonNodeError, load_python_nodes
+    from ovms_notebook.nodes.python_cache import load_python_nodes
+    from ovms_notebook.nodes.python_handlers import PythonNodeError
 
     try:
         resources = load_python_nodes(split.python, base_path, graph_name)
@@ -132,7 +133,7 @@ def release_resources(spec: GraphSpec | None, keep: GraphSpec | None = None) -> 
     """
     if spec is None or not spec.python_side_packets:
         return
-    from ovms_notebook.nodes.python_handlers import release_loaded
+    from ovms_notebook.nodes.python_cache import release_loaded
 
     kept = keep.python_side_packets.get(RESERVED_SIDE_PACKET, {}) if keep is not None else {}
     release_loaded(spec.python_side_packets.get(RESERVED_SIDE_PACKET, {}), kept)  # type: ignore[arg-type]
