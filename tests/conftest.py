@@ -152,3 +152,14 @@ def unary(address: str, method_name: str, message: object, timeout: float = 30.0
 def live_threads(prefixes: tuple[str, ...] = ("ovms-",)) -> list[str]:
     """Names of live threads that belong to our server."""
     return sorted(t.name for t in threading.enumerate() if t.name.startswith(prefixes))
+
+
+def triton_stream(client: object, model: str, requests: Sequence[tuple[list, dict | None]]) -> list[tuple]:
+    """Send (inputs, parameters) requests on one tritonclient stream, half-close, and return every
+    (result, error) its callback got, in order (stop_stream waits for the stream's end)."""
+    items: list[tuple] = []
+    client.start_stream(lambda result, error: items.append((result, error)))  # type: ignore[attr-defined]
+    for inputs, parameters in requests:
+        client.async_stream_infer(model, inputs, parameters=parameters)  # type: ignore[attr-defined]
+    client.stop_stream()  # type: ignore[attr-defined]
+    return items

@@ -7,7 +7,6 @@ one id per face across a stream's frames, and separate tracks per stream.
 
 from __future__ import annotations
 
-import queue
 import threading
 
 import numpy as np
@@ -18,7 +17,7 @@ import ovms_notebook
 from ovms_notebook.codec import TensorValue, decode_output
 from ovms_notebook.nodes.tracking import IouTracker, boxes_of, iou
 from ovms_notebook.sources import astronaut, pan_zoom
-from tests.conftest import GRAPHS, request, stream
+from tests.conftest import GRAPHS, request, stream, triton_stream
 
 
 @pytest.fixture(scope="module")
@@ -82,17 +81,15 @@ def test_openvino_face_detection_answers_every_frame_even_without_a_face(server)
 
 def track_stream(address: str, frames: list[np.ndarray]) -> list[tuple[int, np.ndarray]]:
     """Send frames on one stream with tritonclient; (timestamp, tracks [N, 6]) per response, in order."""
-    items: queue.Queue = queue.Queue()
+    requests = []
+    for frame in frames:
+        tensor = triton.InferInput("image", list(frame.shape), "UINT8")
+        tensor.set_data_from_numpy(frame)
+        requests.append(([tensor], None))
     with triton.InferenceServerClient(address) as client:
-        client.start_stream(lambda result, error: items.put((result, error)))
-        for frame in frames:
-            tensor = triton.InferInput("image", list(frame.shape), "UINT8")
-            tensor.set_data_from_numpy(frame)
-            client.async_stream_infer("face_tracking", [tensor])
-        client.stop_stream()
+        items = triton_stream(client, "face_tracking", requests)
     answers = []
-    while not items.empty():
-        result, error = items.get()
+    for result, error in items:
         assert error is None, error
         response = result.get_response()
         answers.append((response.parameters["OVMS_MP_TIMESTAMP"].int64_param, result.as_numpy("tracks")))

@@ -8,7 +8,6 @@ graph's handlers under its base path's scripts/. Each request of OVMS's tests is
 from __future__ import annotations
 
 import json
-import queue
 import struct
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from tritonclient.utils import InferenceServerException
 
 import ovms_notebook
 from ovms_notebook.nodes.python_cache import NODE_RESOURCES
+from tests.conftest import triton_stream
 from tests.ovms_python_graphs import (
     GENERATOR_ONE,
     GENERATOR_TWO,
@@ -123,15 +123,12 @@ def run_stream(client: triton.InferenceServerClient, model: str, requests: list[
                shape: tuple[int, ...] = (1,)) -> tuple[list[tuple[str, float, int]], list[str], object]:
     """Send every request on one stream, half-close, and return (outputs as (name, value, timestamp), in-band
     error texts, the final error or None)."""
-    items: queue.Queue = queue.Queue()
-    client.start_stream(lambda result, error: items.put((result, error)))
-    for inputs, timestamp in requests:
-        parameters = {"OVMS_MP_TIMESTAMP": timestamp} if timestamp is not None else None
-        client.async_stream_infer(model, [fp32(n, v, shape) for n, v in inputs.items()], parameters=parameters)
-    client.stop_stream()
+    items = triton_stream(client, model, [
+        ([fp32(n, v, shape) for n, v in inputs.items()],
+         {"OVMS_MP_TIMESTAMP": timestamp} if timestamp is not None else None)
+        for inputs, timestamp in requests])
     outputs, errors, final = [], [], None
-    while not items.empty():
-        result, error = items.get()
+    for result, error in items:
         if error is not None:
             if result is None and final is None and not _in_band(error):
                 final = error
