@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import threading
 
@@ -26,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="automatic timestamps: counter (0, +1; OVMS docs) or wallclock (µs; OVMS 2025.1+)")
     serve.add_argument("--timestamp-check", choices=TIMESTAMP_CHECKS, default="strict",
                        help="strict: reject a non-increasing timestamp in-band; mediapipe: let the graph fail as OVMS")
+    serve.add_argument("--tls-cert", metavar="PEM", help="serve over TLS with this certificate (chain) file")
+    serve.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
+    serve.add_argument("--tls-client-ca", metavar="PEM",
+                       help="mutual TLS: accept only clients with a certificate signed by this CA")
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return parser
 
@@ -38,16 +43,21 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         server = serve(args.config, port=args.port, host=args.host, timestamps=args.timestamps,
-                       timestamp_check=args.timestamp_check)
+                       timestamp_check=args.timestamp_check, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                       tls_client_ca=args.tls_client_ca)
     except (OvmsNotebookError, ValueError) as error:
         print(f"ovms-notebook: {error}", file=sys.stderr)
         return 2
     for definition in server.graphs:
         state = "ready" if definition.available else f"NOT READY: {definition.error}"
         print(f"  graph {definition.name}: {state}")
-    print(f"serving on {server.address} (Ctrl-C to stop)", flush=True)
+    # A parent process reads this line for the port (with --port 0); SIGTERM stops as cleanly as Ctrl-C.
+    tls = "" if server.tls == "off" else f" with {server.tls}"
+    print(f"serving on {server.address}{tls} (Ctrl-C to stop)", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     try:
-        threading.Event().wait()
+        stop.wait()
     except KeyboardInterrupt:
         pass
     finally:

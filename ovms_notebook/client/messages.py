@@ -81,11 +81,14 @@ def response_timestamp(response: pb.ModelInferResponse) -> int | None:
 
 
 def open_channel(address: str, credentials: grpc.ChannelCredentials | None, max_message_bytes: int) -> grpc.Channel:
-    options = [
+    """A channel to `address`: secure with `credentials`, plain without."""
+    options: list[tuple[str, object]] = [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
     ]
     if credentials is not None:
+        # ovms_notebook.tls credentials may carry a server-name override for the certificate check
+        options.extend(getattr(credentials, "channel_options", ()))
         return grpc.secure_channel(address, credentials, options=options)
     return grpc.insecure_channel(address, options=options)
 

@@ -24,6 +24,7 @@ from ovms_notebook.runtime.events import EventLog
 from ovms_notebook.runtime.session import SessionOptions, StreamSession
 from ovms_notebook.runtime.trace import Trace
 from ovms_notebook.server.servicer import Servicer
+from ovms_notebook.tls import PemSource, server_credentials
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,8 @@ _registry_lock = threading.Lock()
 class Server:
     """A KServe gRPC server for the graphs of one config.json, running on a thread pool in this process.
 
-    Use `serve()` to create one. `address`/`port` say where it listens; `stop()`
-    ends it; as a context manager it stops on exit.
+    Use `serve()` to create one. `address`/`port` say where it listens; `tls` is "off", "TLS" or
+    "mutual TLS"; `stop()` ends it; as a context manager it stops on exit.
     """
 
     def __init__(
@@ -53,6 +54,9 @@ class Server:
         max_workers: int = 32,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         grace: float = 2.0,
+        tls_cert: PemSource | None = None,
+        tls_key: PemSource | None = None,
+        tls_client_ca: PemSource | None = None,
     ) -> None:
         from ovms_notebook import __version__
 
@@ -61,6 +65,8 @@ class Server:
         self.options = SessionOptions(
             timestamps=timestamps, timestamp_check=timestamp_check, trace=trace  # type: ignore[arg-type]
         )
+        self._credentials = _tls_credentials(tls_cert, tls_key, tls_client_ca)  # checked before any bind
+        self.tls = "off" if tls_cert is None else "mutual TLS" if tls_client_ca is not None else "TLS"
         self.repository = Repository(config)
         self.host = host
         self.requested_port = port
@@ -98,21 +104,28 @@ class Server:
             server.add_generic_rpc_handlers((self.servicer.handler(),))
             address = f"{_bracket(self.host)}:{self.requested_port}"
             try:
-                port = server.add_insecure_port(address)
+                if self._credentials is None:
+                    port = server.add_insecure_port(address)
+                else:
+                    port = server.add_secure_port(address, self._credentials)
             except RuntimeError as error:
                 executor.shutdown(wait=False)
+                if self._credentials is not None and _plain_bind_works(address):
+                    raise ServerError(f"cannot listen on {address} with TLS: gRPC refused the certificate and key "
+                                      "(does tls_key belong to tls_cert?)") from error
                 raise ServerError(f"cannot listen on {address}: {error} (is the port in use?)") from error
             if not port:  # older grpcio reports a failed bind as 0
                 executor.shutdown(wait=False)
                 raise ServerError(f"cannot listen on {address} (is the port in use?)")
-            if self.host not in LOOPBACK_HOSTS:
-                log.warning("listening on %s:%s, reachable from other machines: there is no authentication", self.host,
-                            port)
+            if self.host not in LOOPBACK_HOSTS and self.tls != "mutual TLS":
+                log.warning("listening on %s:%s, reachable from other machines: there is no client authentication%s",
+                            self.host, port, "" if self.tls == "TLS" else " and no encryption")
             server.start()
             self._grpc, self._executor, self.port = server, executor, port
             self.state = "running"
             atexit.register(self.stop)
-            log.info("serving %s on %s", self.repository.config_path, self.address)
+            log.info("serving %s on %s%s", self.repository.config_path, self.address,
+                     "" if self.tls == "off" else f" ({self.tls})")
             return self
 
     def stop(self, grace: float | None = None) -> bool:
@@ -178,7 +191,8 @@ class Server:
 
     def __repr__(self) -> str:
         graphs = ", ".join(f"{d.name}{'' if d.available else ' (' + d.state.value + ')'}" for d in self.graphs)
-        return f"<ovms_notebook.Server {self.state} on {self.address}: {graphs}>"
+        tls = "" if self.tls == "off" else f" ({self.tls})"
+        return f"<ovms_notebook.Server {self.state} on {self.address}{tls}: {graphs}>"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         """A live server panel in Jupyter (graphs, drawings, packet counts); plain text elsewhere."""
@@ -187,6 +201,31 @@ class Server:
         except ImportError:  # ipywidgets missing: still say what the server is
             return {"text/plain": repr(self)}
         return server_mimebundle(self, **kwargs)
+
+
+def _tls_credentials(cert: PemSource | None, key: PemSource | None,
+                     client_ca: PemSource | None) -> grpc.ServerCredentials | None:
+    """Server credentials from the TLS options, or None for a plain server; a half-given set is an error."""
+    if cert is None and key is None:
+        if client_ca is not None:
+            raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key too: the server must show a "
+                             "certificate before it can ask the client for one")
+        return None
+    if cert is None or key is None:
+        given = "tls_cert" if cert is not None else "tls_key"
+        raise ValueError(f"TLS needs both tls_cert and tls_key; got only {given}")
+    return server_credentials(cert, key, client_ca)
+
+
+def _plain_bind_works(address: str) -> bool:
+    """Whether `address` can be bound without TLS: tells a refused key pair from a port in use."""
+    probe = grpc.server(ThreadPoolExecutor(max_workers=1), options=[("grpc.so_reuseport", 0)])
+    try:
+        return bool(probe.add_insecure_port(address))
+    except RuntimeError:
+        return False
+    finally:
+        probe.stop(None)
 
 
 def _bracket(host: str) -> str:
@@ -200,7 +239,8 @@ def serve(config: str | Path, port: int = 0, host: str = "127.0.0.1", **options:
     re-executing a notebook cell never leaks a server, port or thread.
     Options: timestamps ("counter" | "wallclock"), timestamp_check ("strict" |
     "mediapipe"), trace (record every stream's execution trace: `server.trace_for(client)`),
-    max_workers, max_message_bytes, grace (seconds).
+    max_workers, max_message_bytes, grace (seconds); tls_cert + tls_key (a path or PEM bytes each)
+    serve over TLS, and tls_client_ca also requires clients to show a certificate it signed (mutual TLS).
     """
     server = Server(config, port=port, host=host, **options)
     key = server.repository.config_path
