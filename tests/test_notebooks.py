@@ -90,4 +90,7 @@ def test_02_timestamps():
     assert summary["detections"] == [0, 2]  # the wall frame at 1 is answered by nothing
     assert summary["previous"] == [[1, 10], [20, 11]]
     assert summary["drained"] == [[64, 4.5], [65, 5.5], [66, 6.5]]
+    # six requests at once behind the flow limiter: only the first is admitted, then the one sent after its answer
+    assert summary["flow_limited"] == [[0, 0.0], [6, 60.0]]
+    assert summary["flow_slow_process"] == [0, 6]
     assert (summary["replay_same"], summary["replay_timestamps"]) == (True, [0, 10, 11, 40, 41])
