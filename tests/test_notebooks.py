@@ -58,6 +58,9 @@ def test_03_tracking_prototype():
     assert ids[15:24] == [[]] * 9  # the scene cut: no face, yet every frame is answered
     assert ids[24:] == [[2]] * 16  # gone longer than MAX_MISSED: a new identity
     assert summary["fresh_ids"] == [[1]] * 5
+    # the trace of frames 12..17 (timestamps 0..5): the tracker runs at every timestamp, with the detector's
+    # packet while the face is there and with none (a bound only) once the cut starts
+    assert summary["tracker_calls"] == [[t, ["detections"] if t < 3 else []] for t in range(6)]
     assert summary["same_ids_openvino"] is True
     assert summary["largest_difference"] < 1e-3
     assert summary["exercise"] == 5
