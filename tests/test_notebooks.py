@@ -35,6 +35,14 @@ def run_notebook(name: str) -> tuple[nbformat.NotebookNode, dict]:
     return notebook, summary
 
 
+def readme_picture_types(notebook: nbformat.NotebookNode) -> list[str]:
+    """The image types the cell tagged `readme-picture` displayed (scripts/lesson_pictures.py saves the last)."""
+    tagged = [cell for cell in notebook.cells if "readme-picture" in cell.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{len(tagged)} cells tagged readme-picture"
+    return [kind for output in tagged[0].get("outputs", []) for kind in output.get("data", {})
+            if kind.startswith("image/")]
+
+
 def test_the_notebooks_folder_holds_the_four_lessons():
     assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == [
         "01_explore_graphs.ipynb", "02_timestamps.ipynb", "03_tracking_prototype.ipynb", "04_openvino_models.ipynb"]
@@ -44,7 +52,8 @@ def test_the_notebooks_folder_holds_the_four_lessons():
 
 
 def test_01_explore_graphs():
-    _, summary = run_notebook("01_explore_graphs.ipynb")
+    notebook, summary = run_notebook("01_explore_graphs.ipynb")
+    assert readme_picture_types(notebook) == ["image/svg+xml"]  # the graph drawing
     assert summary["by_hand"] == [[0, 1.5], [10, 2.5], [11, 3.5]]
     assert summary["faces"] == [[t, 1] for t in range(6)]
     assert summary["state"] == {"first": [10, 11], "second": [100]}
@@ -52,7 +61,8 @@ def test_01_explore_graphs():
 
 
 def test_03_tracking_prototype():
-    _, summary = run_notebook("03_tracking_prototype.ipynb")
+    notebook, summary = run_notebook("03_tracking_prototype.ipynb")
+    assert readme_picture_types(notebook) == ["image/png"]  # frames with their track ids
     ids = summary["ids"]
     assert ids[:15] == [[1]] * 15  # the face keeps id 1 while the camera pans and zooms
     assert ids[15:24] == [[]] * 9  # the scene cut: no face, yet every frame is answered
@@ -68,7 +78,8 @@ def test_03_tracking_prototype():
 
 
 def test_04_openvino_models():
-    _, summary = run_notebook("04_openvino_models.ipynb")
+    notebook, summary = run_notebook("04_openvino_models.ipynb")
+    assert readme_picture_types(notebook) == ["image/png"]  # the latency plot
     assert summary["models"] == ["face_detection_short_range", "palm_detection_lite", "hand_landmark_full",
                                  "pose_detection"]
     assert all(difference < 1e-3 for difference in summary["differences"].values()), summary["differences"]
