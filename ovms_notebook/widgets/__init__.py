@@ -1,4 +1,5 @@
-"""Notebook views of a server and its streams: graph drawings, stream timelines, execution traces, the server panel.
+"""Notebook views of a server and its streams: graph drawings, stream timelines, execution traces, the server panel
+(and its remote counterpart for a server known only by its address).
 
 Everything that draws goes through `render.RENDER_LOCK` (matplotlib is not
 thread-safe); background threads only set widget traits or call
@@ -16,6 +17,7 @@ from ovms_notebook.widgets.graphview import (
 )
 from ovms_notebook.widgets.live import LiveOutputs, OutputPanel
 from ovms_notebook.widgets.player import FramePlayer
+from ovms_notebook.widgets.remote_panel import RemotePanel
 from ovms_notebook.widgets.render import PNG_SIGNATURE, RENDER_LOCK, THREAD_PREFIX, figure_to_png
 from ovms_notebook.widgets.server_panel import (
     ServerPanel,
@@ -47,6 +49,7 @@ __all__ = [
     "InputEditor",
     "LiveOutputs",
     "OutputPanel",
+    "RemotePanel",
     "ServerPanel",
     "StreamConsole",
     "Timeline",

@@ -48,6 +48,7 @@ def header_html(server: Any) -> str:
     return (
         f'<div style="font-size:13px"><b>ovms_notebook server</b> on <code>{html.escape(server.address)}</code>'
         f' · <span style="color:{colour}"><b>{html.escape(server.state)}</b></span>'
+        f"{'' if getattr(server, 'tls', 'off') == 'off' else ' · ' + html.escape(server.tls)}"
         f" · {open_streams} open stream{'' if open_streams == 1 else 's'}"
         f" · {available} of {len(graphs)} graph{'' if len(graphs) == 1 else 's'} available</div>"
     )
