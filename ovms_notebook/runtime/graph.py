@@ -17,6 +17,7 @@ import logging
 import os
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 
 import mediapipe as mp
@@ -36,6 +37,18 @@ from ovms_notebook.status import OvmsStatus, StatusCode
 log = logging.getLogger(__name__)
 
 PacketSink = Callable[[str, mp.Packet], None]
+
+_instances: weakref.WeakSet[NativeGraph] = weakref.WeakSet()
+
+
+def graph_instances(*, open_only: bool = True) -> int:
+    """How many native graph instances exist in this process: by default those not closed yet (a stream or
+    unary request is using them), with `open_only=False` every one still in memory.
+
+    Both are 0 when nothing runs; anything else after every client left is a leak (tests/test_faults.py).
+    """
+    graphs = list(_instances)
+    return sum(1 for graph in graphs if not open_only or graph.is_open)
 
 
 @functools.cache
@@ -103,6 +116,12 @@ class NativeGraph:
             raise OvmsStatus(StatusCode.MEDIAPIPE_GRAPH_INITIALIZATION_ERROR, str(error)) from error
         for name in spec.outputs:
             self._graph.observe_output_stream(name, self._observer(name), observe_timestamp_bounds=name in bounds)
+        _instances.add(self)
+
+    @property
+    def is_open(self) -> bool:
+        """True from construction until `close()` finished (or a failed start)."""
+        return self._state != "closed"
 
     def _observer(self, name: str) -> Callable[[str, mp.Packet], None]:
         sink = self._sink
@@ -124,7 +143,7 @@ class NativeGraph:
                 self._graph.start_run(dict(side_packets))
             except Exception as error:
                 self._state = "closed"
-                self._finish_trace()
+                self._release_graph()
                 raise OvmsStatus(StatusCode.MEDIAPIPE_GRAPH_START_ERROR, _absl_text(error)) from error
             self._state = "running"
 
@@ -182,15 +201,20 @@ class NativeGraph:
             except Exception as error:
                 self._error = graph_error_status(self._combined_error() or _absl_text(error))
             self._state = "closed"
-            self._finish_trace()
+            self._release_graph()
             return self._error
 
-    def _finish_trace(self) -> None:
-        """The run is over: take every trace file into memory; the graph goes, then its directory."""
+    def _release_graph(self) -> None:
+        """The run is over: the native graph goes now (a traced one once its trace is in memory, then its
+        directory).
+
+        Its observers hold our sink, which holds whoever owns this graph: a cycle through C++ that Python's
+        gc cannot see, so a graph kept here would stay alive for good, with its threads and its session.
+        """
         if self._trace is not None:
             self._trace.read(final=True)
             _release_later(self._graph, self._trace)
-            self._graph = None  # type: ignore[assignment]
+        self._graph = None  # type: ignore[assignment]
 
     def trace_events(self) -> list[TraceEvent]:
         """The trace events recorded so far (Unix µs; [] without tracing): MediaPipe writes them every

@@ -138,8 +138,11 @@ class Server:
             server, executor = self._grpc, self._executor
         grace = self.grace if grace is None else grace
         assert server is not None and executor is not None
-        server.stop(grace).wait(grace + 1.0)
+        # New calls are refused at once; open streams are finished (inputs closed, graph drained) so each
+        # client gets its outputs and the final status instead of a cancellation when the grace runs out.
+        stopped = server.stop(grace)
         self.servicer.close_all(timeout=grace + 1.0)
+        stopped.wait(grace + 1.0)
         executor.shutdown(wait=True, cancel_futures=True)
         atexit.unregister(self.stop)
         with self._lock:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
@@ -114,8 +115,9 @@ class Servicer:
             session.finish()
         with self._lock:
             readers = list(self._readers.values())
+        deadline = time.monotonic() + timeout  # one deadline for all: stop() must not take timeout per stream
         for reader in readers:
-            reader.join(timeout)
+            reader.join(max(0.0, deadline - time.monotonic()))
 
     def handler(self) -> grpc.GenericRpcHandler:
         """A generic handler registering every method under the wire name `inference.GRPCInferenceService`."""
