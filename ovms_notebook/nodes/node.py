@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import operator
+import os
 import traceback
 from collections.abc import Callable, Mapping
 
@@ -34,13 +35,19 @@ from ovms_notebook.nodes.validate import NodePlan
 from ovms_notebook.runtime.timestamps import DONE, UNSTARTED, debug_string
 
 log = logging.getLogger(__name__)
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def describe(error: BaseException) -> str:
-    """`Type: message` and the traceback from the calculator's own frames down."""
+    """`Type: message` and the traceback from the calculator's own frames down.
+
+    The traceback points a user at the line of their calculator that failed; when every frame is this
+    package's own (a built-in node such as OpenVINOInferenceCalculator rejecting a tensor), it would only
+    show our internals to the client, so the message stands alone.
+    """
     text = f"{type(error).__name__}: {error}"
     frames = traceback.extract_tb(error.__traceback__)[1:]
-    if frames:
+    if frames and not all(os.path.abspath(frame.filename).startswith(_PACKAGE) for frame in frames):
         text += "\nTraceback (most recent call last):\n" + "".join(traceback.format_list(frames)).rstrip()
     return text
 
