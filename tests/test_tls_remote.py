@@ -22,7 +22,14 @@ from ovms_notebook import tls
 from ovms_notebook.client import StreamClient, describe_remote, infer, server_metadata
 from ovms_notebook.errors import ClientError, ServerError
 from ovms_notebook.server.lifecycle import Server
-from ovms_notebook.widgets import LiveOutputs, RemotePanel, StreamConsole, Timeline, records_from_log
+from ovms_notebook.widgets import (
+    LiveOutputs,
+    RemotePanel,
+    ServerPanel,
+    StreamConsole,
+    Timeline,
+    records_from_log,
+)
 from tests.conftest import GRAPHS, PASSTHROUGH, triton_stream, write_graphs
 
 PREVIOUS_VALUE = (GRAPHS / "previous_value" / "graph.pbtxt").read_text()
@@ -271,7 +278,7 @@ def remote_mtls(certs: tls.CertificateFiles, tmp_path_factory: pytest.TempPathFa
     process = ServeProcess([str(GRAPHS), "--port", "0", "--tls-cert", str(certs.server_cert), "--tls-key",
                             str(certs.server_key), "--tls-client-ca", str(certs.ca)], log)
     yield process
-    process.stop()
+    assert process.stop() == 0, log.read_text()[-2000:]  # SIGTERM ends it cleanly
 
 
 @pytest.fixture(scope="module")
@@ -329,6 +336,8 @@ def test_the_remote_panel_lists_graphs_from_metadata_and_says_there_is_no_drawin
         panel.close()
     named = describe_remote(remote_mtls.address, ["passthrough", "no_such_graph"], credentials=mtls)
     assert [(g.name, g.state) for g in named] == [("passthrough", "ready"), ("no_such_graph", "unknown to the server")]
+    with pytest.raises(TypeError, match=r"^ServerPanel shows an in-kernel Server, got the address '127\.0\.0\.1:"):
+        ServerPanel(remote_mtls.address)
     refused = RemotePanel(remote_mtls.address, ["passthrough"])  # no TLS at all: shown, not raised
     try:
         assert refused.problem.startswith("[UNAVAILABLE] ")

@@ -92,6 +92,9 @@ class ServerPanel(widgets.VBox):
     """
 
     def __init__(self, server: Any, *, live_interval: float = 1.0, **kwargs: Any) -> None:
+        if isinstance(server, str):
+            raise TypeError(f"ServerPanel shows an in-kernel Server, got the address {server!r}: "
+                            "use RemotePanel(address, graphs=[...]) for a server known only by its address")
         if live_interval <= 0:
             raise ValueError(f"live_interval must be > 0 seconds, got {live_interval}")
         self.server = server
