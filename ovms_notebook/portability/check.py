@@ -1,0 +1,295 @@
+"""Can a stock OpenVINO Model Server serve this config.json? `check(config)` says, graph by graph, and why not.
+
+Problems found (each a `Finding` with the reason in words):
+
+* `config-schema`: config.json breaks OVMS's config schema (src/schema.cpp), so OVMS refuses the file.
+* `ovms-lacks-calculator`: the mediapipe wheel registers the calculator, OVMS's build does not link it.
+* `wheel-lacks-calculator`: OVMS links it, the wheel does not (runs on OVMS, not here) — a warning.
+* `unknown-calculator`: neither has it.
+* `python-calculator`: a calculator registered with ovms_notebook (a notebook cell, or our own
+  nodes such as DetectionTrackerCalculator): OVMS cannot run it as it is; `export` may turn it into a
+  PythonExecutorCalculator handler.
+* `extension-tag`: a graph stream tagged with one of our extension tags (`INT:`, `FLOATS:`...): OVMS
+  reads the tag as an untagged stream, an ov::Tensor.
+* `handler-import`: a PythonExecutorCalculator handler imports ovms_notebook, which OVMS's image lacks.
+* `timestamps`, `timestamp-check`: where our defaults differ from the target OVMS version (notes).
+* `graph-file`: the graph file cannot be read or parsed.
+
+Errors make a graph not portable; warnings and notes do not.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from ovms_notebook.codec.streams import EXTENSION_KINDS, parse_stream
+from ovms_notebook.portability.registry import (
+    OVMS_EMULATED,
+    mediapipe_version,
+    ovms_calculators,
+    ovms_source,
+    wheel_has,
+)
+from ovms_notebook.repository import GraphEntry, find_config, read_entries
+
+Severity = Literal["error", "warning", "note"]
+
+#: The OVMS release a check compares against unless told otherwise (the spec's reference snapshot).
+DEFAULT_OVMS_VERSION = "2026.3"
+_WALLCLOCK_SINCE = (2025, 1)
+_PYTHON_NODES_SINCE = (2023, 3)
+_IMPORTS_US = re.compile(r"^\s*(?:from|import)\s+ovms_notebook\b", re.M)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One portability problem or note: what it is about (`subject`) and why (`reason`)."""
+
+    severity: Severity
+    kind: str
+    subject: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.severity}: [{self.kind}] {self.subject}: {self.reason}"
+
+
+@dataclass
+class GraphReport:
+    """The findings for one graph of the config."""
+
+    name: str
+    graph_path: Path
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def portable(self) -> bool:
+        """True when nothing stops a stock OVMS from serving the graph as it is."""
+        return not any(f.severity == "error" for f in self.findings)
+
+
+@dataclass
+class Report:
+    """What `check` found: config-level findings, then one `GraphReport` per graph."""
+
+    config_path: Path
+    ovms_version: str
+    findings: list[Finding] = field(default_factory=list)
+    graphs: list[GraphReport] = field(default_factory=list)
+
+    @property
+    def portable(self) -> bool:
+        """True when the config and every graph in it would load on a stock OVMS."""
+        return not any(f.severity == "error" for f in self.findings) and all(g.portable for g in self.graphs)
+
+    def graph(self, name: str) -> GraphReport:
+        """The report of graph `name`; KeyError naming the graphs there are otherwise."""
+        for report in self.graphs:
+            if report.name == name:
+                return report
+        raise KeyError(f"no graph {name!r} in {self.config_path}; graphs: {[g.name for g in self.graphs]}")
+
+    def lines(self) -> list[str]:
+        """The report as text lines, one per graph and one per finding."""
+        verdict = "portable" if self.portable else "NOT portable"
+        out = [f"{self.config_path}: {verdict} to OVMS {self.ovms_version} "
+               f"(OVMS calculators from {ovms_source()}; mediapipe wheel {mediapipe_version()})"]
+        out += [f"  {finding}" for finding in self.findings]
+        for graph in self.graphs:
+            out.append(f"  graph {graph.name}: {'portable' if graph.portable else 'NOT portable'}")
+            out += [f"    {finding}" for finding in graph.findings]
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    def __repr__(self) -> str:
+        bad = [g.name for g in self.graphs if not g.portable]
+        return f"<Report {self.config_path.name}: {len(self.graphs)} graphs, not portable: {bad or 'none'}>"
+
+    def _repr_html_(self) -> str:
+        colour = {"error": "#b00020", "warning": "#a15c00", "note": "#555"}
+        rows = []
+        for graph in self.graphs:
+            mark = "✔" if graph.portable else "✘"
+            items = "".join(f'<li style="color:{colour[f.severity]}">{html.escape(str(f))}</li>'
+                            for f in graph.findings)
+            rows.append(f"<li><b>{mark} {html.escape(graph.name)}</b><ul>{items}</ul></li>")
+        top = "".join(f'<li style="color:{colour[f.severity]}">{html.escape(str(f))}</li>' for f in self.findings)
+        title = html.escape(self.lines()[0])
+        return f"<div><p>{title}</p><ul>{top}{''.join(rows)}</ul></div>"
+
+
+def _version(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"v?(\d{4})\.(\d+)(?:\.\d+)?", text.strip())
+    if match is None:
+        raise ValueError(f"an OVMS version looks like 2025.1 or v2026.3, got {text!r}")
+    return int(match[1]), int(match[2])
+
+
+def config_schema() -> dict:
+    """OVMS's config.json schema (MODELS_CONFIG_SCHEMA of src/schema.cpp, vendored)."""
+    return json.loads(resources.files("ovms_notebook.portability").joinpath("ovms_config_schema.json").read_text())
+
+
+def schema_findings(document: object) -> list[Finding]:
+    """Every place `document` (a parsed config.json) breaks OVMS's schema: OVMS refuses the whole file."""
+    import jsonschema
+
+    validator = jsonschema.Draft4Validator(config_schema())
+    found = []
+    for error in sorted(validator.iter_errors(document), key=lambda e: (list(map(str, e.absolute_path)), e.message)):
+        where = "config.json" + "".join(f"[{p!r}]" for p in error.absolute_path)
+        found.append(Finding("error", "config-schema", where, f"OVMS's config schema rejects it: {error.message}"))
+    return found
+
+
+def timestamp_findings(ovms_version: str, timestamps: str, timestamp_check: str) -> list[Finding]:
+    """Where the server options `timestamps`/`timestamp_check` behave unlike OVMS `ovms_version` (spec README)."""
+    target = _version(ovms_version)
+    found = []
+    if timestamps == "counter" and target >= _WALLCLOCK_SINCE:
+        found.append(Finding("warning", "timestamps", "automatic timestamps",
+                             f"ovms_notebook numbers requests without OVMS_MP_TIMESTAMP 0, 1, 2...; OVMS "
+                             f"{ovms_version} (like every release since 2025.1) stamps them with wall-clock "
+                             "microseconds since the epoch. Send OVMS_MP_TIMESTAMP yourself, or serve with "
+                             "timestamps='wallclock' to see OVMS's values"))
+    elif timestamps == "wallclock" and target < _WALLCLOCK_SINCE:
+        found.append(Finding("warning", "timestamps", "automatic timestamps",
+                             f"served with timestamps='wallclock', but OVMS {ovms_version} (before 2025.1) numbers "
+                             "requests without OVMS_MP_TIMESTAMP 0, 1, 2..."))
+    if timestamp_check == "strict":
+        found.append(Finding("note", "timestamp-check", "non-increasing timestamps",
+                             "ovms_notebook rejects a timestamp not above the last one in-band and keeps the "
+                             f"stream; OVMS {ovms_version} passes it to MediaPipe, the graph fails and the stream "
+                             "ends (serve with timestamp_check='mediapipe' to see that)"))
+    return found
+
+
+def _python_calculator(name: str, cls: type) -> Finding:
+    module = getattr(cls, "__module__", "?")
+    where = "a notebook cell" if module == "__main__" else f"module {module}"
+    return Finding("error", "python-calculator", name,
+                   f"a Python calculator registered with ovms_notebook ({where}, class {cls.__qualname__}); OVMS "
+                   "has no such calculator. `ovms-notebook export` turns it into a PythonExecutorCalculator "
+                   "handler where it can, and says why where it cannot")
+
+
+def calculator_findings(calculators: Iterable[str]) -> list[Finding]:
+    """For each calculator name: is it in OVMS's build, in the wheel, or a Python calculator of ours?"""
+    from ovms_notebook.runtime.graphconfig import python_registry
+
+    names = list(dict.fromkeys(calculators))
+    registry = python_registry()
+    ovms = ovms_calculators()
+    native = [n for n in names if n not in registry]
+    in_wheel = wheel_has(native) if native else {}
+    wheel = f"the mediapipe {mediapipe_version()} wheel"
+    found = []
+    for name in names:
+        if name in registry and name not in OVMS_EMULATED:
+            found.append(_python_calculator(name, registry[name]))  # type: ignore[arg-type]
+        elif name in registry or (name in ovms and in_wheel.get(name)):
+            continue
+        elif name in ovms:
+            found.append(Finding("warning", "wheel-lacks-calculator", name,
+                                 f"OVMS's build links it but {wheel} does not register it: the graph runs on OVMS, "
+                                 "not in ovms_notebook"))
+        elif in_wheel.get(name):
+            found.append(Finding("error", "ovms-lacks-calculator", name,
+                                 f"{wheel} registers it but OVMS's build does not link it ({ovms_source()}); "
+                                 "OVMS fails to load the graph"))
+        elif in_wheel.get(name) is None:
+            found.append(Finding("error", "unknown-calculator", name,
+                                 f"OVMS's build does not link it, and probing {wheel} for it crashed the probe"))
+        else:
+            found.append(Finding("error", "unknown-calculator", name,
+                                 f"neither OVMS's build nor {wheel} registers it, and no Python calculator has "
+                                 "that name"))
+    return found
+
+
+def stream_findings(config: object) -> list[Finding]:
+    """Graph input/output streams whose tag is one of our extensions (spec README, "Extensions")."""
+    found = []
+    for side, streams in (("input_stream", config.input_stream), ("output_stream", config.output_stream)):  # type: ignore[attr-defined]
+        for text in streams:
+            spec = parse_stream(text)
+            if spec.kind in EXTENSION_KINDS:
+                found.append(Finding("error", "extension-tag", f"{side} {text!r}",
+                                     f"{spec.tag}: is an ovms_notebook extension tag; OVMS matches tags by prefix "
+                                     "(REQUEST, RESPONSE, TFTENSOR, TFLITE_TENSOR, OVTENSOR, OVMS_PY_TENSOR, TENSOR, "
+                                     "IMAGE) and treats any other tag as an ov::Tensor stream"))
+    return found
+
+
+def handler_findings(config: object, base_path: Path) -> list[Finding]:
+    """PythonExecutorCalculator handlers that import ovms_notebook (absent from OVMS's image)."""
+    from ovms_notebook.nodes.proto.ovms_calculators_pb2 import PythonExecutorCalculatorOptions
+
+    found = []
+    for node in config.node:  # type: ignore[attr-defined]
+        if node.calculator != "PythonExecutorCalculator":
+            continue
+        for packed in node.node_options:
+            options = PythonExecutorCalculatorOptions()
+            if packed.Is(options.DESCRIPTOR) and packed.Unpack(options) and options.handler_path:
+                path = base_path / options.handler_path
+                try:
+                    text = path.read_text()
+                except OSError:
+                    continue  # a missing handler is a load error the graph's own status reports
+                if _IMPORTS_US.search(text):
+                    found.append(Finding("error", "handler-import", f"node {node.name!r} ({options.handler_path})",
+                                         "the handler imports ovms_notebook, which OVMS's Python image does not have"))
+    return found
+
+
+def check_graph(entry: GraphEntry, ovms_version: str = DEFAULT_OVMS_VERSION) -> GraphReport:
+    """The portability findings of one graph entry."""
+    from google.protobuf import text_format
+
+    from ovms_notebook.runtime.protos import parse_graph_config
+
+    report = GraphReport(entry.name, entry.graph_path)
+    try:
+        config = parse_graph_config(entry.graph_path.read_text())
+    except (OSError, text_format.ParseError) as error:
+        report.findings.append(Finding("error", "graph-file", str(entry.graph_path), f"cannot be read: {error}"))
+        return report
+    report.findings += calculator_findings(node.calculator for node in config.node)
+    report.findings += stream_findings(config)
+    report.findings += handler_findings(config, entry.base_path)
+    has_python = any(n.calculator == "PythonExecutorCalculator" for n in config.node)
+    if has_python and _version(ovms_version) < _PYTHON_NODES_SINCE:
+        report.findings.append(Finding("error", "python-nodes", "PythonExecutorCalculator",
+                                       f"Python nodes arrived in OVMS 2023.3; {ovms_version} has none"))
+    return report
+
+
+def check(config: str | Path, *, ovms_version: str = DEFAULT_OVMS_VERSION, timestamps: str = "counter",
+          timestamp_check: str = "strict") -> Report:
+    """Whether a stock OVMS `ovms_version` can serve the graphs of `config` (a config.json or its folder).
+
+    `timestamps`/`timestamp_check` are the server options the graphs were tried with here, so the report
+    can say where OVMS will stamp or fail differently.
+    """
+    path = find_config(config)
+    report = Report(path, ovms_version)
+    try:
+        document = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        report.findings.append(Finding("error", "config-schema", "config.json", f"is not JSON: {error}"))
+        return report
+    report.findings += schema_findings(document)
+    report.findings += timestamp_findings(ovms_version, timestamps, timestamp_check)
+    for entry in read_entries(path):
+        report.graphs.append(check_graph(entry, ovms_version))
+    return report
