@@ -5,6 +5,8 @@
     server.address                               # '127.0.0.1:<port>' for any KServe client
     server.trace_for(client)                     # a stream's execution trace (StreamClient(..., trace=True))
     server.stop()
+    ovms_notebook.check("graphs/")               # can a stock OVMS serve them? if not, why
+    ovms_notebook.export("graphs/", "out/")      # an OVMS-ready folder, docker and KServe lines
 """
 
 from ovms_notebook import _env  # noqa: F401  (must run before grpc is imported)
@@ -18,6 +20,7 @@ from ovms_notebook.errors import (
     OvmsNotebookError,
     ServerError,
 )
+from ovms_notebook.portability import check, export
 from ovms_notebook.server.lifecycle import Server, serve, stop_all
 
 __all__ = [
@@ -28,6 +31,8 @@ __all__ = [
     "Server",
     "ServerError",
     "__version__",
+    "check",
+    "export",
     "serve",
     "stop_all",
 ]

@@ -32,12 +32,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-client-ca", metavar="PEM",
                        help="mutual TLS: accept only clients with a certificate signed by this CA")
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    from ovms_notebook.portability.commands import add_commands
+
+    add_commands(commands)  # check, export
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ovms-notebook` command."""
     args = build_parser().parse_args(argv)
+    if args.command != "serve":
+        from ovms_notebook.portability.commands import run
+
+        return run(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from ovms_notebook.server.lifecycle import serve
 
