@@ -231,3 +231,21 @@ def test_export_of_the_openvino_example_copies_models(tmp_path: Path) -> None:
     assert result.report.graph("face_detection_openvino").portable
     tracker = [p.reason for p in result.problems if p.subject == "graph face_tracking, node 'tracker'"]
     assert tracker[0] == "input 'DETECTIONS:detections' comes from native node FaceDetectionShortRangeCpu, not a pyovms Tensor"  # noqa: E501
+
+
+def test_server_panel_portability_button(tmp_path: Path) -> None:
+    from ovms_notebook.widgets.server_panel import ServerPanel
+
+    server = ovms_notebook.serve(write_graphs(tmp_path, {"passthrough": PASSTHROUGH,
+                                                        "nowhere": one_node("NoSuchCalculator")}))
+    try:
+        panel = ServerPanel(server)
+        assert panel.portability.value == ""
+        panel.portability_button.click()
+        assert "NOT portable to OVMS 2026.3" in panel.portability.value
+        assert "<b>✔ passthrough</b>" in panel.portability.value
+        assert "<b>✘ nowhere</b>" in panel.portability.value
+        assert "[unknown-calculator] NoSuchCalculator" in panel.portability.value
+        panel.close()
+    finally:
+        server.stop()

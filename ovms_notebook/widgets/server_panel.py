@@ -108,10 +108,14 @@ class ServerPanel(widgets.VBox):
                                              tooltip="Re-read the server's graphs and counts")
         self.drawing = widgets.Image(format="svg+xml", layout=widgets.Layout(max_width="100%"))
         self.dot_text = widgets.Textarea(layout=widgets.Layout(width="100%", height="16em", display="none"))
+        self.portability_button = widgets.Button(description="Portability", icon="check",
+                                                 tooltip="Could a stock OpenVINO Model Server serve these graphs?")
+        self.portability = widgets.HTML()
         self.output = widgets.Output()
         super().__init__(
-            children=[self.header, self.table, widgets.HBox([self.graph_picker, self.refresh_button]),
-                      self.drawing, self.dot_text, self.output],
+            children=[self.header, self.table,
+                      widgets.HBox([self.graph_picker, self.refresh_button, self.portability_button]),
+                      self.portability, self.drawing, self.dot_text, self.output],
             **kwargs,
         )
         self._number = next(_numbers)
@@ -124,6 +128,7 @@ class ServerPanel(widgets.VBox):
         self.refresh()
         self.graph_picker.observe(self._on_pick, names="value")
         self.refresh_button.on_click(lambda _button: self.refresh())
+        self.portability_button.on_click(lambda _button: self.check_portability())
 
     # -- content ----------------------------------------------------------------------------------------------
 
@@ -142,6 +147,18 @@ class ServerPanel(widgets.VBox):
             finally:
                 self._syncing = False
             self.draw(force=True)
+        except Exception:
+            self.output.append_stderr(traceback.format_exc())
+
+    def check_portability(self) -> None:
+        """Show `ovms_notebook.check` of the served config.json with the server's timestamp options."""
+        from ovms_notebook.portability import check
+
+        try:
+            options = self.server.options
+            report = check(self.server.repository.config_path, timestamps=options.timestamps,
+                           timestamp_check=options.timestamp_check)
+            self.portability.value = report._repr_html_()
         except Exception:
             self.output.append_stderr(traceback.format_exc())
 
