@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ovms_notebook.errors import ConfigError, GraphLoadError
 from ovms_notebook.models import ModelRepository
+from ovms_notebook.models.config import outside_base, subconfig_problem
 from ovms_notebook.runtime.graphconfig import GraphSpec, bind_resources, parse_graph, release_resources
 from ovms_notebook.status import OvmsStatus, StatusCode
 
@@ -135,7 +136,7 @@ def _entry(item: object, root: Path, where: str, config_path: Path) -> GraphEntr
     base_path = (root / base).resolve()
     graph_path = (base_path / (item.get("graph_path") or "graph.pbtxt")).resolve()
     sub = item.get("subconfig")
-    subconfig_path = (base_path / sub).resolve() if sub else None
+    subconfig_path = base_path / sub if sub else None  # as named: a symlink out is refused at load
     return GraphEntry(name=name, base_path=base_path, graph_path=graph_path, subconfig_path=subconfig_path)
 
 
@@ -145,6 +146,11 @@ def load_definition(entry: GraphEntry, models: ModelRepository | None = None) ->
     if models is not None and entry.name in models:
         return _failed(entry, f"the name {entry.name!r} is already used by a model in model_config_list; graph and "
                        "model names must be unique (OVMS refuses the graph too)")
+    main_config = getattr(models, "config_path", None)
+    problem = outside_base("graph_path", entry.graph_path, entry.base_path) or subconfig_problem(
+        entry.base_path, str(entry.subconfig_path or ""), main_config)
+    if problem is not None:
+        return _failed(entry, problem)
     try:
         text = entry.graph_path.read_text()
     except OSError as error:

@@ -21,7 +21,8 @@ from ovms_notebook.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_DEVICE", "PRECISION_HINT", "ModelEntry", "VersionPolicy", "read_model_entries"]
+__all__ = ["DEFAULT_DEVICE", "PRECISION_HINT", "ModelEntry", "VersionPolicy", "outside_base", "read_model_entries",
+           "subconfig_problem"]
 
 DEFAULT_DEVICE = "CPU"
 PRECISION_HINT = "INFERENCE_PRECISION_HINT"
@@ -124,23 +125,73 @@ def read_model_entries(config_path: str | Path) -> list[ModelEntry]:
     return list(unique.values())
 
 
-def _subconfig_entries(base: Path, subconfig: object, main_config: Path) -> list[ModelEntry]:
-    """A graph's subconfig models: `<base>/<subconfig>`, default `<base>/subconfig.json`, else `<base>/config.json`."""
+def outside_base(what: str, path: Path, base: Path) -> str | None:
+    """Why `path` may not be used (it resolves outside the graph's base path `base`: `..`, an absolute path
+    elsewhere, a symlink out), or None when it is inside.
+
+    config.json itself is trusted (its base paths may be absolute or lead anywhere, as in OVMS), but what a
+    graph folder names - its graph file, subconfig, subconfig models, Python handlers - stays in that folder.
+    """
+    resolved, root = path.resolve(), base.resolve()
+    if resolved.is_relative_to(root):
+        return None
+    return (f"{what} resolves to {resolved.as_posix()}, outside the graph's base path {root.as_posix()}; "
+            "a graph's files must be inside its folder")
+
+
+def _subconfig_path(base: Path, subconfig: object, main_config: Path | None) -> Path | None:
+    """A graph's subconfig file: `<base>/<subconfig>`, default `<base>/subconfig.json`, else `<base>/config.json`."""
     if isinstance(subconfig, str) and subconfig:
-        candidates = [(base / subconfig).resolve()]
+        candidates = [base / subconfig]
     else:
         candidates = [base / "subconfig.json", base / "config.json"]
     for path in candidates:
         if path.is_file() and path.resolve() != main_config:
-            document = _load_json(path)
-            entries = []
-            for index, item in enumerate(_list(document, "model_config_list", path)):
-                where = f"{path}: model_config_list[{index}].config"
-                if not isinstance(item, dict) or not isinstance(item.get("config"), dict):
-                    raise ConfigError(f"{path}: model_config_list[{index}] must be an object with a 'config' object")
-                entries.append(_entry(item["config"], _base_path(item["config"], path.parent, where), where))
-            return entries
-    return []
+            return path
+    return None
+
+
+def subconfig_problem(base: Path, subconfig: object, main_config: Path | None) -> str | None:
+    """Why a graph's subconfig may not be used - it, or a model base path in it, leads outside the graph's
+    base path - or None. A refused subconfig loads no model and fails its graph with this reason."""
+    path = _subconfig_path(base, subconfig, main_config)
+    if path is None:
+        return None
+    problem = outside_base(f"subconfig {path.name!r}", path, base)
+    if problem is not None:
+        return problem
+    try:
+        document = _load_json(path.resolve())
+    except ConfigError:
+        return None  # reported when its models are read
+    for item in document.get("model_config_list", []) if isinstance(document.get("model_config_list"), list) else []:
+        config = item.get("config") if isinstance(item, dict) else None
+        if isinstance(config, dict) and isinstance(config.get("base_path") or config.get("name"), str):
+            model_base = path.resolve().parent / Path(str(config.get("base_path") or config.get("name")))
+            problem = outside_base(f"subconfig model {config.get('name')!r} base_path", model_base, base)
+            if problem is not None:
+                return problem
+    return None
+
+
+def _subconfig_entries(base: Path, subconfig: object, main_config: Path) -> list[ModelEntry]:
+    """A graph's subconfig models (none when `subconfig_problem` refuses the subconfig)."""
+    problem = subconfig_problem(base, subconfig, main_config)
+    if problem is not None:
+        log.error("%s: %s; its models are not loaded", main_config, problem)
+        return []
+    path = _subconfig_path(base, subconfig, main_config)
+    if path is None:
+        return []
+    path = path.resolve()
+    document = _load_json(path)
+    entries = []
+    for index, item in enumerate(_list(document, "model_config_list", path)):
+        where = f"{path}: model_config_list[{index}].config"
+        if not isinstance(item, dict) or not isinstance(item.get("config"), dict):
+            raise ConfigError(f"{path}: model_config_list[{index}] must be an object with a 'config' object")
+        entries.append(_entry(item["config"], _base_path(item["config"], path.parent, where), where))
+    return entries
 
 
 def _load_json(path: Path) -> dict:

@@ -10,6 +10,7 @@ the kernel's loop (DESIGN.md, kernel rules).
 from __future__ import annotations
 
 import atexit
+import ipaddress
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024 * 1024  # OVMS's gRPC limit (spec §1)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+MAX_MESSAGE_BYTES_LIMIT = 2**31 - 1  # gRPC keeps message limits in a signed 32-bit int
 
 _registry: dict[Path, Server] = {}
 _registry_lock = threading.Lock()
@@ -62,6 +64,10 @@ class Server:
 
         if max_workers < 2:
             raise ValueError(f"max_workers must be at least 2, got {max_workers}")
+        if isinstance(max_message_bytes, bool) or not isinstance(max_message_bytes, int) or not (
+                0 < max_message_bytes <= MAX_MESSAGE_BYTES_LIMIT):
+            raise ValueError(f"max_message_bytes must be an integer from 1 to {MAX_MESSAGE_BYTES_LIMIT} (gRPC's "
+                             f"limit), got {max_message_bytes!r}")
         self.options = SessionOptions(
             timestamps=timestamps, timestamp_check=timestamp_check, trace=trace  # type: ignore[arg-type]
         )
@@ -117,7 +123,7 @@ class Server:
             if not port:  # older grpcio reports a failed bind as 0
                 executor.shutdown(wait=False)
                 raise ServerError(f"cannot listen on {address} (is the port in use?)")
-            if self.host not in LOOPBACK_HOSTS and self.tls != "mutual TLS":
+            if not is_loopback(self.host) and self.tls != "mutual TLS":
                 log.warning("listening on %s:%s, reachable from other machines: there is no client authentication%s",
                             self.host, port, "" if self.tls == "TLS" else " and no encryption")
             server.start()
@@ -229,6 +235,17 @@ def _plain_bind_works(address: str) -> bool:
         return False
     finally:
         probe.stop(None)
+
+
+def is_loopback(host: str) -> bool:
+    """True for names of this machine only: localhost, 127.0.0.0/8, ::1 (bracketed or not)."""
+    bare = host.strip("[]")
+    if bare.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bare).is_loopback
+    except ValueError:
+        return bare in LOOPBACK_HOSTS
 
 
 def _bracket(host: str) -> str:
