@@ -12,6 +12,11 @@ Problems found (each a `Finding` with the reason in words):
 * `extension-tag`: a graph stream tagged with one of our extension tags (`INT:`, `FLOATS:`...): OVMS
   reads the tag as an untagged stream, an ov::Tensor.
 * `handler-import`: a PythonExecutorCalculator handler imports ovms_notebook, which OVMS's image lacks.
+* `ovms-subgraph-models`: a subgraph OVMS's MediaPipe fork redefines to infer on OpenVINO
+  (subgraphs.py): an error naming the model entries config.json lacks, or a note when all are there.
+* `name-occupied`: the graph is named like a model its subgraphs need; OVMS refuses it.
+* `shared-state`: a Python calculator keeps per-stream state on self, which OVMS shares across
+  streams (state.py) — a warning.
 * `timestamps`, `timestamp-check`: where our defaults differ from the target OVMS version (notes).
 * `graph-file`: the graph file cannot be read or parsed.
 
@@ -184,6 +189,7 @@ def _python_calculator(name: str, cls: type) -> Finding:
 
 def calculator_findings(calculators: Iterable[str]) -> list[Finding]:
     """For each calculator name: is it in OVMS's build, in the wheel, or a Python calculator of ours?"""
+    from ovms_notebook.portability.state import shared_state_finding
     from ovms_notebook.runtime.graphconfig import python_registry
 
     names = list(dict.fromkeys(calculators))
@@ -196,6 +202,8 @@ def calculator_findings(calculators: Iterable[str]) -> list[Finding]:
     for name in names:
         if name in registry and name not in OVMS_EMULATED:
             found.append(_python_calculator(name, registry[name]))  # type: ignore[arg-type]
+            state = shared_state_finding(name, registry[name])  # type: ignore[arg-type]
+            found += [state] if state else []
         elif name in registry or (name in ovms and in_wheel.get(name)):
             continue
         elif name in ovms:
@@ -252,10 +260,12 @@ def handler_findings(config: object, base_path: Path) -> list[Finding]:
     return found
 
 
-def check_graph(entry: GraphEntry, ovms_version: str = DEFAULT_OVMS_VERSION) -> GraphReport:
-    """The portability findings of one graph entry."""
+def check_graph(entry: GraphEntry, ovms_version: str = DEFAULT_OVMS_VERSION,
+                models: frozenset[str] | set[str] = frozenset()) -> GraphReport:
+    """The portability findings of one graph entry; `models` are the model names config.json serves."""
     from google.protobuf import text_format
 
+    from ovms_notebook.portability.subgraphs import subgraph_findings
     from ovms_notebook.runtime.protos import parse_graph_config
 
     report = GraphReport(entry.name, entry.graph_path)
@@ -267,6 +277,7 @@ def check_graph(entry: GraphEntry, ovms_version: str = DEFAULT_OVMS_VERSION) -> 
     report.findings += calculator_findings(node.calculator for node in config.node)
     report.findings += stream_findings(config)
     report.findings += handler_findings(config, entry.base_path)
+    report.findings += subgraph_findings(entry.name, (node.calculator for node in config.node), set(models))
     has_python = any(n.calculator == "PythonExecutorCalculator" for n in config.node)
     if has_python and _version(ovms_version) < _PYTHON_NODES_SINCE:
         report.findings.append(Finding("error", "python-nodes", "PythonExecutorCalculator",
@@ -290,6 +301,9 @@ def check(config: str | Path, *, ovms_version: str = DEFAULT_OVMS_VERSION, times
         return report
     report.findings += schema_findings(document)
     report.findings += timestamp_findings(ovms_version, timestamps, timestamp_check)
+    from ovms_notebook.portability.subgraphs import configured_models
+
+    models = configured_models(path)
     for entry in read_entries(path):
-        report.graphs.append(check_graph(entry, ovms_version))
+        report.graphs.append(check_graph(entry, ovms_version, models))
     return report

@@ -2,12 +2,14 @@
 
 The folder holds config.json (OVMS's layout and schema), one folder per graph (graph.pbtxt and every
 file that sat beside it: handlers, subconfig), and the models of `model_config_list` under
-`models/<name>/<version>/`. A Python calculator registered in a notebook becomes a
-`PythonExecutorCalculator` node with a generated handler (`OvmsPythonModel` around the same code,
-`handler.py`) where it can; the graph-level streams that feed or leave it are re-tagged
+`models/<name>/<version>/`, plus the models OVMS's MediaPipe fork needs for the subgraphs it
+redefines (subgraphs.py: `models/<name>/1/model.tflite` from the mediapipe wheel; a graph named like
+one of them is renamed `<name>_graph`, since OVMS refuses the clash). A Python calculator registered
+in a notebook becomes a `PythonExecutorCalculator` node with a generated handler (`OvmsPythonModel`
+around the same code, `handler.py`) where it can; the graph-level streams that feed or leave it are re-tagged
 `OVMS_PY_TENSOR` so OVMS hands it pyovms Tensors. What cannot be exported stays as it was and is
 listed with its reason, and the exported folder is `check`ed, so `problems` says what a stock
-OVMS would still refuse.
+OVMS would still refuse (and, as warnings, what runs differently there: shared calculator state).
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ from ovms_notebook.portability.check import DEFAULT_OVMS_VERSION, Finding, Repor
 from ovms_notebook.portability.handler import NotExportable, handler_source
 from ovms_notebook.portability.registry import OVMS_EMULATED
 from ovms_notebook.portability.serving import docker_command, inference_service
+from ovms_notebook.portability.state import shared_state_finding
+from ovms_notebook.portability.subgraphs import configured_models, export_models, needed_models
 from ovms_notebook.repository import GraphEntry, find_config, read_entries
 
 _PYTHON_SIDE = ("PythonExecutorCalculator",)
 _PY_OUTPUT_TAG = "OVMS_PY_TENSOR"
+_FORK_ASKS = " (OVMS's MediaPipe fork asks for it in the subgraphs this graph uses)"
 
 
 @dataclass
@@ -36,7 +41,7 @@ class Exported:
     out_dir: Path
     graphs: list[str]
     handlers: dict[str, Path] = field(default_factory=dict)  # "graph/node" -> handler file
-    problems: list[Finding] = field(default_factory=list)
+    problems: list[Finding] = field(default_factory=list)  # errors: left behind; warnings: differs on OVMS
     report: Report | None = None
     docker: str = ""
     manifest: str = ""
@@ -68,6 +73,21 @@ def _entries(source: Path) -> tuple[list[GraphEntry], dict]:
         return [GraphEntry(base.name, base, source.resolve(), None)], {"model_config_list": []}
     path = find_config(source)
     return read_entries(path), json.loads(path.read_text())
+
+
+def _graph_names(names: list[str], models: set[str]) -> dict[str, str]:
+    """{graph name: exported name}: a graph named like a model becomes `<name>_graph` (OVMS refuses the clash)."""
+    taken = set(models) | set(names)
+    renamed = {}
+    for name in names:
+        new = name
+        if name in models:
+            new, number = f"{name}_graph", 2
+            while new in taken:
+                new, number = f"{name}_graph{number}", number + 1
+            taken.add(new)
+        renamed[name] = new
+    return renamed
 
 
 def _copy_models(document: dict, root: Path, out_dir: Path, graph_names: set[str]) -> list[dict]:
@@ -137,6 +157,8 @@ def _convert(graph: str, config: object, folder: Path, exported: Exported) -> bo
         name = node.name or f"{node.calculator.lower()}_{index}"
         handler = folder / f"{name}.py"
         handler.write_text(source)
+        state = shared_state_finding(subject, registry[node.calculator])  # type: ignore[arg-type]
+        exported.problems += [state] if state else []
         exported.handlers[f"{graph}/{name}"] = handler
         _rewrite(node, name, PythonExecutorCalculatorOptions(handler_path=handler.name))
         changed = True
@@ -196,23 +218,39 @@ def export(source: str | Path, out_dir: str | Path, *, image: str | None = None,
         raise ConfigError(f"export needs an empty or new output folder, got {str(out_dir)!r} (not empty)")
     entries, document = _entries(source)
     out_dir.mkdir(parents=True, exist_ok=True)
-    exported = Exported(out_dir.resolve(), [e.name for e in entries])
+    root = find_config(source).parent if source.suffix != ".pbtxt" else source.parent
+    models = _copy_models(document, root, out_dir, {e.name for e in entries})
+    present = {m["config"]["name"] for m in models}
+    if source.suffix != ".pbtxt":
+        present |= configured_models(find_config(source))  # subconfig models travel with their graph folder
+    texts = {entry.name: entry.graph_path.read_text() for entry in entries}
+    needed = {servable for text in texts.values()
+              for servables in needed_models(n.calculator for n in parse_graph_config(text).node).values()
+              for servable in servables}
+    added, missing = export_models(needed, present, out_dir)
+    models += added
+    names = _graph_names([e.name for e in entries], present | {m["config"]["name"] for m in models})
+    exported = Exported(out_dir.resolve(), list(names.values()), problems=missing)
+    exported.problems += [Finding("warning", "renamed-graph", f"graph {old!r}",
+                                  f"exported as {new!r}: a model of the exported config.json is named {old!r}"
+                                  f"{_FORK_ASKS if old in needed else ''}, and OVMS refuses a graph whose name a "
+                                  f"model has; clients must ask for {new!r}")
+                          for old, new in names.items() if old != new]
     graphs = []
     for entry in entries:
-        folder = out_dir / entry.name
+        name = names[entry.name]
+        folder = out_dir / name
         shutil.copytree(entry.base_path, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-        text = entry.graph_path.read_text()
+        text = texts[entry.name]
         (folder / "graph.pbtxt").write_text(text)
         config = parse_graph_config(text)
-        if _convert(entry.name, config, folder, exported):
+        if _convert(name, config, folder, exported):
             (folder / "graph.pbtxt").write_text("# exported by ovms-notebook export\n" +
                                                 text_format.MessageToString(config))
-        graph = {"name": entry.name, "base_path": entry.name, "graph_path": "graph.pbtxt"}
+        graph = {"name": name, "base_path": name, "graph_path": "graph.pbtxt"}
         if entry.subconfig_path is not None:
             graph["subconfig"] = entry.subconfig_path.name
         graphs.append(graph)
-    root = find_config(source).parent if source.suffix != ".pbtxt" else source.parent
-    models = _copy_models(document, root, out_dir, {e.name for e in entries})
     (out_dir / "config.json").write_text(json.dumps({"model_config_list": models,
                                                      "mediapipe_config_list": graphs}, indent=2) + "\n")
     exported.report = check(out_dir, ovms_version=ovms_version)
