@@ -53,6 +53,8 @@ def packet_to_value(packet: mp.Packet) -> object:
         return getter(packet)
     if type_name.startswith("Eigen::Matrix"):
         return mp.packet_getter.get_matrix(packet)
+    if type_name in _IMAGE_SIZES:
+        return image_size(packet)
     if type_name == "::mediapipe::ImageFrame":
         return np.array(mp.packet_getter.get_image_frame(packet).numpy_view())
     named = message_name(type_name)  # only proto packets may reach the proto getters (others abort)
@@ -60,6 +62,39 @@ def packet_to_value(packet: mp.Packet) -> object:
         _full_name, repeated = named
         return mp.packet_getter.get_proto_list(packet) if repeated else mp.packet_getter.get_proto(packet)
     return packet
+
+
+_IMAGE_SIZES = {"std::pair<int, int>", "::std::pair<int, int>", "std::pair<int,int>", "::std::pair<int,int>"}
+_PIXEL_BOX = """
+input_stream: "DETECTION:box" input_stream: "IMAGE_SIZE:size" output_stream: "PIXEL_DETECTION:pixels"
+node { calculator: "DetectionTransformationCalculator" input_stream: "DETECTION:box"
+       input_stream: "IMAGE_SIZE:size" output_stream: "PIXEL_DETECTION:pixels" }
+"""
+
+
+def image_size(packet: mp.Packet) -> tuple[int, int]:
+    """(width, height) of a `std::pair<int, int>` packet (ImagePropertiesCalculator's SIZE, IMAGE_SIZE inputs).
+
+    The wheel has no getter for a pair; its own DetectionTransformationCalculator
+    scales the relative box (0, 0, 1, 1) to pixels by that pair, which reads it
+    back exactly. A one-node graph per call, about 0.3 ms.
+    """
+    from google.protobuf import text_format
+    from mediapipe.framework import calculator_pb2
+    from mediapipe.framework.formats import detection_pb2
+
+    box = detection_pb2.Detection()
+    box.location_data.format = box.location_data.RELATIVE_BOUNDING_BOX
+    box.location_data.relative_bounding_box.width = box.location_data.relative_bounding_box.height = 1.0
+    graph = mp.CalculatorGraph(graph_config=text_format.Parse(_PIXEL_BOX, calculator_pb2.CalculatorGraphConfig()))
+    found: list[object] = []
+    graph.observe_output_stream("pixels", lambda _name, out: found.append(mp.packet_getter.get_proto(out)))
+    graph.start_run()
+    graph.add_packet_to_input_stream("box", mp.packet_creator.create_proto(box).at(0))
+    graph.add_packet_to_input_stream("size", packet.at(0))
+    graph.close()
+    pixels = found[0].location_data.bounding_box  # type: ignore[attr-defined]
+    return int(pixels.width), int(pixels.height)
 
 
 def value_to_packet(value: object, timestamp: int | None = None) -> mp.Packet:

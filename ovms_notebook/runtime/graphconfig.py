@@ -23,6 +23,7 @@ from ovms_notebook.codec import StreamKind, StreamSpec, parse_stream
 from ovms_notebook.errors import GraphLoadError
 from ovms_notebook.runtime.protos import parse_graph_config
 from ovms_notebook.runtime.split import Split, split_graph
+from ovms_notebook.runtime.subgraphs import expand_subgraphs
 
 #: The side packet OVMS reserves for its map of Python node resources (spec §6.4); clients cannot set it.
 RESERVED_SIDE_PACKET = "py"
@@ -33,6 +34,7 @@ _OVMS_CALCULATOR_MODULES = (
     "ovms_notebook.nodes.ovms_python",
     "ovms_notebook.nodes.openvino",
     "ovms_notebook.nodes.tracking",
+    "ovms_notebook.nodes.render",
 )
 
 # Kinds OVMS refuses at graph inputs/outputs, or that need OVMS's C++ calculators.
@@ -72,7 +74,7 @@ class GraphSpec:
 def parse_graph(text: str) -> GraphSpec:
     """Parse pbtxt text and apply OVMS's load-time rules; raises GraphLoadError with the reason."""
     try:
-        config = parse_graph_config(text)
+        config = expand_subgraphs(parse_graph_config(text))  # subgraphs the wheel lacks, inlined (runtime/subgraphs)
     except text_format.ParseError as error:
         raise GraphLoadError(f"graph pbtxt does not parse: {error}") from error
     inputs = _streams(config.input_stream, "input")
