@@ -39,7 +39,7 @@ def _writes(method: ast.FunctionDef) -> list[str]:
     if not method.args.args:
         return []
     me = method.args.args[0].arg
-    found = []
+    found: list[tuple[int, int, str]] = []
     for node in ast.walk(method):
         targets: list[ast.AST] = []
         if isinstance(node, ast.Assign):
@@ -55,8 +55,8 @@ def _writes(method: ast.FunctionDef) -> list[str]:
             for part in ast.walk(target) if isinstance(target, ast.Tuple | ast.List) else [target]:
                 name = _self_attribute(part, me)
                 if name is not None:
-                    found.append(name)
-    return list(dict.fromkeys(found))
+                    found.append((part.lineno, part.col_offset, name))  # type: ignore[attr-defined]
+    return list(dict.fromkeys(name for _, _, name in sorted(found)))
 
 
 def stream_state(cls: type) -> dict[str, list[str]]:
