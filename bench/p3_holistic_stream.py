@@ -1,6 +1,6 @@
 """P3: what the server costs a real tracking graph, over a stream, against the bare graph.
 
-P3 = holistic frames/s over one ModelStreamInfer stream (model "holisticTracking")
+P3 = holistic frames/s over one ModelStreamInfer stream (model "holisticLandmarks")
      / frames/s of the same graphs/holistic/graph.pbtxt driven in-process by mp.CalculatorGraph, no server
      (goal >= 0.95)
 
@@ -35,7 +35,7 @@ import ovms_notebook
 from ovms_notebook.runtime.graph import use_wheel_resources
 from ovms_notebook.sources import astronaut, pan_zoom
 
-MODEL = "holisticTracking"
+MODEL = "holisticLandmarks"
 INPUT = "first_input_video"
 OUTPUTS = ("pose_landmarks", "face_landmarks", "left_hand_landmarks", "right_hand_landmarks")
 EXPECTED = frozenset(("pose_landmarks", "face_landmarks"))

@@ -1,6 +1,6 @@
 """P4: why streams exist: a graph per request (unary) against a long-lived graph (stream), on holistic.
 
-P4 = median per-frame time of unary ModelInfer on "holisticTracking" (a fresh graph per request, as OVMS does)
+P4 = median per-frame time of unary ModelInfer on "holisticLandmarks" (a fresh graph per request, as OVMS does)
      / median per-frame time over one ModelStreamInfer stream, lock-step (goal >= 4)
 P4 in-process = the same two ways with no server, side by side: create + observe + start + 1 frame + close
      per frame / one long-lived graph fed frame after frame. The framework alone shows this gap; the

@@ -37,7 +37,7 @@ def test_every_example_graph_loads(server):
     assert {d.name: d.available for d in server.graphs} == {
         "passthrough": True, "concat_default": True, "concat_immediate": True, "previous_value": True,
         "side_packet_ticker": True, "image_flip": True, "face_detection": True, "face_detection_openvino": True,
-        "face_tracking": True, "holisticTracking": True}
+        "face_tracking": True, "holisticLandmarks": True, "holisticTracking": True}
     assert server.repository.models.names == ["face_detection_short_range"]
 
 
@@ -67,7 +67,7 @@ def test_holistic_tracking_over_a_synthetic_video_with_tritonclient(server):
     client = triton.InferenceServerClient(server.address)
     client.start_stream(lambda result, error: responses.put((result, error)))
     for frame in frames:  # as OVMS's stream_client.py: UINT8 HWC frames, no parameters
-        client.async_stream_infer("holisticTracking", [image_input("first_input_video", frame)])
+        client.async_stream_infer("holisticLandmarks", [image_input("first_input_video", frame)])
     client.stop_stream()
     client.close()
     by_output: dict[str, list[int]] = {}
