@@ -15,6 +15,7 @@ import json
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -495,9 +496,8 @@ CASES: list[Case] = [
 
 # -- the server ---------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("corpus")
+def write_repository(root: Path) -> Path:
+    """Every corpus graph, the Python node's scripts and the OpenVINO "add" model under `root`; returns it."""
     for name, text in GRAPHS.items():
         (root / name).mkdir()
         (root / name / "graph.pbtxt").write_text(text)
@@ -507,7 +507,12 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     config = {"model_config_list": [{"config": {"name": "add", "base_path": "add"}}],
               "mediapipe_config_list": [{"name": name, "base_path": name} for name in GRAPHS]}
     (root / "config.json").write_text(json.dumps(config))
-    server = ovms_notebook.serve(root, max_message_bytes=MAX_MESSAGE)
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    server = ovms_notebook.serve(write_repository(tmp_path_factory.mktemp("corpus")), max_message_bytes=MAX_MESSAGE)
     assert not [d.name for d in server.repository.definitions if not d.available]
     yield server
     server.stop()
