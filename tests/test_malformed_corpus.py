@@ -639,3 +639,24 @@ def test_server_log_has_no_tracebacks_from_the_corpus(server, channel, caplog):
                 talk.receive()
                 talk.end()
     assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+
+
+def test_graph_errors_show_a_traceback_only_when_user_code_is_in_it():
+    from ovms_notebook.nodes.node import describe
+    from ovms_notebook.runtime.timestamps import check_range
+
+    def calculator_method() -> None:  # user code that calls into the package, which raises
+        check_range(2**63 - 1)
+
+    # The first frame (the caller, here this test; in a graph the node runtime) is never shown.
+    try:
+        calculator_method()
+    except Exception as error:
+        user = describe(error)
+    try:
+        check_range(2**63 - 1)
+    except Exception as error:
+        ours = describe(error)
+    assert user.startswith("OvmsStatus: Malformed packet timestamp - Timestamp::Done()\nTraceback (most recent call")
+    assert "in calculator_method\n    check_range(2**63 - 1)" in user
+    assert ours == "OvmsStatus: Malformed packet timestamp - Timestamp::Done()"
