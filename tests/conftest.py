@@ -13,9 +13,13 @@ import grpc
 import pytest
 
 import ovms_notebook
+from ovms_notebook._env import import_openvino
 from ovms_notebook.codec import encode_input
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
 from ovms_notebook.proto.service import METHODS
+
+# Test modules that import openvino themselves get the module imported here, with its usage telemetry declined.
+import_openvino()
 
 REPO = Path(__file__).resolve().parents[1]
 GRAPHS = REPO / "graphs"

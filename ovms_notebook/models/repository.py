@@ -73,10 +73,11 @@ _ELEMENT_TYPES: dict[str, tuple[str, str]] = {
 
 @functools.cache
 def openvino_core() -> Any:
-    """One `openvino.Core` per process (imported on first use: openvino is slow to import)."""
-    import openvino
+    """One `openvino.Core` per process (imported on first use: openvino is slow to import; its telemetry is
+    declined, see `_env.import_openvino`)."""
+    from ovms_notebook._env import import_openvino
 
-    return openvino.Core()
+    return import_openvino().Core()
 
 
 # ---------------------------------------------------------------- tensors
