@@ -304,7 +304,7 @@ def test_the_fuzzer_reaches_the_validation_it_aims_at():
     """A sample of requests decodes to every datatype, raw and typed contents, and special timestamps."""
     seen: Counter = Counter()
 
-    @settings(max_examples=200, deadline=None, database=None, derandomize=True)
+    @settings(max_examples=800, deadline=None, database=None, derandomize=True)
     @given(message=requests())
     def run(message: bytes) -> None:
         parsed = triton_pb.ModelInferRequest.FromString(message)

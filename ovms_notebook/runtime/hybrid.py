@@ -150,8 +150,12 @@ class HybridGraph:
             self._deliver(stream, packet)
 
     def _deliver(self, stream: str, packet: mp.Packet) -> None:
-        value = packet_to_value(packet)
         stamp = packet.timestamp.value
+        try:
+            value = packet_to_value(packet)
+        except Exception as error:  # the engine thread must live on: the graph fails instead
+            self._fail(f'stream "{stream}" into Python nodes at {ts.debug_string(stamp)}: {error}')
+            return
         with self._lock:
             if self._state not in ("running", "closing"):
                 return
