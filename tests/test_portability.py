@@ -92,6 +92,31 @@ def test_our_own_tracker_and_the_example_graphs() -> None:
     assert [f.subject for f in report.graph("previous_value").findings] == ["input_stream 'INT:in'"]
 
 
+def test_what_ovms_notebook_runs_in_place_of_ovms_calculators_is_portable(tmp_path: Path) -> None:
+    """The render calculators and the holistic render subgraph are in OVMS's build but not in the wheel; ours
+    stand in for them, so a graph naming them runs in both places. A notebook calculator that takes the name
+    of an OVMS calculator is still a notebook calculator."""
+    notebook: dict = {"__name__": "__main__"}
+    exec("from ovms_notebook.nodes.api import Calculator, register\n"
+         "@register('BoxTrackerCalculator')\nclass Impostor(Calculator):\n"
+         "    inputs = (':0',)\n    outputs = (':0',)\n",
+         notebook)
+    config = write_graphs(tmp_path, {
+        "render": one_node("LandmarksToRenderDataCalculator", "LANDMARKS:in").replace(
+            'output_stream: "out" }', 'output_stream: "RENDER_DATA:out" }'),
+        "holistic_render": (GRAPHS / "holistic_tracking" / "holistic_tracking.pbtxt").read_text(),
+        "impostor": one_node("BoxTrackerCalculator"),
+    })
+    try:
+        report = check(config)
+    finally:
+        unregister("BoxTrackerCalculator")
+    assert report.graph("render").findings == []
+    assert [f.kind for f in report.graph("holistic_render").findings] == ["ovms-subgraph-models"]  # models only
+    (impostor,) = report.graph("impostor").findings
+    assert (impostor.kind, impostor.subject) == ("python-calculator", "BoxTrackerCalculator")
+
+
 def test_config_fields_ovms_rejects(tmp_path: Path) -> None:
     (tmp_path / "g").mkdir()
     (tmp_path / "g" / "graph.pbtxt").write_text(PASSTHROUGH)

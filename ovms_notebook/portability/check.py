@@ -191,15 +191,22 @@ def calculator_findings(calculators: Iterable[str]) -> list[Finding]:
     """For each calculator name: is it in OVMS's build, in the wheel, or a Python calculator of ours?"""
     from ovms_notebook.portability.state import shared_state_finding
     from ovms_notebook.runtime.graphconfig import python_registry
+    from ovms_notebook.runtime.subgraphs import SUBGRAPHS
 
     names = list(dict.fromkeys(calculators))
     registry = python_registry()
     ovms = ovms_calculators()
-    native = [n for n in names if n not in registry]
+    # What ovms_notebook itself runs in place of a calculator or subgraph OVMS links and the wheel lacks (the
+    # render calculators, the holistic render subgraph): portable as it stands.
+    stand_ins = {name for name in names if name in ovms and (
+        name in SUBGRAPHS or getattr(registry.get(name), "__module__", "").startswith("ovms_notebook."))}
+    native = [n for n in names if n not in registry and n not in stand_ins]
     in_wheel = wheel_has(native) if native else {}
     wheel = f"the mediapipe {mediapipe_version()} wheel"
     found = []
     for name in names:
+        if name in stand_ins:
+            continue
         if name in registry and name not in OVMS_EMULATED:
             found.append(_python_calculator(name, registry[name]))  # type: ignore[arg-type]
             state = shared_state_finding(name, registry[name])  # type: ignore[arg-type]
