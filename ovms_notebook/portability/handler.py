@@ -18,6 +18,7 @@ import types
 from collections.abc import Mapping
 
 from ovms_notebook.nodes.api import Calculator
+from ovms_notebook.portability.source import class_source
 
 #: Calculator helpers with no counterpart in OVMS's Python node API.
 _CONTEXT_ONLY = ("emit", "set_next_timestamp_bound", "close_output", "input_timestamp", "input_done", "options")
@@ -122,7 +123,8 @@ class NotExportable(Exception):
 
 
 def _class_source(obj: type | types.FunctionType) -> ast.ClassDef | ast.FunctionDef:
-    tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
+    text = class_source(obj) if isinstance(obj, type) else inspect.getsource(obj)
+    tree = ast.parse(textwrap.dedent(text))
     definition = tree.body[0]
     assert isinstance(definition, ast.ClassDef | ast.FunctionDef)
     definition.decorator_list = []

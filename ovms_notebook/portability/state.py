@@ -12,10 +12,10 @@ methods on them (`self.x.append(...)`, `self.tracker.update(...)`).
 from __future__ import annotations
 
 import ast
-import inspect
 import textwrap
 
 from ovms_notebook.portability.check import Finding
+from ovms_notebook.portability.source import class_source
 
 #: Methods where setting up state is per instance on both sides (run once per stream here, once on OVMS).
 _SETUP = ("__init__", "open")
@@ -65,7 +65,7 @@ def stream_state(cls: type) -> dict[str, list[str]]:
     A class whose source cannot be read gives {} (export then refuses it for that reason anyway).
     """
     try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+        tree = ast.parse(textwrap.dedent(class_source(cls)))
     except (OSError, TypeError, SyntaxError):
         return {}
     definition = tree.body[0]
