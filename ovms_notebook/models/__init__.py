@@ -4,8 +4,9 @@
     models = ModelRepository(wheel_model_repository(tmp_dir))   # the mediapipe wheel's .tflite models
     models.resolve("face_detection_short_range").infer({"input": x})
 
-Module map: `config` (config.json entries), `repository` (versions, lazy
-OpenVINO read/compile, inference), `serving` (KServe ModelReady /
+Module map: `config` (config.json entries), `repository` (models by name,
+version folders, reload), `version` (one version: lazy OpenVINO read/compile,
+inference), `tensors` (input/output specs), `serving` (KServe ModelReady /
 ModelMetadata / ModelInfer with OVMS's validation texts), `wheel` (the
 wheel's models as an OVMS repository). OpenVINO is imported on first use.
 """

@@ -111,7 +111,7 @@ def _place(source: Path, target: Path) -> None:
 
 def _read_error(path: Path) -> str | None:
     """Why OpenVINO cannot read `path`, or None when it can."""
-    from ovms_notebook.models.repository import openvino_core, openvino_error_text
+    from ovms_notebook.models.version import openvino_core, openvino_error_text
 
     try:
         openvino_core().read_model(str(path))
