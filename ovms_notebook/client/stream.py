@@ -7,6 +7,11 @@ in-band errors and the final status into an ordered `LogEntry` log and calls
 the registered callbacks. Nothing blocks a cell except `close()`,
 `wait_for()` and the unary helpers.
 
+This module is the client's state: what was sent, what came back, how the
+stream ends. The log records are client/entries.py, the gRPC call and its
+reader thread client/stream_call.py, error attribution and timestamp
+prediction client/attribution.py.
+
     with StreamClient(server.address, "passthrough") as client:
         client.send({"in": np.float32([1, 2])})      # LogEntry(kind="request", timestamp=0, manual=False)
         client.wait_for(1)[0].values["out"]          # array([1., 2.], dtype=float32)
@@ -15,18 +20,18 @@ the registered callbacks. Nothing blocks a cell except `close()`,
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import grpc
 
+from ovms_notebook.client.attribution import Sent, SentRequests, advance
+from ovms_notebook.client.entries import Callback, EntryKind, LogEntry
 from ovms_notebook.client.messages import (
     DEFAULT_MAX_MESSAGE_BYTES,
     build_request,
@@ -34,87 +39,13 @@ from ovms_notebook.client.messages import (
     open_channel,
     response_timestamp,
 )
+from ovms_notebook.client.stream_call import RequestIterator, open_stream, read_stream
 from ovms_notebook.errors import ClientError
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
-from ovms_notebook.proto.service import METHODS
-from ovms_notebook.runtime.timestamps import next_allowed
-from ovms_notebook.server.servicer import STREAM_TAG_METADATA, TRACE_METADATA
 
 log = logging.getLogger(__name__)
 
-EntryKind = Literal["request", "response", "error", "end"]
-Callback = Callable[["LogEntry"], None]
 _JOIN_SECONDS = 5.0
-_FIRST_REQUEST = "partial deserialization of first request"
-#: How OVMS ends an in-band error that rejects a request (spec §4.4).
-_REQUEST_CONTEXTS = (_FIRST_REQUEST, "partial deserialization of subsequent requests", "validate subsequent requests")
-_SENTINEL = object()
-
-
-@dataclass(frozen=True)
-class LogEntry:
-    """One item of a stream's client-side log, in the order the client saw it.
-
-    request: `timestamp` is the manual one sent, or the predicted automatic one (`manual=False`; None
-    when it cannot be predicted); `names`/`values` are the inputs as given; `parameters` the request's
-    parameters as sent (OVMS_MP_TIMESTAMP among them when manual) and `datatypes` the overrides given,
-    so the request can be rebuilt byte for byte (what `client.recording` does).
-    response: `timestamp` is the response's OVMS_MP_TIMESTAMP; `values` maps each output name to its
-    decoded value (a ValueError instance when it could not be decoded).
-    error: `text` is the in-band error_message; `request_seq` the request it most likely answers.
-    end: `text` is "OK" or "[StatusCode.X] details", `code` the status code name.
-    """
-
-    kind: EntryKind
-    seq: int
-    time: float
-    timestamp: int | None = None
-    manual: bool = False
-    names: tuple[str, ...] = ()
-    values: dict[str, object] = field(default_factory=dict)
-    text: str = ""
-    code: str | None = None
-    request_seq: int | None = None
-    parameters: dict[str, bool | int | str] = field(default_factory=dict)
-    datatypes: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class _Sent:
-    """What error attribution and the counter replay need to know about one request."""
-
-    seq: int
-    manual: bool
-    timestamp: int | None
-    before: int  # the counter prediction before this request
-    rejected: bool = False
-
-
-class _RequestIterator:
-    """The request iterator gRPC consumes on its own thread: a queue ended by a sentinel."""
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._done = False
-
-    def put(self, request: pb.ModelInferRequest) -> None:
-        self._queue.put(request)
-
-    def finish(self) -> None:
-        """Half-close after what is queued; also frees gRPC's thread if it waits for a request."""
-        self._queue.put(_SENTINEL)
-
-    def __iter__(self) -> _RequestIterator:
-        return self
-
-    def __next__(self) -> pb.ModelInferRequest:
-        if self._done:
-            raise StopIteration
-        item = self._queue.get()
-        if item is _SENTINEL:
-            self._done = True
-            raise StopIteration
-        return item  # type: ignore[return-value]
 
 
 class StreamClient:
@@ -168,14 +99,13 @@ class StreamClient:
         self.tag = str(uuid.uuid4())
         self.tracing = trace
         self._channel = open_channel(address, credentials, max_message_bytes)
-        self._requests = _RequestIterator()
+        self._requests = RequestIterator()
         self._call: Any = None
         self._reader: threading.Thread | None = None
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._log: deque[LogEntry] = deque(maxlen=max_log)
-        self._sent: deque[_Sent] = deque(maxlen=4096)
-        self._first: _Sent | None = None
+        self._sent = SentRequests()
         self._callbacks: dict[str, list[Callback]] = {"response": [], "error": [], "end": []}
         self._seq = 0
         self._next = 0
@@ -234,7 +164,7 @@ class StreamClient:
             before = self._next
             automatic = before if self.timestamps == "counter" else None
             predicted = manual_int if manual else automatic
-            self._next = _advance(before, manual, manual_int)
+            self._next = advance(before, manual, manual_int)
             entry = self._append(
                 "request",
                 timestamp=predicted,
@@ -244,10 +174,7 @@ class StreamClient:
                 parameters={key: getattr(p, p.WhichOneof("parameter_choice")) for key, p in request.parameters.items()},
                 datatypes=dict(datatypes or {}),
             )
-            sent = _Sent(entry.seq, manual, predicted, before)
-            self._sent.append(sent)
-            if self._first is None:
-                self._first = sent
+            self._sent.add(Sent(entry.seq, manual, predicted, before))
             self._start()
             self._requests.put(request)
         return entry
@@ -261,17 +188,10 @@ class StreamClient:
         """Open the call and start the reader (under the lock, on the first send)."""
         if self._call is not None:
             return
-        method = METHODS["ModelStreamInfer"]
-        callable_ = self._channel.stream_stream(
-            method.path,
-            request_serializer=method.request.SerializeToString,
-            response_deserializer=method.response.FromString,
-        )
-        metadata = [(STREAM_TAG_METADATA, self.tag)] + ([(TRACE_METADATA, "1")] if self.tracing else [])
-        self._call = callable_(self._requests, metadata=metadata, timeout=self.timeout)
+        self._call = open_stream(self._channel, self._requests, tag=self.tag, trace=self.tracing, timeout=self.timeout)
         self._reader = threading.Thread(
-            target=_read,
-            args=(weakref.ref(self), self._call, self._requests),
+            target=read_stream,
+            args=(weakref.WeakMethod(self._receive), weakref.WeakMethod(self._finish), self._call, self._requests),
             name=f"ovms-client-{self.graph}-reader",
             daemon=True,
         )
@@ -370,25 +290,13 @@ class StreamClient:
             self._delivered += 1
             self._arrived.notify_all()
 
-    def _attribute(self, text: str) -> _Sent | None:
+    def _attribute(self, text: str) -> Sent | None:
         """The request an in-band error most likely answers; replays the counter without it (under the lock)."""
-        if not text.endswith(_REQUEST_CONTEXTS):
-            return None  # not a rejected request (OVMS always names the context of one)
-        sent = list(self._sent)
-        if text.endswith(_FIRST_REQUEST):
-            candidates = [i for i, s in enumerate(sent) if s is self._first and not s.rejected]
-        else:
-            candidates = [i for i, s in enumerate(sent) if s is not self._first and not s.rejected]
-        if not candidates:
+        found = self._sent.attribute(text)
+        if found is None:
             return None
-        index = candidates[-1]
-        sent[index].rejected = True
-        counter = sent[index].before
-        for other in sent[index + 1 :]:
-            if not other.rejected:
-                counter = _advance(counter, other.manual, other.timestamp)
-        self._next = counter
-        return sent[index]
+        sent, self._next = found
+        return sent
 
     def _finish(self, code: str, text: str, details: str) -> None:
         """Log the end entry once, call on_end, wake every waiter."""
@@ -479,48 +387,9 @@ class StreamClient:
         return bundle
 
 
-def _read(ref: weakref.ref[StreamClient], call: Any, requests: _RequestIterator) -> None:
-    """Reader thread body. Holds the client weakly, so an abandoned client can be collected (and cancelled)."""
-    code, text, details = "OK", "OK", ""
-    try:
-        for response in call:
-            client = ref()
-            if client is None:
-                call.cancel()
-                return
-            client._receive(response)
-            del client
-    except grpc.RpcError as error:
-        status = error.code()
-        code, details = status.name, error.details() or ""
-        text = f"[{status}] {details}"
-    except Exception as error:  # a bug of ours: end the call rather than leave it unread
-        log.exception("reading the stream failed")
-        call.cancel()
-        code, details = "UNKNOWN", f"client reader failed: {error!r}"
-        text = f"[{grpc.StatusCode.UNKNOWN}] {details}"
-    finally:
-        requests.finish()
-    client = ref()
-    if client is not None:
-        client._finish(code, text, details)
-
-
 def _call_back(callbacks: list[Callback], entry: LogEntry) -> None:
     for callback in callbacks:
         try:
             callback(entry)
         except Exception:
             log.exception("%s callback %r failed", entry.kind, callback)
-
-
-def _advance(counter: int, manual: bool, timestamp: int | None) -> int:
-    """OVMS's counter after a request pushed whole: manual sets the base, every request adds one."""
-    if manual:
-        return next_allowed(timestamp) if timestamp is not None else counter
-    return next_allowed(counter)
-
-
-# -- messages -------------------------------------------------------------------------------------------------
-
-
