@@ -12,6 +12,10 @@ The log lines are described in `console_log`. Responses, errors and the end arri
 reader thread, which only pokes pumps: the log redraws at most every `log_interval` seconds on the
 console's own thread, `outputs` (LiveOutputs) and `timeline` at theirs. With an in-kernel server the
 timeline shows the server's own events of the stream (its newest `TIMELINE_WINDOW`).
+
+This module is the console's layout and graph selection; sending and the
+stream's life are `console_streams.ConsoleStreams`, drawing is
+`console_view.ConsoleView`, both mixed into `StreamConsole`.
 """
 
 from __future__ import annotations
@@ -19,36 +23,35 @@ from __future__ import annotations
 import html
 import itertools
 import threading
-import time
-import traceback
 import weakref
-from collections.abc import Mapping
 from typing import Any
 
 import grpc
 import ipywidgets as widgets
 import traitlets
 
-from ovms_notebook.client import LogEntry, StreamClient
+from ovms_notebook.client import StreamClient
 from ovms_notebook.codec.streams import StreamKind
-from ovms_notebook.errors import ClientError
 from ovms_notebook.widgets.console_graphs import describe_graph, graph_options
-from ovms_notebook.widgets.console_log import LogNote, LogView, log_html, log_lines, server_request_timestamps
+from ovms_notebook.widgets.console_log import LogNote, LogView
+from ovms_notebook.widgets.console_streams import ConsoleStreams
+from ovms_notebook.widgets.console_view import (
+    TIMELINE_INTERVAL,
+    TIMELINE_WINDOW,  # noqa: F401  (re-exported: importable from here)
+    ConsoleView,
+)
 from ovms_notebook.widgets.editors import InputEditor
 from ovms_notebook.widgets.live import LiveOutputs
 from ovms_notebook.widgets.pump import Pump
-from ovms_notebook.widgets.render import THREAD_PREFIX
-from ovms_notebook.widgets.timeline import Timeline, records_from_events, records_from_log
+from ovms_notebook.widgets.timeline import Timeline
 
 __all__ = ["StreamConsole"]
 
-_RED, _GREEN, _GREY = "#b91c1c", "#15803d", "#6b7280"
+_GREY = "#6b7280"
 _numbers = itertools.count(1)
-TIMELINE_WINDOW = 400  # newest server events of a stream the timeline draws
-TIMELINE_INTERVAL = 0.25  # seconds between timeline redraws (1 s while requests come faster than 20/s)
 
 
-class StreamConsole(widgets.VBox):
+class StreamConsole(ConsoleStreams, ConsoleView, widgets.VBox):
     """Send requests to one graph over a `ModelStreamInfer` stream and see everything that comes back.
 
     `target` is an in-kernel `Server` (graphs and typed input streams from it; the timeline follows its
@@ -197,218 +200,6 @@ class StreamConsole(widgets.VBox):
         if graph:
             self.new_stream()
 
-    # -- streams ----------------------------------------------------------------------------------------------
-
-    def new_stream(self) -> None:
-        """Open a fresh stream to the selected graph (timestamps restart, graph state is new).
-
-        A previous stream still open is half-closed in the background; its late outputs are not shown.
-        """
-        graph = self.graph_picker.value
-        if graph is None:
-            raise ValueError("pick a graph first")
-        client = StreamClient(self.address, graph, credentials=self.credentials, timestamps=self.timestamps,  # type: ignore[arg-type]
-                              max_log=self.max_log)
-        for register in (client.on_response, client.on_error, client.on_end):
-            register(lambda entry, client=client: self._on_entry(client, entry))
-        with self._lock:
-            old, self.client = self.client, client
-            self._request_numbers, self._next_request, self._notes = {}, 0, []
-            self._events_seen, self._events, self._timeline_key = None, [], None
-            self._closing_stream = False
-        if old is not None and not old.ended:
-            with self._lock:
-                self._retiring = [c for c in self._retiring if not c.ended] + [old]
-            self._background(f"console-{self._number}-retire", lambda: old.close(timeout=10))
-        self.outputs.reset(self._output_names)
-        self.timeline.update([])
-        with self.hold_sync():
-            self.manual_timestamp.value = 0
-            self._update_next_label()
-        self._pump.poke()
-
-    def send(self, inputs: Mapping[str, object] | None = None, timestamp: int | None = None) -> LogEntry:
-        """Send one request and return its log entry at once.
-
-        `inputs` None: the editors' values (those whose "send" box is ticked). `timestamp` None: the mode
-        decides (auto: the server stamps it; manual: `manual_timestamp`, which then moves one past it).
-        Raises ValueError for an input that cannot be built, ClientError once the stream ended.
-        """
-        client = self.client
-        if client is None:
-            raise ClientError("no stream: pick a graph first")
-        if client.ended:
-            status = client.status.text if client.status is not None else "OK"
-            raise ClientError(f"the stream has ended ({status}): press New stream to send again")
-        if inputs is None:
-            inputs = self.editor_values()
-        if timestamp is None and self.mode.value == "manual":
-            timestamp = int(self.manual_timestamp.value)
-        with self._lock:
-            entry = client.send(inputs, timestamp=timestamp)
-            if client is self.client:
-                self._request_numbers[entry.seq] = self._next_request
-                self._next_request += 1
-        if timestamp is not None:
-            self.manual_timestamp.value = timestamp + 1  # the smallest timestamp the next request may have
-        self._update_next_label()
-        self._pump.poke()
-        return entry
-
-    def send_n(self, n: int) -> list[LogEntry]:
-        """Send the same inputs `n` times (manual mode: consecutive timestamps)."""
-        if n < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
-        inputs = self.editor_values()
-        return [self.send(inputs) for _ in range(n)]
-
-    def editor_values(self) -> dict[str, object]:
-        """{input stream: value} of every editor whose "send" box is ticked."""
-        return {name: editor.value for name, editor in self.editors.items() if editor.include.value}
-
-    def close_stream(self, timeout: float = 30) -> LogEntry:
-        """Half-close the stream, wait until every output has arrived, return the end entry (shown in the log)."""
-        client = self.client
-        if client is None:
-            raise ClientError("no stream: pick a graph first")
-        with self._lock:
-            self._closing_stream = True
-        self._pump.poke()
-        end = client.close(timeout=timeout)
-        self.flush()
-        return end
-
-    def _on_close_click(self, _button: widgets.Button) -> None:
-        """The button must not block the kernel while outputs drain: close on a widget thread."""
-        self._background(f"console-{self._number}-close", lambda: self._guard(self.close_stream))
-
-    def _background(self, name: str, work: Any) -> None:
-        thread = threading.Thread(target=work, name=f"{THREAD_PREFIX}{name}", daemon=True)
-        with self._lock:
-            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
-        thread.start()
-
-    def _guard(self, action: Any) -> Any:
-        """Run a button's action; a failure becomes a red "not sent" line and its text in `output`."""
-        try:
-            return action()
-        except Exception as error:
-            with self._lock:
-                self._notes.append(LogNote(time.monotonic(), str(error)))
-            if not isinstance(error, ValueError | ClientError):
-                self.output.append_stderr(traceback.format_exc())
-            self._pump.poke()
-            return None
-
-    def _on_entry(self, client: StreamClient, entry: LogEntry) -> None:
-        """Reader thread: a response, error or end arrived. Only pokes; never draws here."""
-        if client is not self.client or self._closed:
-            return
-        self.outputs.update(client.log)
-        self._pump.poke()
-
-    # -- drawing ----------------------------------------------------------------------------------------------
-
-    def _update_next_label(self, _change: object = None) -> None:
-        client = self.client
-        if client is None:
-            text = "next timestamp: — (no stream)"
-        elif client.ended:
-            text = "stream ended: press New stream"
-        elif self.mode.value == "manual":
-            text = f"next timestamp: {self.manual_timestamp.value} (manual)"
-        else:
-            predicted = client.next_timestamp()
-            text = f"next timestamp: {predicted if predicted is not None else 'server clock'} (auto)"
-        self.next_label.value = f"<code>{html.escape(text)}</code>"
-
-    def _refresh(self) -> None:
-        """Console thread: redraw the log, the stream status, the next timestamp and the timeline."""
-        with self._refresh_lock:
-            client = self.client
-            if client is None or self._closed:
-                return
-            entries = client.log
-            with self._lock:
-                numbers = dict(self._request_numbers)
-                notes = list(self._notes)
-                closing = self._closing_stream
-            events = self._stream_events(client)
-            exact = server_request_timestamps(events) if events and events[0].kind == "open" else []
-            self.log.value = log_html(log_lines(entries, numbers, exact, notes))
-            ended = client.ended
-            with self.hold_sync():
-                self.stream_status.value = self._status_html(client, entries, closing)
-                for button in (self.send_button, self.send_n_button, self.close_button):
-                    button.disabled = ended or closing
-                self._update_next_label()
-            self._feed_timeline(client, entries, events)
-            if entries and len(numbers) > 2 * self.max_log:  # a long stream: forget requests the log dropped
-                with self._lock:
-                    oldest = entries[0].seq
-                    self._request_numbers = {k: v for k, v in self._request_numbers.items() if k >= oldest}
-
-    def _stream_events(self, client: StreamClient) -> list[Any]:
-        """The server's events of this stream (in-kernel server only), re-read when the event log changed.
-
-        The server logs some events after the client has seen their effect (an output once written, the
-        end), so while the event log keeps changing the console polls it again at its own pace.
-        """
-        if self.server is None:
-            return []
-        version = self.server.events.version
-        if self._events_seen != (version, client.tag):
-            if self._events_seen is not None:
-                self._pump.poke()  # the log moved since last time: look once more after this run
-            self._events_seen = (version, client.tag)
-            self._events = self.server.events.snapshot(client_tag=client.tag)
-        return self._events
-
-    def _feed_timeline(self, client: StreamClient, entries: list[LogEntry], events: list[Any]) -> None:
-        """Give the timeline the newest `TIMELINE_WINDOW` events (server) or the client log (remote), when new.
-
-        A video stream makes thousands of events; drawing them all several times a second would cost
-        the kernel more than the stream itself, so a busy stream's timeline also redraws only once a second.
-        """
-        key = (client.tag, len(events), events[-1] if events else None) if self.server is not None else (
-            client.tag, entries[-1].seq if entries else -1)
-        if key == self._timeline_key:
-            return
-        self._timeline_key = key
-        requests = [e.time for e in entries if e.kind == "request"][-20:]
-        busy = len(requests) == 20 and requests[-1] - requests[0] < 1.0
-        self.timeline.min_interval = 1.0 if busy else TIMELINE_INTERVAL
-        if self.server is not None:
-            self.timeline.update(records_from_events(events[-TIMELINE_WINDOW:]))
-        else:
-            self.timeline.update(records_from_log(entries))
-
-    def _status_html(self, client: StreamClient, entries: list[LogEntry], closing: bool) -> str:
-        sent = sum(e.kind == "request" for e in entries)
-        state = ("ended" if client.ended else "closing" if closing else "open" if sent else "ready")
-        colour = _GREEN if state in ("open", "ready") else _GREY
-        return (f'<span style="font-size:12px">stream to <code>{html.escape(client.graph)}</code> '
-                f'at <code>{html.escape(self.address)}</code>: <span style="color:{colour}">{state}</span></span>')
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until the log, the live outputs and the timeline show everything received so far."""
-        done = True
-        for _ in range(3):  # the server's event log may still move just after the client saw the effect
-            version = self.server.events.version if self.server is not None else None
-            self._pump.poke()
-            done = self._pump.flush(timeout) and done
-            if version == (self.server.events.version if self.server is not None else None):
-                break
-        done = self.outputs.flush(timeout) and done
-        return self.timeline.flush(timeout) and done
-
-    def wait_for(self, count: int, timeout: float = 10) -> list[LogEntry]:
-        """Block until `count` responses and errors arrived on the current stream, then `flush()`."""
-        if self.client is None:
-            raise ClientError("no stream: pick a graph first")
-        entries = self.client.wait_for(count, timeout)
-        self.flush(timeout)
-        return entries
 
     # -- life -------------------------------------------------------------------------------------------------
 
