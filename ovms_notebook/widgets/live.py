@@ -6,7 +6,8 @@ newest state at most every `min_interval` seconds. Images are shown with the
 detections, landmarks and rects that arrived at the same timestamp drawn over
 them — over the request's own input frame when the graph outputs no image —
 numbers and vectors as a table with a sparkline of their history, protos as
-text. Each panel's header reads "name @timestamp".
+text. Each panel (`OutputPanel`, widgets/live_panel.py, re-exported here) has
+a header that reads "name @timestamp".
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ovms_notebook.widgets.draw import (
     summarize,
     value_table_html,
 )
+from ovms_notebook.widgets.live_panel import OutputPanel
 from ovms_notebook.widgets.pump import Pump
 
 __all__ = ["LiveOutputs", "OutputPanel"]
@@ -42,59 +44,6 @@ _RED, _GREY = "#b91c1c", "#6b7280"
 _IMAGE_KINDS = (StreamKind.IMAGE, StreamKind.MP_IMAGE)
 _KEEP_FRAMES = 64  # request frames remembered by timestamp (references to the log's arrays, no copies)
 _numbers = itertools.count(1)
-
-
-class OutputPanel(widgets.VBox):
-    """One stream's view: `header` ("name @timestamp"), `image`, `html` (table or text) and `sparkline`."""
-
-    def __init__(self, name: str, role: str = "output") -> None:
-        self.name = name
-        self.role = role
-        self.timestamp: int | None = None
-        self.header = widgets.HTML(self._header_html(None, "no packet yet"))
-        self.image = widgets.Image(format="png", layout=widgets.Layout(display="none", max_width="100%"))
-        self.html = widgets.HTML()
-        self.sparkline = widgets.Image(format="png", layout=widgets.Layout(display="none", width="160px",
-                                                                           height="36px", min_width="160px"))
-        super().__init__(
-            children=[self.header, self.image,
-                      widgets.HBox([self.html, self.sparkline], layout=widgets.Layout(align_items="flex-start"))],
-            layout=widgets.Layout(border="1px solid #e5e7eb", padding="4px", margin="2px", min_width="14em"),
-        )
-
-    @property
-    def header_text(self) -> str:
-        """The header as a person reads it, e.g. "previous @2"."""
-        return f"{self.name} @{self.timestamp}" if self.timestamp is not None else self.name
-
-    def _header_html(self, timestamp: int | None, note: str = "") -> str:
-        stamp = f" @{timestamp}" if timestamp is not None else ""
-        extra = f' <span style="color:{_GREY};font-size:11px">{html.escape(note)}</span>' if note else ""
-        return f"<b>{html.escape(self.name)}{stamp}</b>{extra}"
-
-    def show(self, timestamp: int | None, note: str, *, image: bytes | None = None, body: str | None = None,
-             sparkline: bytes | None = None) -> None:
-        """Set what the panel shows in one comm message."""
-        with self.hold_sync():
-            self.timestamp = timestamp
-            self.header.value = self._header_html(timestamp, note)
-            if image is not None:
-                self.image.value = image
-                self.image.layout.display = ""
-            if body is not None:
-                self.html.value = body
-            if sparkline is not None:
-                self.sparkline.value = sparkline
-                self.sparkline.layout.display = ""
-
-    @property
-    def png(self) -> bytes:
-        return bytes(self.image.value)
-
-    def close(self) -> None:
-        for child in (self.header, self.image, self.html, self.sparkline, *self.children):
-            child.close()
-        super().close()
 
 
 class LiveOutputs(widgets.VBox):
