@@ -22,6 +22,9 @@ that caused it; the graph stops running nodes, and the next add raises
 ValueError, for INVALID_ARGUMENT; `PythonGraphError`, a RuntimeError,
 otherwise). Queues are unbounded (no max_queue_size throttling). With `trace=True` every
 Process() call and graph input packet is recorded (`trace_events`).
+
+The graph's edges — input streams and output stream observers — are
+nodes/graph_io.py; this module schedules and runs the nodes between them.
 """
 
 from __future__ import annotations
@@ -31,35 +34,30 @@ import itertools
 import logging
 import operator
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import text_format
 
 from ovms_notebook.errors import OvmsNotebookError
 from ovms_notebook.nodes.api import EMPTY, Calculator, default_registry
-from ovms_notebook.nodes.node import NodeRuntime, Task, describe
+from ovms_notebook.nodes.graph_io import GraphInput, ObservedStream, Observer
+from ovms_notebook.nodes.node import NodeRuntime, Task
 from ovms_notebook.nodes.streams import (
     FAILED_PRECONDITION,
     INTERNAL,
     INVALID_ARGUMENT,
     UNKNOWN,
-    InputStream,
     OutputStream,
     Status,
     allowed_in_stream,
-    next_allowed,
-    previous_allowed,
 )
 from ovms_notebook.nodes.tracing import NodeTracer
 from ovms_notebook.nodes.validate import GraphConfigError, plan_graph
-from ovms_notebook.runtime.timestamps import DONE, POSTSTREAM, UNSTARTED, debug_string
+from ovms_notebook.runtime.timestamps import debug_string
 from ovms_notebook.runtime.trace import TraceEvent
 
 log = logging.getLogger(__name__)
-
-Observer = Callable[[str, object, int], None]
-"""callback(stream_name, value or EMPTY, timestamp)."""
 
 __all__ = ["GraphConfigError", "PythonGraph", "PythonGraphArgumentError", "PythonGraphError"]
 
@@ -82,64 +80,6 @@ class PythonGraphArgumentError(PythonGraphError, ValueError):
 def _error(code: str, message: str) -> PythonGraphError:
     cls = PythonGraphArgumentError if code == INVALID_ARGUMENT else PythonGraphError
     return cls(message, code)
-
-
-class _ObservedStream:
-    """`OutputStreamObserver`: delivers a stream's packets and, if asked, its settled bounds as EMPTY."""
-
-    def __init__(self, name: str, callback: Observer, bounds: bool) -> None:
-        self.name = name
-        self.callback = callback
-        self.bounds = bounds
-        self.stream = InputStream(name, lambda status: None)
-        self.last = UNSTARTED
-        self._record: Callable[[Status], None] = lambda status: None
-
-    def prepare(self, stream: OutputStream, record: Callable[[Status], None]) -> None:
-        self.stream = InputStream(self.name, record)
-        self.last = UNSTARTED
-        self._record = record
-        stream.mirrors.append((self.stream, self.notify))
-
-    def notify(self) -> None:
-        while True:
-            timestamp, empty = self.stream.min_timestamp_or_bound()
-            if empty:
-                if self.bounds and timestamp < DONE:
-                    settled = POSTSTREAM if timestamp == POSTSTREAM else previous_allowed(timestamp)
-                    if self.last < settled:
-                        self.last = settled
-                        self._deliver(EMPTY, settled)
-                return
-            value, _, _ = self.stream.pop_packet_at(timestamp)
-            self.last = timestamp
-            self._deliver(value, timestamp)
-
-    def _deliver(self, value: object, timestamp: int) -> None:
-        try:
-            self.callback(self.name, value, timestamp)
-        except Exception as error:
-            self._record(Status(INTERNAL, f'Observer of output stream "{self.name}" failed: {describe(error)}'))
-
-
-class _GraphInput:
-    """`CalculatorGraph::GraphInputStream`: one reusable shard in front of the stream's consumers."""
-
-    def __init__(self, stream: OutputStream) -> None:
-        self.stream = stream
-        self.shard = stream.shard()
-
-    def add(self, value: object, timestamp: int) -> None:
-        if value is EMPTY:  # an empty packet only moves the bound (OutputStreamShard::AddPacket)
-            self.shard.set_next_timestamp_bound(next_allowed(timestamp))
-        else:
-            self.shard.add(value, timestamp)
-        self.stream.propagate(self.shard.next_bound, self.shard)
-
-    def close(self) -> None:
-        if self.shard.queue:
-            self.stream.propagate(DONE, self.shard)
-        self.stream.close()
 
 
 class PythonGraph:
@@ -167,7 +107,7 @@ class PythonGraph:
         self._plan = plan_graph(config, default_registry if registry is None else registry)
         self._eager = eager
         self._lock = threading.RLock()
-        self._observers: list[_ObservedStream] = []
+        self._observers: list[ObservedStream] = []
         self._running = False
         self._started = False
         self._draining = False
@@ -176,7 +116,7 @@ class PythonGraph:
         self._nodes: list[NodeRuntime] = []
         self._queue: list[tuple[int, int, NodeRuntime, Task]] = []
         self._sequence = itertools.count()
-        self._inputs: dict[str, _GraphInput] = {}
+        self._inputs: dict[str, GraphInput] = {}
         self._tracer = NodeTracer() if trace else None
 
     @property
@@ -202,7 +142,7 @@ class PythonGraph:
                 )
             if not callable(callback):
                 raise TypeError(f"callback must be callable, got {callback!r}")
-            self._observers.append(_ObservedStream(stream_name, callback, bool(observe_timestamp_bounds)))
+            self._observers.append(ObservedStream(stream_name, callback, bool(observe_timestamp_bounds)))
 
     def start_run(self, side_packets: Mapping[str, object] | None = None) -> None:
         """Start a run: fresh calculator instances, `open()` on each in topological order, sources run."""
@@ -217,7 +157,7 @@ class PythonGraph:
             self._errors = []
             self._stopping = False
             streams = {name: OutputStream(name, self._record) for name in self._plan.stream_names}
-            self._inputs = {name: _GraphInput(streams[name]) for name in self._plan.input_streams}
+            self._inputs = {name: GraphInput(streams[name]) for name in self._plan.input_streams}
             self._queue = []
             if self._tracer is not None:
                 self._tracer.clear()
@@ -336,7 +276,7 @@ class PythonGraph:
 
     # Internals.
 
-    def _graph_input(self, stream: str, method: str) -> _GraphInput:
+    def _graph_input(self, stream: str, method: str) -> GraphInput:
         if not self._running:
             raise PythonGraphError(f"CalculatorGraph::{method}() is called before StartRun()", FAILED_PRECONDITION)
         if stream not in self._inputs:
