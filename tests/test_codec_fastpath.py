@@ -41,3 +41,18 @@ def test_other_streams_and_datatypes_do_not_share_a_header() -> None:
     tensor.datatype = "FP32"
     c = _blob(decode_input(parse_stream("a"), tensor, raw))
     assert a != b and a != c and {a[-16:], b[-16:], c[-16:]} == {raw}
+
+
+def test_unpack_reads_a_known_header_again_and_still_refuses_broken_blobs() -> None:
+    from ovms_notebook.codec import unpack_tensor
+
+    blob = pack_tensor("t", "INT8", [2, 2], bytes([1, 2, 3, 4]), py_tensor=True)
+    for data in (bytes([1, 2, 3, 4]), bytes([9, 9, 9, 9])):  # second: the header parsed once
+        value = unpack_tensor(blob[: len(blob) - 4] + data)
+        assert value is not None and (value.name, value.datatype, value.shape, value.data, value.py_tensor) == (
+            "t", "INT8", (2, 2), data, True)
+    header = len(blob) - 4
+    for broken in (blob[:header - 1], blob[:20], blob[:17], b"plain text"):
+        assert unpack_tensor(broken) is None
+    flags = len(b"\x00OVMSNB-TENSOR\x01")
+    assert unpack_tensor(blob[:flags] + b"\x02" + blob[flags + 1:]) is None

@@ -91,21 +91,50 @@ def unpack_tensor(blob: bytes) -> TensorValue | None:
     if not blob.startswith(MAGIC):
         return None
     try:
+        rank = blob[len(MAGIC) + 1]
+        offset = len(MAGIC) + _FIXED.size + 8 * rank
+        (length,) = _TEXT_LENGTH.unpack_from(blob, offset)
+        offset += _TEXT_LENGTH.size + length
+        (length,) = _TEXT_LENGTH.unpack_from(blob, offset)
+        end = offset + _TEXT_LENGTH.size + length
+    except (IndexError, struct.error):
+        return None
+    if end > len(blob):
+        return None
+    header = blob[:end]
+    known = _KNOWN_HEADERS.get(header)  # a stream's packets repeat one header: parse it once
+    if known is None:
+        known = _parse_header(header)
+        if known is None:
+            return None
+        if len(_KNOWN_HEADERS) >= _KNOWN_HEADERS_MAX:
+            _KNOWN_HEADERS.clear()
+        _KNOWN_HEADERS[header] = known
+    name, datatype, shape, py_tensor = known
+    return TensorValue(name, datatype, shape, blob[end:], py_tensor)
+
+
+#: Blob header -> (name, datatype, shape, py_tensor), bounded (starts afresh when full).
+_KNOWN_HEADERS: dict[bytes, tuple[str, str, tuple[int, ...], bool]] = {}
+_KNOWN_HEADERS_MAX = 1024
+
+
+def _parse_header(header: bytes) -> tuple[str, str, tuple[int, ...], bool] | None:
+    """A whole blob header read field by field, None when it is not a valid one."""
+    try:
         offset = len(MAGIC)
-        flags, rank = _FIXED.unpack_from(blob, offset)
+        flags, rank = _FIXED.unpack_from(header, offset)
         offset += _FIXED.size
-        shape = struct.unpack_from(f"<{rank}q", blob, offset)
+        shape = struct.unpack_from(f"<{rank}q", header, offset)
         offset += 8 * rank
         texts = []
         for _ in range(2):
-            (length,) = _TEXT_LENGTH.unpack_from(blob, offset)
+            (length,) = _TEXT_LENGTH.unpack_from(header, offset)
             offset += _TEXT_LENGTH.size
-            if offset + length > len(blob):
-                return None
-            texts.append(blob[offset : offset + length].decode("utf-8"))
+            texts.append(header[offset : offset + length].decode("utf-8"))
             offset += length
     except (struct.error, UnicodeDecodeError):
         return None
     if flags > 1:
         return None
-    return TensorValue(texts[0], texts[1], tuple(shape), blob[offset:], bool(flags))
+    return texts[0], texts[1], tuple(shape), bool(flags)
