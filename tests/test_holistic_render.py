@@ -215,14 +215,14 @@ def test_python_render_nodes_feed_the_native_overlay_which_draws_at_the_landmark
     image = np.zeros((100, 200, 3), np.uint8)
     head = landmark_list([(0.25, 0.5, 0.1)])  # visibility 0.1, raised to 0.9 by SetLandmarkVisibility
     body = landmark_list([(0.75, 0.2, None), (0.75, 0.8, None), (0.9, 0.9, 0.3)])  # the last one is hidden
-    for t in (0, 1, 2):  # no head at 1; 2 settles it (see the report of a close-time gap for a last timestamp)
+    for t in (0, 1, 2):  # no head at 2, the last timestamp: only closing the graph settles it
         packets = {"img": mp.packet_creator.create_image_frame(image_format=mp.ImageFormat.SRGB, data=image),
                    "lm": mp.packet_creator.create_proto(body)}
-        if t != 1:
+        if t != 2:
             packets["head"] = mp.packet_creator.create_proto(head)
         graph.push(packets, t)
     assert graph.close() is None
-    with_head, without_head, again = outputs
+    with_head, again, without_head = outputs
     red = np.all(with_head == (255, 0, 0), axis=-1)
     assert red[50, 50] and red[20, 150] and red[80, 150]  # head and both body points (x*200, y*100)
     assert not red[90, 180]  # visibility 0.3 < 0.5: not drawn

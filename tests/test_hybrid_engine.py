@@ -81,6 +81,27 @@ node { calculator: "TestDropOdd" input_stream: "a" output_stream: "a_even" }
 node { calculator: "ConcatenateFloatVectorCalculator" input_stream: "a_even" input_stream: "b" output_stream: "out" }
 """
 
+class Gather(Calculator):
+    """Concatenates whichever of its two float-vector inputs has a packet (MediaPipe's default input handler)."""
+
+    inputs = ("A", "B")
+    outputs = (":0",)
+
+    def process(self, timestamp, inputs):
+        return {":0": [*(inputs.get("A") or []), *(inputs.get("B") or [])]}
+
+
+# b reaches the Python node through a native node, c directly; the Python result joins a again on the native side.
+ACROSS_AT_CLOSE = """
+input_stream: "FLOATS:0:a"
+input_stream: "FLOATS:1:b"
+input_stream: "FLOATS:2:c"
+output_stream: "out"
+node { calculator: "PassThroughCalculator" input_stream: "b" output_stream: "b_native" }
+node { calculator: "TestGather" input_stream: "A:b_native" input_stream: "B:c" output_stream: "g" }
+node { calculator: "ConcatenateFloatVectorCalculator" input_stream: "a" input_stream: "g" output_stream: "out" }
+"""
+
 PYTHON_ONLY = """
 input_stream: "in"
 output_stream: "out"
@@ -92,7 +113,7 @@ FAILING = PYTHON_ONLY.replace('calculator: "TestIds"', 'name: "tracker" calculat
 
 @pytest.fixture(autouse=True)
 def registered_calculators():
-    names = {"TestAddOne": AddOne, "TestDropOdd": DropOdd, "TestBoom": Boom, "TestIds": Ids}
+    names = {"TestAddOne": AddOne, "TestDropOdd": DropOdd, "TestBoom": Boom, "TestIds": Ids, "TestGather": Gather}
     for name, cls in names.items():
         register(name)(cls)
     yield
@@ -123,6 +144,39 @@ def test_a_python_node_that_emits_nothing_advances_the_native_bound(serve_graphs
     stepper.outbox.put(request("g", {"a": F([1]), "b": F([101])}, timestamp=1))
     assert as_triples(stepper.collect(1)) == [("out", 1, [101.0])]
     assert as_triples(stepper.close()) == []
+
+
+def test_the_last_request_settles_across_the_cut_on_half_close_as_in_one_graph(serve_graphs):
+    """The last request has no b: only closing the graph settles b_native at 1. As in one MediaPipe graph, the
+    Python node must learn that before the native node that waits for its output gives up on it."""
+    server = serve_graphs({"g": ACROSS_AT_CLOSE})
+    result = stream(server.address, [request("g", {"a": F([1]), "b": F([2]), "c": F([3])}, timestamp=0),
+                                      request("g", {"a": F([4]), "c": F([6])}, timestamp=1)])
+    assert result.code == grpc.StatusCode.OK and result.errors == []
+    assert result.stamped() == [("out", 0), ("out", 1)]
+    assert values(result) == [[1.0, 2.0, 3.0], [4.0, 6.0]]
+
+
+def test_cut_streams_close_after_what_their_native_producers_wait_for_back_edges_aside():
+    from ovms_notebook.runtime.graphconfig import parse_graph
+    from ovms_notebook.runtime.split import cut_dependencies
+
+    limited = parse_graph("""
+input_stream: "in"
+output_stream: "out"
+node { calculator: "FlowLimiterCalculator" input_stream: "in" input_stream: "FINISHED:out"
+       input_stream_info: { tag_index: "FINISHED" back_edge: true } output_stream: "admitted" }
+node { calculator: "TestAddOne" input_stream: "admitted" output_stream: "out" }
+""")
+    assert cut_dependencies(limited.split) == {"admitted": frozenset()}  # the FINISHED back edge is not waited on
+    chained = parse_graph("""
+input_stream: "FLOATS:in"
+output_stream: "out"
+node { calculator: "TestAddOne" input_stream: "in" output_stream: "p1" }
+node { calculator: "PassThroughCalculator" input_stream: "p1" output_stream: "n1" }
+node { calculator: "TestAddOne" input_stream: "n1" output_stream: "out" }
+""")
+    assert cut_dependencies(chained.split) == {"n1": frozenset({"p1"})}
 
 
 def test_python_only_graph_keeps_state_per_stream(serve_graphs):

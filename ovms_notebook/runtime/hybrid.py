@@ -27,7 +27,7 @@ from ovms_notebook.runtime import timestamps as ts
 from ovms_notebook.runtime.convert import packet_to_value, value_to_packet
 from ovms_notebook.runtime.graph import NativeGraph, PacketSink, graph_error_status
 from ovms_notebook.runtime.graphconfig import GraphSpec
-from ovms_notebook.runtime.split import Split, python_side, split_graph
+from ovms_notebook.runtime.split import Split, cut_dependencies, python_side, split_graph
 from ovms_notebook.runtime.trace import Trace, TraceEvent, build_trace, order_nodes
 from ovms_notebook.runtime.trace_native import canonical_names
 from ovms_notebook.status import OvmsStatus, StatusCode
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 _STOP = object()
 _SETTLE_ROUNDS = 50
+_SETTLE_SECONDS = 10.0  # wait_until_idle's bound on one delivery across the cut
 
 
 def _part_spec(config: object, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> GraphSpec:
@@ -55,8 +56,13 @@ class HybridGraph:
         self.spec = spec
         self._sink = sink
         self.split = split or split_graph(spec.config, default_registry)
+        self._cut_dependencies = cut_dependencies(self.split)
         self._lock = threading.RLock()
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+        # Packets taken by the native->Python edge and not yet delivered (queued, or in the engine thread's hands):
+        # wait_until_idle waits for none, not just for an empty inbox.
+        self._in_flight = 0
+        self._settled = threading.Condition()
         self._engine_error: OvmsStatus | None = None
         self._python_done: set[str] = set()
         self._state = "created"
@@ -108,6 +114,8 @@ class HybridGraph:
     def _on_native(self, stream: str, packet: mp.Packet) -> None:
         # MediaPipe thread, behind the process-wide observer mutex: enqueue only.
         if stream in self.split.to_python:
+            with self._settled:
+                self._in_flight += 1
             self._inbox.put((stream, packet))
         if stream in self.split.native_outputs and not packet.is_empty():
             self._sink(stream, packet)
@@ -147,7 +155,16 @@ class HybridGraph:
     def _run(self) -> None:
         while (item := self._inbox.get()) is not _STOP:
             stream, packet = item  # type: ignore[misc]
-            self._deliver(stream, packet)
+            try:
+                self._deliver(stream, packet)
+            finally:
+                self._delivered()
+
+    def _delivered(self) -> None:
+        with self._settled:
+            self._in_flight -= 1
+            if self._in_flight <= 0:
+                self._settled.notify_all()
 
     def _deliver(self, stream: str, packet: mp.Packet) -> None:
         stamp = packet.timestamp.value
@@ -174,7 +191,10 @@ class HybridGraph:
             if item is _STOP:
                 continue
             stream, packet = item  # type: ignore[misc]
-            self._deliver(stream, packet)
+            try:
+                self._deliver(stream, packet)
+            finally:
+                self._delivered()
             moved = True
 
     # -- the NativeGraph interface ------------------------------------------------------------------------------
@@ -221,11 +241,16 @@ class HybridGraph:
         )
 
     def wait_until_idle(self) -> None:
-        """Let both halves settle (errors are reported by close)."""
+        """Let both halves settle: the native half idle and every packet it sent across delivered, including
+        one the engine thread is still working on (errors are reported by close)."""
         for _ in range(_SETTLE_ROUNDS):
             if self.native is not None:
                 self.native.wait_until_idle()
-            if not self._drain_inbox():
+            moved = self._drain_inbox()
+            with self._settled:
+                busy = self._in_flight > 0
+                self._settled.wait_for(lambda: self._in_flight <= 0, timeout=_SETTLE_SECONDS)
+            if not moved and not busy:
                 return
 
     def close(self) -> OvmsStatus | None:
@@ -244,7 +269,8 @@ class HybridGraph:
         if self.native is not None:
             for name in self.split.native_inputs:
                 self.native.close_input_stream(name)
-            closed: set[str] = set()
+            closed: set[str] = set()  # Python -> native streams whose Python producers finished
+            ended: set[str] = set()  # native -> Python streams closed on the Python side
             for _ in range(_SETTLE_ROUNDS):
                 self.native.wait_until_idle()
                 moved = self._drain_inbox()
@@ -252,8 +278,19 @@ class HybridGraph:
                 for name in newly:
                     self.native.close_input_stream(name)
                 closed |= newly
-                if not moved and not newly:
+                if moved or newly:
+                    continue
+                # Quiet: what the native half still sends the Python nodes can only follow from streams that are
+                # still open. End the cut streams whose native producers wait on nothing from the Python side,
+                # as one MediaPipe graph would close those nodes; with a cycle across the cut, end the rest.
+                left = [s for s in self.split.to_python if s not in ended]
+                ready = [s for s in left if self._cut_dependencies[s] <= closed] or left
+                if not ready:
                     break
+                with self._lock:
+                    for name in ready:
+                        self.python.close_input_stream(name)
+                ended.update(ready)
             native_error = self.native.close()
         else:
             native_error = None

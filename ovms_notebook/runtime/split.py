@@ -93,3 +93,55 @@ def split_graph(config: object, registry: Mapping[str, object]) -> Split:
     native = half("native", [*native_inputs, *to_native], [*native_outputs, *to_python])
     python = half("python", [*python_inputs, *to_python], [*python_outputs, *to_native])
     return Split(native, python, to_python, to_native, native_inputs, python_inputs, native_outputs, python_outputs)
+
+
+def _back_edges(node: object) -> set[str]:
+    """Names of `node`'s input streams marked `back_edge` in its input_stream_info."""
+    marked = set()
+    for info in node.input_stream_info:  # type: ignore[attr-defined]
+        if info.back_edge:
+            tag, _, index = info.tag_index.partition(":")
+            marked.add((tag, int(index or 0)))
+    names, seen = set(), {}
+    for spec in node.input_stream:  # type: ignore[attr-defined]
+        parsed = parse_stream(spec)
+        position = parsed.index if parsed.index is not None else seen.get(parsed.tag, 0)
+        seen[parsed.tag] = position + 1
+        if (parsed.tag, position) in marked:
+            names.add(parsed.name)
+    return names
+
+
+def cut_dependencies(split: Split) -> dict[str, frozenset[str]]:
+    """For each stream the native half sends to Python nodes: the streams coming back from Python nodes that its
+    native producers depend on (through native nodes, back edges left out).
+
+    When a graph closes, a native->Python stream can only end once those have ended - the order in which one
+    MediaPipe graph would close its nodes - so the hybrid engine closes cut streams in this order.
+    """
+    if split.native is None:
+        return {}
+    producers: dict[str, object] = {}
+    for node in split.native.node:  # type: ignore[attr-defined]
+        for name in _names(node.output_stream):
+            producers[name] = node
+    back = set(split.to_native)
+
+    def upstream(stream: str) -> frozenset[str]:
+        found: set[str] = set()
+        todo, visited = [stream], set()
+        while todo:
+            name = todo.pop()
+            if name in visited:
+                continue
+            visited.add(name)
+            if name in back:
+                found.add(name)
+                continue
+            node = producers.get(name)
+            if node is not None:
+                skip = _back_edges(node)
+                todo += [n for n in _names(node.input_stream) if n not in skip]  # type: ignore[attr-defined]
+        return frozenset(found)
+
+    return {stream: upstream(stream) for stream in split.to_python}
