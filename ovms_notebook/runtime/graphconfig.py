@@ -35,6 +35,9 @@ _OVMS_CALCULATOR_MODULES = (
     "ovms_notebook.nodes.openvino",
     "ovms_notebook.nodes.tracking",
     "ovms_notebook.nodes.render",
+    "ovms_notebook.nodes.render_shapes",
+    "ovms_notebook.nodes.iris",
+    "ovms_notebook.nodes.tflite",
 )
 
 # Kinds OVMS refuses at graph inputs/outputs, or that need OVMS's C++ calculators.

@@ -35,6 +35,8 @@ def import_wheel_protos() -> int:
     importlib.import_module("mediapipe.framework.stream_handler.sync_set_input_stream_handler_pb2")
     # OVMS's own calculator options (PythonExecutor, OpenVINO session/inference, converter).
     importlib.import_module("ovms_notebook.nodes.proto.ovms_calculators_pb2")
+    # IrisToRenderDataCalculatorOptions (OVMS's iris demo), which the wheel does not ship.
+    importlib.import_module("ovms_notebook.nodes.iris")
     return loaded
 
 

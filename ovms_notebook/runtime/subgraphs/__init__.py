@@ -28,6 +28,11 @@ __all__ = ["SUBGRAPHS", "expand_subgraphs", "subgraph_config"]
 SUBGRAPHS: dict[str, str] = {
     "HolisticTrackingToRenderData": "holistic_tracking_to_render_data.pbtxt",  # mediapipe/graphs/holistic_tracking/
     "HandWristForPose": "hand_wrist_for_pose.pbtxt",  # mediapipe/modules/holistic_landmark/
+    # OVMS's iris tracking demo (demos/mediapipe/iris_tracking):
+    "IrisLandmarkLeftAndRightCpu": "iris_landmark_left_and_right_cpu.pbtxt",  # mediapipe/modules/iris_landmark/
+    "IrisLandmarkCpu": "iris_landmark_cpu.pbtxt",  # mediapipe/modules/iris_landmark/
+    "IrisLandmarkLandmarksToRoi": "iris_landmark_landmarks_to_roi.pbtxt",  # mediapipe/modules/iris_landmark/
+    "IrisRendererCpu": "iris_renderer_cpu.pbtxt",  # mediapipe/graphs/iris_tracking/subgraphs/
 }
 
 _MAX_DEPTH = 8
