@@ -111,7 +111,8 @@ def test_config_json_lists_every_graph_folder_in_ovms_format() -> None:
     folders = sorted({p.parent.name for p in GRAPHS.glob("*/*.pbtxt")})
     assert sorted(e["base_path"] for e in entries) == folders
     # graph.pbtxt, except where an OVMS demo's file is served under its own name
-    assert all(e["graph_path"] == "graph.pbtxt" or e["base_path"] == "holistic_tracking" for e in entries)
+    assert all(e["graph_path"] == "graph.pbtxt" or e["base_path"] in ("holistic_tracking", "iris_tracking")
+               for e in entries)
     assert all((GRAPHS / e["base_path"] / e["graph_path"]).is_file() for e in entries)
     assert {e["name"] for e in entries} >= {"passthrough", "face_detection", "holisticTracking"}
     assert all((GRAPHS / e["base_path"] / "README.md").is_file() for e in entries)

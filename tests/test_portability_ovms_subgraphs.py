@@ -35,6 +35,7 @@ WHEEL_FILES = {
     "face_landmark": "face_landmark/face_landmark.tflite",
     "hand_landmark_full": "hand_landmark/hand_landmark_full.tflite",
     "hand_recrop": "holistic_landmark/hand_recrop.tflite",
+    "iris_landmark": "iris_landmark/iris_landmark.tflite",
     "pose_detection": "pose_detection/pose_detection.tflite",
     "pose_landmark_full": "pose_landmark/pose_landmark_full.tflite",
 }
@@ -62,7 +63,7 @@ def test_the_table_derived_from_the_fork() -> None:
     assert table["source"]["mediapipe"]["commit"] == "b2dccf07dc3cd8ae23040d20a8ca68d35d6c75db"
     assert table["source"]["model_server"]["commit"] == "7e4df0c7ae340972bad15020ad777bbba3ee321d"
     assert len(table["subgraphs"]) == 17
-    assert sorted(table["models"]) == [*sorted(WHEEL_FILES)[:4], "iris_landmark", *sorted(WHEEL_FILES)[4:]]
+    assert sorted(table["models"]) == sorted(WHEEL_FILES)
     assert subgraphs.needed_models(["PassThroughCalculator", "FaceLandmarkFrontCpu", "IrisLandmarkLeftAndRightCpu"]) \
         == {"FaceLandmarkFrontCpu": ["face_detection", "face_landmark"],
             "IrisLandmarkLeftAndRightCpu": ["iris_landmark"]}
