@@ -71,7 +71,7 @@ CONFIG_HOLISTIC = """{
 }
 """
 
-# openvinotoolkit/model_server demos/mediapipe/iris_tracking/config_iris.json, commit 7e4df0c7 (less one trailing space).
+# openvinotoolkit/model_server demos/mediapipe/iris_tracking/config_iris.json, commit 7e4df0c7 (a trailing space dropped).
 CONFIG_IRIS = """{
     "model_config_list" : [
         { "config": {
