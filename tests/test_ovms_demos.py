@@ -71,7 +71,7 @@ CONFIG_HOLISTIC = """{
 }
 """
 
-# openvinotoolkit/model_server demos/mediapipe/iris_tracking/config_iris.json, commit 7e4df0c7 (a trailing space dropped).
+# openvinotoolkit/model_server demos/mediapipe/iris_tracking/config_iris.json@7e4df0c7, one trailing space less.
 CONFIG_IRIS = """{
     "model_config_list" : [
         { "config": {
