@@ -126,6 +126,15 @@ def test_the_graph_splits_with_the_tflite_chain_on_the_python_side() -> None:
         "mediapipe/modules/iris_landmark/iris_landmark.tflite").is_file()
 
 
+def test_check_asks_ovms_for_the_demo_models_and_nothing_else() -> None:
+    findings = ovms_notebook.check(GRAPHS).graph("irisTracking").findings
+    assert [(f.severity, f.kind, f.subject) for f in findings] == [
+        ("error", "ovms-subgraph-models", "FaceLandmarkFrontCpu"),
+        ("error", "ovms-subgraph-models", "IrisLandmarkLeftAndRightCpu")]  # the stand-ins are portable
+    assert "lacks face_detection, face_landmark," in findings[0].reason
+    assert "lacks iris_landmark," in findings[1].reason
+
+
 # -- the pieces ------------------------------------------------------------------------------------------------
 
 

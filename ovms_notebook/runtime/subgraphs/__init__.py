@@ -3,14 +3,16 @@
 MediaPipe expands a node whose `calculator` names a registered subgraph into the
 subgraph's own nodes (`ExpandSubgraphs` in the C++ framework). The 0.10.21
 wheel registers only the subgraphs it was built with; OVMS's demo graphs name
-others (`HolisticTrackingToRenderData`, and inside it `HandWristForPose`).
+others (`HolisticTrackingToRenderData`, and inside it `HandWristForPose`; the
+iris demo's `IrisLandmarkLeftAndRightCpu`, `IrisLandmarkCpu`, `IrisLandmarkLandmarksToRoi`
+and `IrisRendererCpu`).
 Their pbtxt files, copied unchanged from google-ai-edge/mediapipe v0.10.21,
 live next to this module; `expand_subgraphs` inlines them the way MediaPipe
 does: the subgraph's `TAG:index` streams and side packets are wired to the
 names the outer node gives them, every internal name gets a per-instance
 prefix (`holistictrackingtorenderdata__render_scale`), and nested subgraphs
 are expanded in turn. The expanded nodes are then stock calculators (native)
-or Python calculators (ovms_notebook.nodes.render), and `split_graph` cuts
+or Python calculators (ovms_notebook.nodes.render, render_shapes, iris, tflite), and `split_graph` cuts
 between them as for any graph.
 """
 
