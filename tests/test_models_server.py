@@ -37,7 +37,7 @@ def test_every_example_graph_loads(server):
     assert {d.name: d.available for d in server.graphs} == {
         "passthrough": True, "concat_default": True, "concat_immediate": True, "previous_value": True,
         "side_packet_ticker": True, "image_flip": True, "face_detection": True, "face_detection_openvino": True,
-        "face_tracking": True, "holisticLandmarks": True, "holisticTracking": True}
+        "face_tracking": True, "holisticLandmarks": True, "holisticTracking": True, "irisTracking": True}
     assert server.repository.models.names == ["face_detection_short_range"]
 
 
