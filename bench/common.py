@@ -10,7 +10,7 @@ import queue
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -90,6 +90,38 @@ class StreamDriver:
         for _ in self.responses:
             pass
         self.channel.close()
+
+
+def lockstep_frames_per_second(address: str, model: str, image_input: str, frames: list[np.ndarray],
+                                done: frozenset[str]) -> float:
+    """Frames/s of `model` over one stream, one frame in flight: a frame is done once responses on every
+    output in `done` came back at its timestamp. Frame 0 (model loading) is not timed."""
+    driver = StreamDriver(address)
+    start = 0.0
+    for timestamp, frame in enumerate(frames):
+        if timestamp == 1:
+            start = time.perf_counter()
+        driver.send(make_request(model, {image_input: frame}))
+        seen: set[str] = set()
+        while not done <= seen:
+            response = driver.receive()
+            assert not response.error_message, response.error_message
+            out = response.infer_response
+            assert out.parameters["OVMS_MP_TIMESTAMP"].int64_param == timestamp
+            seen.add(out.outputs[0].name)
+    elapsed = time.perf_counter() - start
+    driver.close()
+    return (len(frames) - 1) / elapsed
+
+
+def best_interleaved(run: Callable[[str], float], models: Iterable[str], rounds: int) -> dict[str, float]:
+    """The best of `rounds` runs of `run(model)` per model, the models taking turns within each round."""
+    models = list(models)
+    rates: dict[str, list[float]] = {model: [] for model in models}
+    for _ in range(rounds):
+        for model in models:
+            rates[model].append(run(model))
+    return {model: max(values) for model, values in rates.items()}
 
 
 def round_trips(address: str, message_for: Callable[[int], pb.ModelInferRequest], count: int) -> list[float]:

@@ -12,9 +12,8 @@ of the camera panning over the astronaut; the two runs alternate in the same pro
 from __future__ import annotations
 
 import argparse
-import time
 
-from common import REPO, StreamDriver, make_request, report
+from common import REPO, best_interleaved, lockstep_frames_per_second, report
 
 import ovms_notebook
 from ovms_notebook.sources import astronaut, pan_zoom
@@ -25,26 +24,6 @@ DONE = {"holisticTracking": frozenset({"output"}),
         "holisticLandmarks": frozenset({"pose_landmarks", "face_landmarks"})}
 
 
-def lockstep(address: str, model: str, frames: list) -> float:
-    """Frames/s over one stream, one frame in flight; frame 0 (model loading) is not timed."""
-    driver = StreamDriver(address)
-    start = 0.0
-    for timestamp, frame in enumerate(frames):
-        if timestamp == 1:
-            start = time.perf_counter()
-        driver.send(make_request(model, {INPUT: frame}))
-        seen: set[str] = set()
-        while not DONE[model] <= seen:
-            response = driver.receive()
-            assert not response.error_message, response.error_message
-            out = response.infer_response
-            assert out.parameters["OVMS_MP_TIMESTAMP"].int64_param == timestamp
-            seen.add(out.outputs[0].name)
-    elapsed = time.perf_counter() - start
-    driver.close()
-    return (len(frames) - 1) / elapsed
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=40, help="timed frames per run (plus one warm-up)")
@@ -53,13 +32,12 @@ def main() -> None:
     frames = list(pan_zoom(astronaut(), args.frames + 1, (320, 320)))
     server = ovms_notebook.serve(REPO / "graphs")
     try:
-        rates: dict[str, list[float]] = {model: [] for model in DONE}
-        for _ in range(args.rounds):
-            for model in DONE:
-                rates[model].append(lockstep(server.address, model, frames))
+        best = best_interleaved(
+            lambda model: lockstep_frames_per_second(server.address, model, INPUT, frames, DONE[model]),
+            DONE, args.rounds)
     finally:
         server.stop()
-    drawn, plain = max(rates["holisticTracking"]), max(rates["holisticLandmarks"])
+    drawn, plain = best["holisticTracking"], best["holisticLandmarks"]
     report("RENDER holistic frames/s, drawn demo graph / landmarks only", drawn / plain, "informational",
            f"holisticTracking {drawn:.1f}/s, holisticLandmarks {plain:.1f}/s "
            f"(best of {args.rounds} x {args.frames} frames 320x320, lock-step, one stream each)")

@@ -13,36 +13,15 @@ of the camera panning over the astronaut; the two runs alternate in the same pro
 from __future__ import annotations
 
 import argparse
-import time
 
-from common import REPO, StreamDriver, make_request, report
+from common import REPO, best_interleaved, lockstep_frames_per_second, report
 
 import ovms_notebook
 from ovms_notebook.sources import astronaut, pan_zoom
 
-#: model -> (its image input, the output that finishes a frame)
-MODELS = {"irisTracking": ("first_input_video", "output"), "face_detection": ("image", "detections")}
-
-
-def lockstep(address: str, model: str, frames: list) -> float:
-    """Frames/s over one stream, one frame in flight; frame 0 (model loading) is not timed."""
-    name, done = MODELS[model]
-    driver = StreamDriver(address)
-    start = 0.0
-    for timestamp, frame in enumerate(frames):
-        if timestamp == 1:
-            start = time.perf_counter()
-        driver.send(make_request(model, {name: frame}))
-        while True:
-            response = driver.receive()
-            assert not response.error_message, response.error_message
-            out = response.infer_response
-            assert out.parameters["OVMS_MP_TIMESTAMP"].int64_param == timestamp
-            if out.outputs[0].name == done:
-                break
-    elapsed = time.perf_counter() - start
-    driver.close()
-    return (len(frames) - 1) / elapsed
+#: model -> (its image input, the outputs that finish a frame)
+MODELS = {"irisTracking": ("first_input_video", frozenset({"output"})),
+          "face_detection": ("image", frozenset({"detections"}))}
 
 
 def main() -> None:
@@ -53,13 +32,12 @@ def main() -> None:
     frames = list(pan_zoom(astronaut(), args.frames + 1, (320, 320)))
     server = ovms_notebook.serve(REPO / "graphs")
     try:
-        rates: dict[str, list[float]] = {model: [] for model in MODELS}
-        for _ in range(args.rounds):
-            for model in MODELS:
-                rates[model].append(lockstep(server.address, model, frames))
+        best = best_interleaved(
+            lambda model: lockstep_frames_per_second(server.address, model, MODELS[model][0], frames,
+                                                     MODELS[model][1]), MODELS, args.rounds)
     finally:
         server.stop()
-    iris, faces = max(rates["irisTracking"]), max(rates["face_detection"])
+    iris, faces = best["irisTracking"], best["face_detection"]
     report("IRIS frames/s, iris demo graph / face detection only", iris / faces, "informational",
            f"irisTracking {iris:.1f}/s, face_detection {faces:.1f}/s "
            f"(best of {args.rounds} x {args.frames} frames 320x320, lock-step, one stream each)")
