@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -167,3 +168,18 @@ def triton_stream(client: object, model: str, requests: Sequence[tuple[list, dic
         client.async_stream_infer(model, inputs, parameters=parameters)  # type: ignore[attr-defined]
     client.stop_stream()  # type: ignore[attr-defined]
     return items
+
+
+def demo_frame_input(frame: object) -> object:
+    """The input OVMS's MediaPipe demo clients send: the frame as UINT8 `first_input_video` (tritonclient)."""
+    import tritonclient.grpc as triton
+
+    tensor = triton.InferInput("first_input_video", list(frame.shape), "UINT8")  # type: ignore[attr-defined]
+    tensor.set_data_from_numpy(frame)
+    return tensor
+
+
+def git_blob_sha1(path: Path) -> str:
+    """The git object id of a file's content: what pins a vendored file to the commit it was copied from."""
+    blob = path.read_bytes()
+    return hashlib.sha1(b"blob %d\0" % len(blob) + blob).hexdigest()

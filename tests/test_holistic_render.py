@@ -27,7 +27,7 @@ from ovms_notebook.runtime.hybrid import HybridGraph
 from ovms_notebook.runtime.protos import parse_graph_config
 from ovms_notebook.runtime.subgraphs import expand_subgraphs
 from ovms_notebook.sources import astronaut
-from tests.conftest import GRAPHS, triton_stream
+from tests.conftest import GRAPHS, demo_frame_input, git_blob_sha1, triton_stream
 
 DEMO = GRAPHS / "holistic_tracking" / "holistic_tracking.pbtxt"
 CYAN, WHITE, ORANGE = (0, 217, 231), (255, 255, 255), (255, 138, 0)
@@ -47,12 +47,6 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     server.stop()
 
 
-def frame_input(frame: np.ndarray) -> triton.InferInput:
-    tensor = triton.InferInput("first_input_video", list(frame.shape), "UINT8")
-    tensor.set_data_from_numpy(frame)
-    return tensor
-
-
 def near(image: np.ndarray, x: float, y: float, color: tuple[int, int, int], radius: int = 1) -> bool:
     """True when a pixel within `radius` of the normalized point (x, y) has exactly `color`."""
     h, w = image.shape[:2]
@@ -65,18 +59,15 @@ def near(image: np.ndarray, x: float, y: float, color: tuple[int, int, int], rad
 
 
 def test_the_served_graph_is_ovms_demo_file_byte_for_byte() -> None:
-    import hashlib
-
-    blob = DEMO.read_bytes()
-    assert hashlib.sha1(b"blob %d\0" % len(blob) + blob).hexdigest() == "45d5131a11ee4f079fa70c58482fc5ec84a15bae"
+    assert git_blob_sha1(DEMO) == "45d5131a11ee4f079fa70c58482fc5ec84a15bae"
 
 
 def test_a_stream_of_frames_comes_back_drawn_where_the_landmarks_are(server) -> None:
     person, empty = astronaut(), np.full((240, 320, 3), 90, np.uint8)
     frames = [person, empty, person]
     client = triton.InferenceServerClient(server.address)
-    drawn = triton_stream(client, "holisticTracking", [([frame_input(f)], None) for f in frames])
-    plain = triton_stream(client, "holisticLandmarks", [([frame_input(person)], None)])
+    drawn = triton_stream(client, "holisticTracking", [([demo_frame_input(f)], None) for f in frames])
+    plain = triton_stream(client, "holisticLandmarks", [([demo_frame_input(person)], None)])
     client.close()
     assert all(error is None for _, error in drawn + plain)
     responses = [result.get_response() for result, _ in drawn]
@@ -108,7 +99,7 @@ def test_a_stream_of_frames_comes_back_drawn_where_the_landmarks_are(server) -> 
 
 def test_unary_infer_as_ovms_demo_client(server) -> None:
     client = triton.InferenceServerClient(server.address)
-    result = client.infer("holisticTracking", [frame_input(astronaut())],
+    result = client.infer("holisticTracking", [demo_frame_input(astronaut())],
                           outputs=[triton.InferRequestedOutput("output")])
     client.close()
     image = result.as_numpy("output")

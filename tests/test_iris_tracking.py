@@ -7,7 +7,6 @@ nodes/tflite.py) on small inputs against MediaPipe v0.10.21's C++ semantics.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 
 import numpy as np
@@ -27,7 +26,7 @@ from ovms_notebook.nodes.render_shapes import (
 from ovms_notebook.nodes.tflite import LandmarksOptions, crop_rotated, resolve_model_path, tensors_to_landmarks
 from ovms_notebook.runtime.graphconfig import parse_graph
 from ovms_notebook.sources import astronaut
-from tests.conftest import GRAPHS, triton_stream
+from tests.conftest import GRAPHS, demo_frame_input, git_blob_sha1, triton_stream
 
 DEMO = GRAPHS / "iris_tracking" / "iris_tracking.pbtxt"
 IRIS_OVAL, IRIS_POINT, EYE_CONTOUR = (0, 0, 255), (0, 255, 0), (255, 0, 0)
@@ -45,12 +44,6 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     server.stop()
 
 
-def frame_input(frame: np.ndarray) -> triton.InferInput:
-    tensor = triton.InferInput("first_input_video", list(frame.shape), "UINT8")
-    tensor.set_data_from_numpy(frame)
-    return tensor
-
-
 def iris_ovals(image: np.ndarray) -> list[tuple[float, float, int, int]]:
     """(centre x, centre y, width, height) of each iris oval: blue pixels grouped by eye (left of x=225 or right)."""
     rows, cols = np.nonzero(np.all(image == IRIS_OVAL, axis=-1))
@@ -63,15 +56,14 @@ def iris_ovals(image: np.ndarray) -> list[tuple[float, float, int, int]]:
 
 
 def test_the_served_graph_is_ovms_demo_file_byte_for_byte() -> None:
-    blob = DEMO.read_bytes()
-    assert hashlib.sha1(b"blob %d\0" % len(blob) + blob).hexdigest() == "5d35b9b9ed656aec809f232e97f273cf4f0132f5"
+    assert git_blob_sha1(DEMO) == "5d35b9b9ed656aec809f232e97f273cf4f0132f5"
 
 
 def test_a_stream_draws_both_irises_on_the_eyes_and_leaves_a_faceless_frame_alone(server) -> None:
     person, empty = astronaut(), np.full((240, 320, 3), 90, np.uint8)
     frames = [person, empty, person]
     client = triton.InferenceServerClient(server.address)
-    drawn = triton_stream(client, "irisTracking", [([frame_input(f)], None) for f in frames])
+    drawn = triton_stream(client, "irisTracking", [([demo_frame_input(f)], None) for f in frames])
     client.close()
     assert [error for _, error in drawn] == [None] * 3
     responses = [result.get_response() for result, _ in drawn]
@@ -105,7 +97,7 @@ def test_a_stream_draws_both_irises_on_the_eyes_and_leaves_a_faceless_frame_alon
 def test_unary_infer_as_ovms_demo_client(server) -> None:
     client = triton.InferenceServerClient(server.address)
     frame = astronaut()
-    result = client.infer("irisTracking", [frame_input(frame)], outputs=[triton.InferRequestedOutput("output")])
+    result = client.infer("irisTracking", [demo_frame_input(frame)], outputs=[triton.InferRequestedOutput("output")])
     client.close()
     image = result.as_numpy("output")
     assert image.dtype == np.uint8 and image.shape == (512, 512, 3)

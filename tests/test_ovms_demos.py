@@ -19,7 +19,7 @@ import tritonclient.grpc as triton
 import ovms_notebook
 from ovms_notebook.models.wheel import wheel_modules_dir
 from ovms_notebook.sources import astronaut
-from tests.conftest import GRAPHS
+from tests.conftest import GRAPHS, demo_frame_input
 
 # openvinotoolkit/model_server demos/mediapipe/holistic_tracking/config_holistic.json, commit 7e4df0c7.
 CONFIG_HOLISTIC = """{
@@ -142,9 +142,7 @@ def test_ovms_demo_folder_serves_its_models_and_graph(tmp_path: Path, demo: str)
         with triton.InferenceServerClient(server.address) as client:
             assert {name: client.is_model_ready(name) for name in [*models, graph]} == dict.fromkeys(
                 [*models, graph], True)
-            image_input = triton.InferInput("first_input_video", list(frame.shape), "UINT8")
-            image_input.set_data_from_numpy(frame)
-            result = client.infer(graph, [image_input], outputs=[triton.InferRequestedOutput("output")])
+            result = client.infer(graph, [demo_frame_input(frame)], outputs=[triton.InferRequestedOutput("output")])
     finally:
         server.stop()
     image = result.as_numpy("output")
