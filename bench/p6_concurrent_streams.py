@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import threading
 import time
+from collections.abc import Callable
 
 import grpc
 import mediapipe as mp
@@ -38,6 +39,19 @@ from ovms_notebook.runtime.graph import use_wheel_resources
 from ovms_notebook.sources import astronaut, pan_zoom
 
 FACE_GRAPH = (REPO / "graphs" / "face_detection" / "graph.pbtxt").read_text()
+
+
+def run_together(run: Callable[[int], None], count: int, barrier: threading.Barrier) -> float:
+    """Run `run(0..count-1)` on threads that start work at `barrier` (which also waits for this thread);
+    returns the clock at the barrier, once every thread has finished."""
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return start
 
 
 def _ack(requests, context):
@@ -85,13 +99,7 @@ def aggregate(address: str, messages: list, streams: int, per_stream: int) -> fl
             errors.append(repr(error))
             barrier.abort()
 
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(streams)]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for thread in threads:
-        thread.join()
+    start = run_together(run, streams, barrier)
     for driver in drivers:
         driver.close()
     assert not errors, errors[:3]
@@ -133,13 +141,7 @@ def inprocess_aggregate(frames: list, graphs: int, per_graph: int) -> float:
             graph.add_packet_to_input_stream("image", image(frames[(number + 1) % len(frames)]), number + 1)
         graph.close()
 
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(graphs)]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for thread in threads:
-        thread.join()
+    start = run_together(run, graphs, barrier)
     assert counts == [per_graph + 1] * graphs, counts
     return graphs * per_graph / (max(last) - start)
 
