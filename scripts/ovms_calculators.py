@@ -220,14 +220,19 @@ def config_schema(schema_cpp: Path) -> dict:
     return json.loads(assembled)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def source_arguments(description: str, argv: list[str] | None) -> argparse.Namespace:
+    """The options every regeneration script takes: the two checked-out trees, their commits, the output folder."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model-server", type=Path, required=True)
     parser.add_argument("--mediapipe", type=Path, required=True)
     parser.add_argument("--model-server-commit", default="unknown")
     parser.add_argument("--mediapipe-commit", default="unknown")
     parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = source_arguments(__doc__.split("\n\n")[0], argv)
     workspace = Workspace(args.model_server.resolve(), args.mediapipe.resolve())
     names = sorted(workspace.calculators("//src:ovms"))
     source = {

@@ -23,7 +23,6 @@ demo names gets no file (export then says so rather than guess).
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -32,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from ovms_calculators import OUT, Workspace  # noqa: E402
+from ovms_calculators import Workspace, source_arguments  # noqa: E402
 
 _COMMENT = re.compile(r'"(?:[^"\\]|\\.)*"|#[^\n]*')
 _CALCULATOR = re.compile(r'\bcalculator:\s*"([^"]+)"')
@@ -98,13 +97,7 @@ def demo_models(model_server: Path) -> dict[str, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-server", type=Path, required=True)
-    parser.add_argument("--mediapipe", type=Path, required=True)
-    parser.add_argument("--model-server-commit", default="unknown")
-    parser.add_argument("--mediapipe-commit", default="unknown")
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args(argv)
+    args = source_arguments(__doc__.split("\n\n")[0], argv)
     mediapipe = args.mediapipe.resolve()
     workspace = Workspace(args.model_server.resolve(), mediapipe)
     files = subgraph_files(workspace, workspace.calculators("//src:ovms"))
