@@ -29,6 +29,7 @@ from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
 from tests.conftest import request, triton_stream
 from tests.ovms_python_graphs import PYTHON_NODE, write_scripts
 from tests.test_ovms_python_server import ADD_TWO_INPUTS, save_add_model
+from tests.test_stream_ovms import SPLIT  # a graph whose calculator fails in Process
 from tests.wire import Conversation, infer
 
 MAX_MESSAGE = 64 * 1024
@@ -55,17 +56,6 @@ output_stream: "a_out"
 output_stream: "b_out"
 node { calculator: "PassThroughCalculator" input_stream: "a" output_stream: "a_out" }
 node { calculator: "PassThroughCalculator" input_stream: "b" output_stream: "b_out" }
-"""
-
-SPLIT = """
-input_stream: "FLOATS:in"
-output_stream: "out"
-node {
-  calculator: "SplitFloatVectorCalculator"
-  input_stream: "in"
-  output_stream: "out"
-  options { [mediapipe.SplitVectorCalculatorOptions.ext] { ranges: { begin: 0 end: 3 } } }
-}
 """
 
 RAISE_ON_NEGATIVE = '''
