@@ -27,7 +27,7 @@ from ovms_notebook.runtime import timestamps as ts
 from ovms_notebook.runtime.convert import packet_to_value, value_to_packet
 from ovms_notebook.runtime.graph import NativeGraph, PacketSink, graph_error_status
 from ovms_notebook.runtime.graphconfig import GraphSpec
-from ovms_notebook.runtime.split import Split, cut_dependencies, python_side, split_graph
+from ovms_notebook.runtime.split import Split, python_side, split_graph
 from ovms_notebook.runtime.trace import Trace, TraceEvent, build_trace, order_nodes
 from ovms_notebook.runtime.trace_native import canonical_names
 from ovms_notebook.status import OvmsStatus, StatusCode
@@ -56,7 +56,6 @@ class HybridGraph:
         self.spec = spec
         self._sink = sink
         self.split = split or split_graph(spec.config, default_registry)
-        self._cut_dependencies = cut_dependencies(self.split)
         self._lock = threading.RLock()
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         # Packets taken by the native->Python edge and not yet delivered (queued, or in the engine thread's hands):
@@ -284,7 +283,7 @@ class HybridGraph:
                 # still open. End the cut streams whose native producers wait on nothing from the Python side,
                 # as one MediaPipe graph would close those nodes; with a cycle across the cut, end the rest.
                 left = [s for s in self.split.to_python if s not in ended]
-                ready = [s for s in left if self._cut_dependencies[s] <= closed] or left
+                ready = [s for s in left if self.split.cut_dependencies[s] <= closed] or left
                 if not ready:
                     break
                 with self._lock:

@@ -10,7 +10,7 @@ output on the producing side (DESIGN.md, "Engine").
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from ovms_notebook.codec import parse_stream
 
@@ -23,7 +23,8 @@ class Split:
     `to_python` are streams a native node (or a graph input) produces and a Python
     node consumes, `to_native` the other way round; `native_inputs` and
     `python_inputs` the original graph inputs each half consumes;
-    `native_outputs`/`python_outputs` the original graph outputs each produces.
+    `native_outputs`/`python_outputs` the original graph outputs each produces; `cut_dependencies` the order
+    in which the cut closes (see `cut_dependencies`), derived once per graph definition.
     """
 
     native: object | None
@@ -34,6 +35,7 @@ class Split:
     python_inputs: tuple[str, ...]
     native_outputs: tuple[str, ...]
     python_outputs: tuple[str, ...]
+    cut_dependencies: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 def _names(specs: Iterable[str]) -> list[str]:
@@ -92,7 +94,8 @@ def split_graph(config: object, registry: Mapping[str, object]) -> Split:
 
     native = half("native", [*native_inputs, *to_native], [*native_outputs, *to_python])
     python = half("python", [*python_inputs, *to_python], [*python_outputs, *to_native])
-    return Split(native, python, to_python, to_native, native_inputs, python_inputs, native_outputs, python_outputs)
+    split = Split(native, python, to_python, to_native, native_inputs, python_inputs, native_outputs, python_outputs)
+    return replace(split, cut_dependencies=cut_dependencies(split))
 
 
 def _back_edges(node: object) -> set[str]:
