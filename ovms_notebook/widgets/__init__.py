@@ -70,3 +70,16 @@ __all__ = [
     "timeline_png",
     "trace_png",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """`LiveCamera` and `CameraWidget` import anywidget (the `notebook` extra) only when asked for."""
+    if name == "LiveCamera":
+        from ovms_notebook.widgets.camera import LiveCamera
+
+        return LiveCamera
+    if name == "CameraWidget":
+        from ovms_notebook.widgets.camera_widget import CameraWidget
+
+        return CameraWidget
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
