@@ -21,10 +21,11 @@ happened, `annotated()` draws the newest answer on its frame in the kernel.
 from __future__ import annotations
 
 import html
+import logging
 import threading
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import grpc
@@ -42,6 +43,8 @@ from ovms_notebook.widgets.pump import Pump
 from ovms_notebook.widgets.timeline import Timeline, records_from_events, records_from_log
 
 __all__ = ["LiveCamera"]
+
+log = logging.getLogger(__name__)
 
 _IMAGE_KINDS = (StreamKind.IMAGE, StreamKind.MP_IMAGE)
 _TIMELINE_EVENTS = 200  # newest server events drawn
@@ -77,6 +80,7 @@ class LiveCamera(widgets.VBox):
         self.address: str = target if isinstance(target, str) else target.address
         self.graph = graph
         self.input_name, outputs = _graph_streams(target, graph, input_name, credentials)
+        self._callbacks: list[Callable[[int, dict[str, object], np.ndarray], None]] = []
         self.camera = CameraWidget(running=running, resolution=resolution, format=format, max_in_flight=max_in_flight)
         self.loop = CameraLoop(
             self.address,
@@ -192,8 +196,18 @@ class LiveCamera(widgets.VBox):
 
     # -- drawing -----------------------------------------------------------------------------------------------
 
-    def _on_answer(self, _timestamp: int, _outputs: dict[str, object]) -> None:
+    def on_answer(self, callback: Callable[[int, dict[str, object], np.ndarray], None]) -> None:
+        """Call `callback(timestamp, outputs, frame)` for every answered frame (outputs empty when the graph
+        answered nothing). It runs on the camera's worker thread: be quick, never print or display."""
+        self._callbacks = [*self._callbacks, callback]
+
+    def _on_answer(self, timestamp: int, outputs: dict[str, object], frame: np.ndarray) -> None:
         self._pump.poke()
+        for callback in self._callbacks:
+            try:
+                callback(timestamp, outputs, frame)
+            except Exception:
+                log.exception("LiveCamera on_answer callback %r", callback)
 
     def _refresh(self) -> None:
         self.info.value = self._info_html()

@@ -106,7 +106,7 @@ class CameraLoop:
         max_graph_in_flight: int = 2,
         stall: float = 0.5,
         credentials: grpc.ChannelCredentials | None = None,
-        on_answer: Callable[[int, dict[str, object]], None] | None = None,
+        on_answer: Callable[[int, dict[str, object], np.ndarray], None] | None = None,
     ) -> None:
         if max_graph_in_flight < 1:
             raise ValueError(f"max_graph_in_flight must be at least 1, got {max_graph_in_flight}")
@@ -347,7 +347,7 @@ class CameraLoop:
         self.stats.latencies_ms.append((time.monotonic() - pending.received) * 1000)
         if self.on_answer is not None:
             try:
-                self.on_answer(pending.timestamp, pending.outputs)
+                self.on_answer(pending.timestamp, pending.outputs, pending.frame)
             except Exception:
                 log.exception("camera on_answer hook")
 

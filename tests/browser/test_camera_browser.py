@@ -1,0 +1,245 @@
+"""The live camera in a real JupyterLab, in Debian's Chromium with a fake camera playing a .y4m made here.
+
+The video is scikit-image's astronaut sliding across a 640x480 frame and back (camera_fake), each
+frame stamped with its index. The notebook's kernel records, for every frame its face_tracking
+graph answered, the index the frame carries and the tracks; this test compares those boxes with
+what the same graph says about the same frame sent directly (positions within 0.03 of the frame),
+checks that the timestamps increase, that a busy kernel makes the browser drop (and count) frames,
+and that closing the widget releases the camera (its tracks end), the stream and the threads.
+
+Cells run one at a time (JupyterLab's run-cell command), because a cell that waited for frames
+would hold the kernel's main thread, where the frames arrive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.browser.jupyter import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    REPO,
+    JupyterLab,
+    Notebook,
+    new_page,
+    save_failure,
+    skip_reason,
+)
+from tests.browser.make_notebooks import KERNEL_CHECK, write_notebook
+
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")]
+
+GRAPHS = REPO / "graphs"
+OUT = ARTIFACTS / "camera"
+FRAMES = 60
+TOLERANCE = 0.03  # of the frame's width/height: JPEG and I420 move a detector's box a little
+
+STATS_JS = "() => [...(globalThis.ovmsNotebookCameras || new Map()).values()].map(s => s.stats ? s.stats() : null)"
+RELEASED_JS = """() => [...(globalThis.ovmsNotebookCameras || new Map()).values()].map(
+    s => ({released: s.released, tracks: s.tracks.map(t => t.readyState), active: s.active}))"""
+
+
+def camera_cells(graphs: Path) -> list[str]:
+    return [
+        KERNEL_CHECK,
+        "import collections, json, threading, numpy as np, ovms_notebook\n"
+        "from ovms_notebook.widgets import LiveCamera\n"
+        "from ovms_notebook.widgets.camera_fake import frame_index\n"
+        f"server = ovms_notebook.serve({str(graphs)!r})\n"
+        "records = collections.deque(maxlen=5000)\n"
+        "def record(timestamp, outputs, frame):\n"
+        "    tracks = outputs.get('tracks')\n"
+        "    records.append((frame_index(frame), timestamp, [] if tracks is None else np.asarray(tracks).tolist()))",
+        'camera = LiveCamera(server, "face_tracking")\ncamera.on_answer(record)\ncamera',
+        "import time\ntime.sleep(2.0)  # the kernel is busy: frames wait, the browser drops newer ones",
+        'print(json.dumps({"records": list(records), "stats": camera.stats}))',
+        "threads = [t.name for t in camera.threads]\n"
+        "client = camera.loop.client\n"
+        "camera.close()\n"
+        'print(json.dumps({"before": threads, "after": [t.name for t in camera.threads],\n'
+        '                  "ended": client is None or client.ended,\n'
+        '                  "alive": [t.name for t in threading.enumerate() if "camera" in t.name]}))',
+    ]
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[int, list[float]]]:
+    """The .y4m and, per frame index, the face box [xmin, ymin, width, height] the graph finds in that frame."""
+    import ovms_notebook
+    from ovms_notebook.client import StreamClient
+    from ovms_notebook.widgets.camera_fake import moving_face_frames, write_y4m
+
+    frames = moving_face_frames(FRAMES)
+    path = write_y4m(tmp_path_factory.mktemp("video") / "astronaut.y4m", frames)
+    expected: dict[int, list[float]] = {}
+    with ovms_notebook.serve(GRAPHS / "config.json") as server:
+        with StreamClient(server.address, "face_tracking", max_log=None) as client:
+            for frame in frames:
+                client.send({"image": frame})
+            responses = client.wait_for(FRAMES, timeout=60)
+        for index, entry in enumerate(responses):
+            tracks = entry.values["tracks"]
+            assert tracks.shape == (1, 6), f"frame {index}: one face expected, got {tracks}"
+            expected[index] = tracks[0, 1:5].tolist()
+    return path, expected
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
+    with JupyterLab.start(tmp_path_factory.mktemp("lab")) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def fake_camera_browser(home: Path, video: Path) -> Iterator[Any]:
+    """Debian's Chromium whose camera plays `video` (permission granted without a prompt)."""
+    from playwright.sync_api import sync_playwright
+
+    home.mkdir(parents=True, exist_ok=True)
+    args = [
+        *CHROMIUM_ARGS,
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={video}",
+    ]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=args, env={**os.environ, "HOME": str(home)}
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def run_cell(notebook: Notebook, index: int, count: int, timeout: float = 60.0) -> None:
+    """Run code cell `index` alone (the `count`th execution of the kernel) and wait until it is done."""
+    notebook.page.evaluate(
+        """index => { const panel = window.jupyterapp.shell.currentWidget;
+                      const cells = panel.content.widgets;
+                      let code = -1;
+                      for (let i = 0; i < cells.length; i++) {
+                          if (cells[i].model.type === 'code' && ++code === index) { panel.content.activeCellIndex = i; }
+                      }
+                      window.jupyterapp.commands.execute('notebook:run-cell'); }""",
+        index,
+    )
+    deadline = time.monotonic() + timeout
+    while notebook.prompts.nth(index).inner_text().strip() != f"[{count}]:":
+        errors = notebook.error_texts()
+        if errors:
+            raise AssertionError("a cell raised:\n" + "\n".join(errors))
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"cell {index} not done after {timeout} s: {notebook.prompts.nth(index).inner_text()}")
+        notebook.page.wait_for_timeout(100)
+
+
+def camera_stats(page: Any) -> dict[str, Any]:
+    stats = [s for s in page.evaluate(STATS_JS) if s]
+    assert len(stats) == 1, f"one live camera view expected, got {stats}"
+    return stats[0]
+
+
+def wait_shown(page: Any, count: int, timeout: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = [s for s in page.evaluate(STATS_JS) if s]
+        if stats and stats[0]["shown"] >= count:
+            return stats[0]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fewer than {count} answered frames drawn after {timeout} s: {stats}")
+        page.wait_for_timeout(200)
+
+
+def test_camera_frames_go_through_face_tracking_and_come_back_drawn(
+    lab: JupyterLab, video: tuple[Path, dict[int, list[float]]], tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    path, expected = video
+    write_notebook(lab.notebook_dir / "camera.ipynb", camera_cells(GRAPHS), title="# LiveCamera in Chromium")
+    OUT.mkdir(parents=True, exist_ok=True)
+    with fake_camera_browser(tmp_path / "home", path) as browser:
+        console: list[str] = []
+        page = new_page(browser, console=console)
+        try:
+            notebook = Notebook.open(page, lab, "camera.ipynb")
+            for count, cell in enumerate((0, 1, 2), start=1):
+                run_cell(notebook, cell, count)
+            view = notebook.outputs(2)
+            expect(view.locator("video.ovms-camera-input")).to_be_visible(timeout=30_000)
+            first = wait_shown(page, 90)
+            assert (first["width"], first["height"]) == (640, 480)
+            # The status line under the camera says what the browser counted.
+            expect(view.locator("span", has_text="fps shown")).to_contain_text("sent", timeout=10_000)
+            notebook.fit_viewport()
+            view.first.screenshot(path=str(OUT / "live.png"))
+
+            # A busy kernel: frames wait in its queue, the browser keeps at most two in flight and drops the rest.
+            run_cell(notebook, 3, 4)
+            after = wait_shown(page, first["shown"] + 30)
+            assert after["dropped_browser"] - first["dropped_browser"] >= 30, (first, after)
+            expect(view.locator("span", has_text="fps shown")).to_contain_text(
+                re.compile(r"dropped (\d{2,})"), timeout=10_000
+            )
+
+            run_cell(notebook, 4, 5)
+            report = json.loads(notebook.outputs(4).first.inner_text())
+            records = report["records"]
+            assert len(records) >= 100, f"only {len(records)} answers recorded"
+            timestamps = [timestamp for _, timestamp, _ in records]
+            assert all(b > a for a, b in zip(timestamps, timestamps[1:], strict=False)), "timestamps increase"
+            # Capture time in microseconds: ~33 ms apart at 30 fps, more across dropped frames.
+            steps = np.diff(timestamps)
+            assert np.median(steps) >= 25_000, f"timestamps are capture times in µs, steps {steps[:10]}"
+            centres = []
+            for index, _, tracks in records:
+                assert index in expected, f"frame index {index} read from a camera frame is not one of ours"
+                assert len(tracks) == 1, f"frame {index}: one face expected, got {tracks}"
+                _, xmin, ymin, width, height, _ = tracks[0]
+                want = expected[index]
+                centre, want_centre = (
+                    (xmin + width / 2, ymin + height / 2),
+                    (want[0] + want[2] / 2, want[1] + want[3] / 2),
+                )
+                assert abs(centre[0] - want_centre[0]) < TOLERANCE and abs(centre[1] - want_centre[1]) < TOLERANCE, (
+                    f"frame {index}: box centre {centre}, the graph finds {want_centre} in the frame itself"
+                )
+                centres.append(centre[0])
+            assert max(centres) - min(centres) > 0.25, "the face moved across the frame"
+            assert {int(t[0][0]) for _, _, t in records} == {1}, "the tracker kept one id across frames"
+            stats = report["stats"]
+            assert stats["answered"] >= len(records) and stats["errors"] == 0
+
+            run_cell(notebook, 5, 6)
+            closed = json.loads(notebook.outputs(5).first.inner_text())
+            assert any("camera" in name for name in closed["before"]), closed
+            assert closed["after"] == [] and closed["alive"] == [] and closed["ended"], closed
+            page.wait_for_function(
+                "() => [...globalThis.ovmsNotebookCameras.values()].every("
+                "s => s.released && s.tracks.every(t => t.readyState === 'ended'))",
+                timeout=10_000,
+            )
+            released = page.evaluate(RELEASED_JS)
+            assert released and all(r["tracks"] == ["ended"] for r in released), released
+            assert notebook.error_texts() == []
+            page.screenshot(path=str(OUT / "page.png"))
+        except BaseException:
+            save_failure(page, OUT)
+            (OUT / "browser-console.log").write_text("\n".join(console))
+            (OUT / "jupyter-server.log").write_text(lab.log_text())
+            raise
+        finally:
+            page.context.close()
+            lab.shutdown_kernels()
