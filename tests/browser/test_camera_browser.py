@@ -62,7 +62,7 @@ def camera_cells(graphs: Path) -> list[str]:
         "    tracks = outputs.get('tracks')\n"
         "    records.append((frame_index(frame), timestamp, [] if tracks is None else np.asarray(tracks).tolist()))",
         'camera = LiveCamera(server, "face_tracking")\ncamera.on_answer(record)\ncamera',
-        "import time\ntime.sleep(2.0)  # the kernel is busy: frames wait, the browser drops newer ones",
+        "import time\ntime.sleep(3.0)  # the kernel is busy: frames wait, the browser drops newer ones",
         'print(json.dumps({"records": list(records), "stats": camera.stats}))',
         "threads = [t.name for t in camera.threads]\n"
         "client = camera.loop.client\n"
