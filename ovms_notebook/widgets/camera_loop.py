@@ -285,6 +285,7 @@ class CameraLoop:
             pixels = frame.decode()
         except ValueError as error:
             self.stats.errors += 1
+            self.stats.answered += 1
             self.reply.answer(frame.id, text=str(error), error=True)
             return
         client = self._stream()
@@ -293,6 +294,7 @@ class CameraLoop:
             entry = client.send({self.input_name: pixels}, timestamp=timestamp)
         except (ClientError, ValueError, TypeError) as error:
             self.stats.errors += 1
+            self.stats.answered += 1
             self.problem = str(error)
             self.reply.answer(frame.id, text=f"not sent: {error}", error=True)
             return
