@@ -45,7 +45,8 @@ def readme_picture_types(notebook: nbformat.NotebookNode) -> list[str]:
 
 def test_the_notebooks_folder_holds_the_four_lessons():
     assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == [
-        "01_explore_graphs.ipynb", "02_timestamps.ipynb", "03_tracking_prototype.ipynb", "04_openvino_models.ipynb"]
+        "01_explore_graphs.ipynb", "02_timestamps.ipynb", "03_tracking_prototype.ipynb", "04_openvino_models.ipynb",
+        "05_live_camera.ipynb"]
     for path in NOTEBOOKS.glob("*.ipynb"):  # committed without outputs: what runs is what the lesson shows
         notebook = nbformat.read(path, as_version=4)
         assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), path.name

@@ -171,6 +171,12 @@ class LiveCamera(widgets.VBox):
         }
 
     @property
+    def camera_state(self) -> str:
+        """What the browser said last: "off", "starting", "on" or "error: ..." ("off" until a browser shows
+        the widget: a headless run has no camera)."""
+        return self.camera.camera_state
+
+    @property
     def latest(self) -> tuple[int, dict[str, object]] | None:
         """(timestamp, outputs) of the newest frame the graph answered."""
         latest = self.loop.latest
