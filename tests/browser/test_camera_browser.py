@@ -243,3 +243,52 @@ def test_camera_frames_go_through_face_tracking_and_come_back_drawn(
         finally:
             page.context.close()
             lab.shutdown_kernels()
+
+
+def test_the_lesson_records_a_live_camera_and_replays_it(
+    lab: JupyterLab, video: tuple[Path, dict[int, list[float]]], tmp_path: Path
+) -> None:
+    """Lesson 05 cell by cell, as a person with a camera runs it: live frames recorded, then replayed exactly."""
+    import shutil
+
+    path, _ = video
+    out = OUT / "lesson"
+    out.mkdir(parents=True, exist_ok=True)
+    # A copy at the same place relative to the repository's other folders ("../graphs" resolves).
+    (lab.notebook_dir / "notebooks").mkdir(exist_ok=True)
+    shutil.copy2(REPO / "notebooks" / "05_live_camera.ipynb", lab.notebook_dir / "notebooks" / "05_live_camera.ipynb")
+    if not (lab.notebook_dir / "graphs").exists():
+        (lab.notebook_dir / "graphs").symlink_to(GRAPHS)
+    with fake_camera_browser(tmp_path / "home", path) as browser:
+        console: list[str] = []
+        page = new_page(browser, console=console)
+        try:
+            notebook = Notebook.open(page, lab, "notebooks/05_live_camera.ipynb")
+            run_cell(notebook, 0, 1)
+            run_cell(notebook, 1, 2)
+            before = wait_shown(page, 20)
+            run_cell(notebook, 2, 3)  # the camera is on: record live frames
+            assert "camera on: recording the next 60 frames" in notebook.outputs(2).first.inner_text()
+            wait_shown(page, before["shown"] + 75)
+            for count, cell in enumerate(range(3, 7), start=4):
+                run_cell(notebook, cell, count)
+            summary_text = notebook.outputs(6).first.inner_text()
+            summary = json.loads(summary_text[summary_text.index("SUMMARY ") + len("SUMMARY ") :])
+            assert summary["live"] is True and summary["requests"] == 60
+            assert all(np.diff(summary["timestamps"]) > 0) and summary["timestamps"][0] == 0
+            assert summary["same"] is True and summary["detector_same_timestamps"] is True
+            # One face in every recorded frame; its id may change where the detector missed it for longer than
+            # the tracker waits (frames the browser dropped widen the gaps), so only the count is fixed.
+            assert [len(ids) for ids in summary["ids"]] == [1] * 60, summary["ids"]
+            assert summary["left_behind"] == []
+            assert notebook.error_texts() == []
+            notebook.fit_viewport()
+            page.screenshot(path=str(out / "page.png"))
+        except BaseException:
+            save_failure(page, out)
+            (out / "browser-console.log").write_text("\n".join(console))
+            (out / "jupyter-server.log").write_text(lab.log_text())
+            raise
+        finally:
+            page.context.close()
+            lab.shutdown_kernels()
