@@ -78,9 +78,9 @@ function render({ model, el }) {
   }
   const state = {
     key, released: false, stream: null, tracks: [], active: false, frameCallback: null,
-    pending: null, inflight: new Map(), pool: [], nextId: 0,
+    pending: null, inflight: new Map(), pool: [], nextId: 0, sendChain: Promise.resolve(),
     captured: 0, sent: 0, droppedBrowser: 0, droppedKernel: 0, shown: 0, errors: 0, lastShownId: -1,
-    latencies: [], shownTimes: [], clock: "", width: 0, height: 0, lastText: "",
+    latencies: [], kernelLatencies: [], shownTimes: [], clock: "", width: 0, height: 0, lastText: "",
   };
   registry.set(key, state);
 
@@ -193,7 +193,7 @@ function render({ model, el }) {
     sendFrame(frame.t);
   }
 
-  async function sendFrame(t) {
+  function sendFrame(t) {
     const width = video.videoWidth;
     const height = video.videoHeight;
     if (!width || !height) return;
@@ -210,23 +210,22 @@ function render({ model, el }) {
     const entry = { id, t, canvas, sentAt: performance.now() };
     state.inflight.set(id, entry);
     const format = model.get("format");
-    let buffer;
-    try {
-      if (format === "raw") {
-        buffer = ctx.getImageData(0, 0, width, height).data.buffer;
-      } else {
-        const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", model.get("quality")));
-        buffer = await blob.arrayBuffer();
-      }
-    } catch (error) {
-      state.inflight.delete(id);
-      state.pool.push(canvas);
-      setState(`error: cannot encode a frame: ${error}`);
-      return;
-    }
-    if (state.released) return;
-    model.send({ type: "frame", id, t, width, height, format }, undefined, [buffer]);
-    state.sent++;
+    // Encodings may finish out of order; sends are chained so the kernel gets frames in capture order.
+    const encoded = format === "raw"
+      ? Promise.resolve(ctx.getImageData(0, 0, width, height).data.buffer)
+      : new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", model.get("quality"))).then((b) => b.arrayBuffer());
+    state.sendChain = state.sendChain.then(() => encoded).then(
+      (buffer) => {
+        if (state.released) return;
+        model.send({ type: "frame", id, t, width, height, format }, undefined, [buffer]);
+        state.sent++;
+      },
+      (error) => {
+        state.inflight.delete(id);
+        state.pool.push(canvas);
+        setState(`error: cannot encode a frame: ${error}`);
+      },
+    );
   }
 
   // -- answers ------------------------------------------------------------------------------------------------
@@ -260,6 +259,10 @@ function render({ model, el }) {
       if (state.latencies.length > KEEP_LATENCIES) state.latencies.splice(0, state.latencies.length - KEEP_LATENCIES);
       state.shownTimes.push(drawn);
       if (state.shownTimes.length > 30) state.shownTimes.shift();
+      if (typeof message.kernel_ms === "number") {
+        state.kernelLatencies.push(message.kernel_ms);
+        if (state.kernelLatencies.length > KEEP_LATENCIES) state.kernelLatencies.shift();
+      }
       if (message.error) state.errors++;
       state.lastText = message.text || "";
     }
@@ -277,6 +280,7 @@ function render({ model, el }) {
       dropped_browser: state.droppedBrowser, dropped_kernel: state.droppedKernel,
       dropped: state.droppedBrowser + state.droppedKernel, errors: state.errors,
       fps: Math.round(fps * 10) / 10, p50_ms: percentile(recent, 50), p99_ms: percentile(recent, 99),
+      kernel_p50_ms: percentile(state.kernelLatencies.slice(-300), 50),
       width: state.width, height: state.height, clock: state.clock,
     };
   }

@@ -58,6 +58,7 @@ class Replies(Protocol):
         text: str = "",
         error: bool = False,
         timestamp: int | None = None,
+        kernel_ms: float | None = None,
     ) -> None: ...
 
     def drop(self, frame_id: int) -> None: ...
@@ -135,6 +136,7 @@ class CameraLoop:
         self._recorded = 0
         self._origin: float | None = None
         self._last_timestamp = -1
+        self._last_time: float | None = None
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"{THREAD_PREFIX}camera-{graph}", daemon=True)
         self._thread.start()
@@ -266,7 +268,7 @@ class CameraLoop:
             for register in (client.on_response, client.on_error, client.on_end):
                 register(functools.partial(self._on_entry, client))
             self.client = client
-            self._origin, self._last_timestamp = None, -1
+            self._origin, self._last_timestamp, self._last_time = None, -1, None
         return self.client
 
     def _retire(self, client: StreamClient) -> None:
@@ -289,6 +291,11 @@ class CameraLoop:
             self.reply.answer(frame.id, text=str(error), error=True)
             return
         client = self._stream()
+        if self._last_time is not None and frame.time_ms < self._last_time:
+            self.stats.dropped += 1  # older than a frame the graph already has: latency over completeness
+            self.reply.drop(frame.id)
+            return
+        self._last_time = frame.time_ms
         timestamp = self._timestamp(frame.time_ms)
         try:
             entry = client.send({self.input_name: pixels}, timestamp=timestamp)
@@ -339,14 +346,19 @@ class CameraLoop:
         self._pending.remove(pending)
         answer = answer_of(pending.outputs, self._order) if pending.outputs else None
         text = f"@{pending.timestamp} " + (answer.text if answer else note)
+        kernel_ms = (time.monotonic() - pending.received) * 1000
         if answer is None:
             self.stats.empty += not error
-            self.reply.answer(pending.frame_id, text=text, error=error, timestamp=pending.timestamp)
+            self.reply.answer(
+                pending.frame_id, text=text, error=error, timestamp=pending.timestamp, kernel_ms=kernel_ms
+            )
         else:
-            self.reply.answer(pending.frame_id, answer.shapes, answer.image, text, timestamp=pending.timestamp)
+            self.reply.answer(
+                pending.frame_id, answer.shapes, answer.image, text, timestamp=pending.timestamp, kernel_ms=kernel_ms
+            )
             self.latest = (pending.timestamp, dict(pending.outputs), pending.frame)
         self.stats.answered += 1
-        self.stats.latencies_ms.append((time.monotonic() - pending.received) * 1000)
+        self.stats.latencies_ms.append(kernel_ms)
         if self.on_answer is not None:
             try:
                 self.on_answer(pending.timestamp, pending.outputs, pending.frame)

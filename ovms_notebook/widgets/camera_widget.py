@@ -108,7 +108,7 @@ class CameraWidget(anywidget.AnyWidget):
     resolution = traitlets.Unicode("640x480").tag(sync=True)
     format = traitlets.Unicode("jpeg").tag(sync=True)
     quality = traitlets.Float(0.8).tag(sync=True)
-    max_in_flight = traitlets.Int(2).tag(sync=True)
+    max_in_flight = traitlets.Int(4).tag(sync=True)
     camera_state = traitlets.Unicode("off").tag(sync=True)
     frame_size = traitlets.List(traitlets.Int()).tag(sync=True)
     browser_stats = traitlets.Dict().tag(sync=True)
@@ -175,8 +175,10 @@ class CameraWidget(anywidget.AnyWidget):
         text: str = "",
         error: bool = False,
         timestamp: int | None = None,
+        kernel_ms: float | None = None,
     ) -> None:
-        """Reply to frame `frame_id`: shapes to draw on it, or the graph's image (JPEG) to show instead."""
+        """Reply to frame `frame_id`: shapes to draw on it, or the graph's image (JPEG) to show instead;
+        `kernel_ms` is how long the frame spent in the kernel (shown beside the browser's own latency)."""
         content = {
             "type": "result",
             "id": frame_id,
@@ -186,6 +188,7 @@ class CameraWidget(anywidget.AnyWidget):
             "error": error,
             "timestamp": timestamp,
             "kernel_dropped": self.kernel_dropped,
+            "kernel_ms": kernel_ms,
         }
         self.send(content, [image] if image is not None else None)
 
