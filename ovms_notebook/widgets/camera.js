@@ -22,6 +22,11 @@ function percentile(values, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
+function keep(values, value) {
+  values.push(value);
+  if (values.length > 300) values.shift();
+}
+
 function element(tag, style, text) {
   const node = document.createElement(tag);
   if (style) node.style.cssText = style;
@@ -80,7 +85,7 @@ function render({ model, el }) {
     key, released: false, stream: null, tracks: [], active: false, frameCallback: null,
     pending: null, inflight: new Map(), pool: [], nextId: 0, sendChain: Promise.resolve(),
     captured: 0, sent: 0, droppedBrowser: 0, droppedKernel: 0, shown: 0, errors: 0, lastShownId: -1,
-    latencies: [], kernelLatencies: [], shownTimes: [], clock: "", width: 0, height: 0, lastText: "",
+    latencies: [], kernelLatencies: [], encodeTimes: [], roundTrips: [], shownTimes: [], clock: "", width: 0, height: 0, lastText: "",
   };
   registry.set(key, state);
 
@@ -207,7 +212,7 @@ function render({ model, el }) {
     ctx.drawImage(video, 0, 0, width, height);
     state.width = width;
     state.height = height;
-    const entry = { id, t, canvas, sentAt: performance.now() };
+    const entry = { id, t, canvas, sentAt: null };
     state.inflight.set(id, entry);
     const format = model.get("format");
     // Encodings may finish out of order; sends are chained so the kernel gets frames in capture order.
@@ -218,6 +223,7 @@ function render({ model, el }) {
       (buffer) => {
         if (state.released) return;
         model.send({ type: "frame", id, t, width, height, format }, undefined, [buffer]);
+        entry.sentAt = performance.now();
         state.sent++;
       },
       (error) => {
@@ -259,6 +265,11 @@ function render({ model, el }) {
       if (state.latencies.length > KEEP_LATENCIES) state.latencies.splice(0, state.latencies.length - KEEP_LATENCIES);
       state.shownTimes.push(drawn);
       if (state.shownTimes.length > 30) state.shownTimes.shift();
+      const arrived = performance.now();
+      if (entry.sentAt !== null) {
+        keep(state.encodeTimes, entry.sentAt - entry.t);
+        keep(state.roundTrips, arrived - entry.sentAt);
+      }
       if (typeof message.kernel_ms === "number") {
         state.kernelLatencies.push(message.kernel_ms);
         if (state.kernelLatencies.length > KEEP_LATENCIES) state.kernelLatencies.shift();
@@ -281,6 +292,7 @@ function render({ model, el }) {
       dropped: state.droppedBrowser + state.droppedKernel, errors: state.errors,
       fps: Math.round(fps * 10) / 10, p50_ms: percentile(recent, 50), p99_ms: percentile(recent, 99),
       kernel_p50_ms: percentile(state.kernelLatencies.slice(-300), 50),
+      capture_to_send_p50_ms: percentile(state.encodeTimes, 50), round_trip_p50_ms: percentile(state.roundTrips, 50),
       width: state.width, height: state.height, clock: state.clock,
     };
   }

@@ -69,7 +69,7 @@ class LiveCamera(widgets.VBox):
         input_name: str | None = None,
         resolution: str = "640x480",
         format: str = "jpeg",
-        max_in_flight: int = 4,
+        max_in_flight: int = 2,
         max_graph_in_flight: int = 2,
         running: bool = True,
         timeline: bool = True,

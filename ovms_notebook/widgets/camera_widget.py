@@ -108,7 +108,7 @@ class CameraWidget(anywidget.AnyWidget):
     resolution = traitlets.Unicode("640x480").tag(sync=True)
     format = traitlets.Unicode("jpeg").tag(sync=True)
     quality = traitlets.Float(0.8).tag(sync=True)
-    max_in_flight = traitlets.Int(4).tag(sync=True)
+    max_in_flight = traitlets.Int(2).tag(sync=True)
     camera_state = traitlets.Unicode("off").tag(sync=True)
     frame_size = traitlets.List(traitlets.Int()).tag(sync=True)
     browser_stats = traitlets.Dict().tag(sync=True)
