@@ -96,7 +96,10 @@ class LiveCamera(widgets.VBox):
         self.info = widgets.HTML(self._info_html())
         self.timeline = Timeline(title=f"{graph} (camera)", min_interval=timeline_interval) if timeline else None
         self._pump = Pump(
-            self._refresh, f"camera-view-{graph}", min_interval=max(0.5, timeline_interval), on_error=lambda text: None
+            self._refresh,
+            f"camera-view-{graph}",
+            min_interval=max(0.5, timeline_interval),
+            on_error=lambda text: log.warning("LiveCamera view refresh failed:\n%s", text),
         )
         self._feed_id = 1 << 40  # ids of frames fed from code never meet the browser's
         self._closed = False
