@@ -46,6 +46,7 @@ OUT = ARTIFACTS / "camera"
 FRAMES = 60
 TOLERANCE = 0.03  # of the frame's width/height: JPEG and I420 move a detector's box a little
 
+FAILURE_FILES = ("failure.png", "failure.html", "browser-console.log", "jupyter-server.log")
 STATS_JS = "() => [...(globalThis.ovmsNotebookCameras || new Map()).values()].map(s => s.stats ? s.stats() : null)"
 RELEASED_JS = """() => [...(globalThis.ovmsNotebookCameras || new Map()).values()].map(
     s => ({released: s.released, tracks: s.tracks.map(t => t.readyState), active: s.active}))"""
@@ -124,6 +125,14 @@ def fake_camera_browser(home: Path, video: Path) -> Iterator[Any]:
             browser.close()
 
 
+def fresh_artifacts(folder: Path) -> Path:
+    """`folder`, without the failure files an earlier failed run left there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in FAILURE_FILES:
+        (folder / name).unlink(missing_ok=True)
+    return folder
+
+
 def run_cell(notebook: Notebook, index: int, count: int, timeout: float = 60.0) -> None:
     """Run code cell `index` alone (the `count`th execution of the kernel) and wait until it is done."""
     notebook.page.evaluate(
@@ -170,7 +179,7 @@ def test_camera_frames_go_through_face_tracking_and_come_back_drawn(
 
     path, expected = video
     write_notebook(lab.notebook_dir / "camera.ipynb", camera_cells(GRAPHS), title="# LiveCamera in Chromium")
-    OUT.mkdir(parents=True, exist_ok=True)
+    fresh_artifacts(OUT)
     with fake_camera_browser(tmp_path / "home", path) as browser:
         console: list[str] = []
         page = new_page(browser, console=console)
@@ -260,8 +269,7 @@ def test_the_lesson_records_a_live_camera_and_replays_it(
     import shutil
 
     path, _ = video
-    out = OUT / "lesson"
-    out.mkdir(parents=True, exist_ok=True)
+    out = fresh_artifacts(OUT / "lesson")
     # A copy at the same place relative to the repository's other folders ("../graphs" resolves).
     (lab.notebook_dir / "notebooks").mkdir(exist_ok=True)
     shutil.copy2(REPO / "notebooks" / "05_live_camera.ipynb", lab.notebook_dir / "notebooks" / "05_live_camera.ipynb")
