@@ -13,7 +13,7 @@ import enum
 
 import grpc
 
-from ovms_notebook.errors import OvmsNotebookError
+from ovms_notebook.errors import OvmsStatus as OvmsStatus  # re-export: its home was here
 
 
 class StatusCode(enum.Enum):
@@ -86,33 +86,3 @@ class StatusCode(enum.Enum):
         """The gRPC code a final status with this code carries."""
         return self.value[1] or grpc.StatusCode.UNKNOWN
 
-
-class OvmsStatus(OvmsNotebookError):
-    """A failure with an OVMS status code, carried until the servicer reports it.
-
-    `str()` is OVMS's `Status::string()`: the base message, then " - details".
-    """
-
-    def __init__(self, code: StatusCode, details: str = "") -> None:
-        self.code = code
-        self.details = details
-        super().__init__(self.text)
-
-    @property
-    def text(self) -> str:
-        """The message OVMS would show for this status (in-band form)."""
-        return f"{self.code.message} - {self.details}" if self.details else self.code.message
-
-    @property
-    def grpc_code(self) -> grpc.StatusCode:
-        """The gRPC status code of this failure as a final status."""
-        return self.code.grpc_code
-
-    @property
-    def grpc_details(self) -> str:
-        """The final-status message: the text, or "Unknown error" for unmapped codes."""
-        return self.text if self.code.value[1] is not None else StatusCode.UNKNOWN_ERROR.message
-
-    def in_band(self, context: str) -> str:
-        """The text of an in-band stream error: `<status>; <context>`."""
-        return f"{self.text}; {context}"

@@ -45,7 +45,7 @@ from ovms_notebook.calculators.proto.ovms_calculators_pb2 import (
 from ovms_notebook.codec.blob import TensorValue, unpack_tensor
 from ovms_notebook.codec.datatypes import DATATYPES, datatype_of, shape_to_string
 from ovms_notebook.engine.python.api import STOP, Calculator, Registry, default_registry, parse_tag_index
-from ovms_notebook.errors import OvmsNotebookError
+from ovms_notebook.errors import SESSION_LOAD_FAILED, InferenceError, SessionLoadError
 from ovms_notebook.status import OvmsStatus
 
 log = logging.getLogger(__name__)
@@ -67,27 +67,10 @@ __all__ = [
 SESSION_CALCULATOR = "OpenVINOModelServerSessionCalculator"
 INFERENCE_CALCULATOR = "OpenVINOInferenceCalculator"
 SESSION_TAG = "SESSION"
-SESSION_LOAD_FAILED = "OpenVINOModelServerSessionCalculator failed to load the model"
 NOT_ALL_INPUTS = "OpenVINOInferenceCalculator expects all input packets at the same time for each call to Process()."
 #: Tag prefixes whose packets hold a vector of tensors (OVMS: vector<ov::Tensor>, vector<mediapipe::Tensor>, ...).
 VECTOR_PREFIXES = ("OVTENSORS", "TENSORS", "TFTENSORS", "TFLITE_TENSORS")
 _UINT32_MAX = 2**32 - 1
-
-
-class SessionLoadError(OvmsNotebookError):
-    """The session's servable cannot be loaded: OVMS's text, then why; `code` is the absl status of OVMS's Open()."""
-
-    code = "FAILED_PRECONDITION"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"{SESSION_LOAD_FAILED} ({reason})")
-        self.reason = reason
-
-
-class InferenceError(OvmsNotebookError):
-    """An OpenVINOInferenceCalculator input, output or inference that does not fit the model."""
-
-    code = "INVALID_ARGUMENT"
 
 
 def parse_servable_version(text: str) -> int:

@@ -73,7 +73,7 @@ from ovms_notebook.calculators.python_handlers import (
 from ovms_notebook.codec.blob import TensorValue, unpack_tensor
 from ovms_notebook.engine.python.api import Calculator, Registry, default_registry
 from ovms_notebook.engine.python.streams import INTERNAL, INVALID_ARGUMENT, UNKNOWN, Status
-from ovms_notebook.errors import OvmsNotebookError
+from ovms_notebook.errors import CalculatorStatus
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +106,6 @@ OV_ELEMENT_SIZES: dict[str, int] = {
     "UINT8": 1,
     "BOOL": 1,
 }
-
-
-class CalculatorStatus(OvmsNotebookError, RuntimeError):
-    """A calculator failure with an absl code and MediaPipe's exact message (raised only outside a graph run)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class _ExecutionError(Exception):

@@ -30,7 +30,7 @@ from ovms_notebook.calculators.proto.ovms_calculators_pb2 import (
 from ovms_notebook.calculators.pyovms_tensor import Tensor
 from ovms_notebook.engine.python.api import Calculator, parse_tag_index, tag_key
 from ovms_notebook.engine.python.validate import parse_tag_index_name
-from ovms_notebook.errors import OvmsNotebookError
+from ovms_notebook.errors import PythonNodeError
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,6 @@ MISSING_NAME = "PYTHON_NODE_MISSING_NAME"
 NAME_ALREADY_EXISTS = "PYTHON_NODE_NAME_ALREADY_EXISTS"
 FILE_DOES_NOT_EXIST = "PYTHON_NODE_FILE_DOES_NOT_EXIST"
 INITIALIZATION_FAILED = "PYTHON_NODE_FILE_STATE_INITIALIZATION_FAILED"
-
-
-class PythonNodeError(OvmsNotebookError, ValueError):
-    """A Python node OVMS would refuse at graph load; `status` is the OVMS status code name."""
-
-    def __init__(self, status: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def stream_name(entry: str) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ovms_notebook.errors import GraphLoadError, OvmsNotebookError
+from ovms_notebook.errors import GraphLoadError, GraphRenderError
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +28,6 @@ _INPUT_STYLE = 'shape=invhouse, margin="0.12,0.03", style=filled, fillcolor="#db
 _OUTPUT_STYLE = 'shape=invtrapezium, margin="0.08,0.02", style=filled, fillcolor="#dcfce7", color="#15803d"'
 _SIDE_STYLE = 'shape=ellipse, style="dashed,filled", fillcolor="#fef9c3", color="#a16207"'
 _MISSING_STYLE = 'shape=plaintext, fontcolor="#b91c1c"'
-
-
-class GraphRenderError(OvmsNotebookError):
-    """The `dot` binary failed or timed out while drawing a graph."""
 
 
 @dataclass(frozen=True)

@@ -17,17 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ovms_notebook.engine.python.api import HANDLERS, Calculator, declares, parse_tag_index, tag_key
-from ovms_notebook.errors import OvmsNotebookError
+from ovms_notebook.errors import GraphConfigError
 
-_PREFIX = "ValidatedGraphConfig Initialization failed.\n"
 _NAME = re.compile(r"^(?:(?P<tag>[A-Z_][A-Z0-9_]*):(?:(?P<index>[0-9]+):)?)?(?P<name>[a-z_][a-z0-9_]*)$")
-
-
-class GraphConfigError(OvmsNotebookError, ValueError):
-    """A graph config that cannot run on Python nodes: unknown calculator or tag, stream wiring, cycle."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(_PREFIX + message)
 
 
 @dataclass(frozen=True)
