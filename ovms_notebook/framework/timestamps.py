@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from typing import Literal
 
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
+from ovms_notebook.proto.wire import TIMESTAMP_PARAMETER as TIMESTAMP_PARAMETER  # re-export
 from ovms_notebook.status import OvmsStatus, StatusCode
-
-TIMESTAMP_PARAMETER = "OVMS_MP_TIMESTAMP"
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1

@@ -29,7 +29,6 @@ from ovms_notebook.status import OvmsStatus, StatusCode
 
 log = logging.getLogger(__name__)
 
-GRAPH_VERSION = "1"
 
 
 class GraphState(enum.Enum):

@@ -21,21 +21,15 @@ from ovms_notebook.framework.trace import Trace
 from ovms_notebook.models import model_infer, model_metadata, model_ready
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
 from ovms_notebook.proto.service import METHODS, SERVICE_NAME
+from ovms_notebook.proto.wire import GRAPH_VERSION, SERVER_NAME, STREAM_TAG_METADATA, TRACE_METADATA
 from ovms_notebook.repository.graphs import GraphState, Repository
 from ovms_notebook.serving.events import EventLog
-from ovms_notebook.serving.session import GRAPH_VERSION, SessionOptions, StreamSession
+from ovms_notebook.serving.session import SessionOptions, StreamSession
 from ovms_notebook.serving.unary import run_unary
 from ovms_notebook.status import OvmsStatus, StatusCode
 
 log = logging.getLogger(__name__)
 
-SERVER_NAME = "OpenVINO Model Server"
-#: gRPC metadata key by which a client names its stream, so a widget can find the server-side session
-#: (and its event log) of the stream it opened. Invisible to OVMS, which ignores unknown metadata.
-STREAM_TAG_METADATA = "ovms-notebook-stream"
-#: gRPC metadata key by which a client asks for its stream's execution trace ("1"/"true"; "0"/"false" turns a
-#: server-wide `trace=True` off for that stream). OVMS ignores it like any unknown metadata.
-TRACE_METADATA = "ovms-notebook-trace"
 #: Finished streams whose traces are kept (the oldest goes first).
 KEPT_TRACES = 16
 PLATFORM = "OpenVINO"

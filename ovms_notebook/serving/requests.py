@@ -15,9 +15,8 @@ import mediapipe as mp
 from ovms_notebook.codec import check_request_coherency, decode_input
 from ovms_notebook.engine.graphconfig import RESERVED_SIDE_PACKET, GraphSpec
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
+from ovms_notebook.proto.wire import TIMESTAMP_PARAMETER
 from ovms_notebook.status import OvmsStatus, StatusCode
-
-TIMESTAMP_PARAMETER = "OVMS_MP_TIMESTAMP"
 
 
 @dataclass(frozen=True)
