@@ -26,7 +26,7 @@ from ovms_notebook import (
     display,
 )
 from ovms_notebook._version import __version__
-from ovms_notebook.engine.python.api import Calculator, register
+from ovms_notebook.engine.python.api import Calculator, default_registry, register
 from ovms_notebook.errors import (
     ClientError,
     ConfigError,
@@ -36,6 +36,7 @@ from ovms_notebook.errors import (
 )
 
 if TYPE_CHECKING:
+    from ovms_notebook.engine.python.api import Registry
     from ovms_notebook.engine.python.scheduler import PythonGraph
     from ovms_notebook.portability import check, export
     from ovms_notebook.server.lifecycle import Server, serve, stop_all
@@ -86,4 +87,12 @@ def _load_views() -> None:
     import ovms_notebook.widgets  # noqa: F401
 
 
+def _register_builtin(registry: Registry) -> None:
+    """Fill the default registry with the calculator library, on its first use."""
+    from ovms_notebook.calculators.builtin import register_builtin
+
+    register_builtin(registry)
+
+
 display.set_loader(_load_views)
+default_registry.set_loader(_register_builtin)

@@ -29,7 +29,7 @@ from mediapipe.framework import calculator_options_pb2  # noqa: F401  (the pool 
 from mediapipe.framework.formats import landmark_pb2
 from mediapipe.util import color_pb2, render_data_pb2  # noqa: F401  (the pool needs Color)
 
-from ovms_notebook.engine.python.api import Calculator, register
+from ovms_notebook.engine.python.api import Calculator
 
 __all__ = [
     "EYE_LANDMARK_INDICES",
@@ -119,7 +119,6 @@ def update_face_landmarks(face: object, eyes: object) -> landmark_pb2.Normalized
     return out
 
 
-@register()
 class UpdateFaceLandmarksCalculator(Calculator):
     """FACE_LANDMARKS + NEW_EYE_LANDMARKS -> UPDATED_FACE_LANDMARKS; nothing unless both have a packet."""
 
@@ -196,7 +195,6 @@ def _round_half_away(value: float) -> float:
     return math.copysign(math.floor(abs(value) + 0.5), value)
 
 
-@register()
 class IrisToRenderDataCalculator(Calculator):
     """IRIS + IMAGE_SIZE [+ LEFT/RIGHT_IRIS_DEPTH_MM] -> RENDER_DATA (IrisToRenderDataCalculatorOptions)."""
 

@@ -44,7 +44,7 @@ from ovms_notebook.calculators.proto.ovms_calculators_pb2 import (
 )
 from ovms_notebook.codec.blob import TensorValue, unpack_tensor
 from ovms_notebook.codec.datatypes import DATATYPES, datatype_of, shape_to_string
-from ovms_notebook.engine.python.api import STOP, Calculator, Registry, default_registry, parse_tag_index
+from ovms_notebook.engine.python.api import STOP, Calculator, Registry, parse_tag_index
 from ovms_notebook.errors import SESSION_LOAD_FAILED, InferenceError, SessionLoadError
 from ovms_notebook.status import OvmsStatus
 
@@ -280,9 +280,7 @@ def _tensor_value(name: str, array: np.ndarray) -> TensorValue:
 
 
 def register_openvino_calculators(registry: Registry) -> None:
-    """Register both calculators under OVMS's names in `registry` (done for the default registry on import)."""
+    """Register both calculators under OVMS's names in `registry`, and the preparer that binds their SESSION."""
     registry.register(SESSION_CALCULATOR)(OpenVINOModelServerSessionCalculator)
     registry.register(INFERENCE_CALCULATOR)(OpenVINOInferenceCalculator)
-
-
-register_openvino_calculators(default_registry)
+    registry.add_preparer(lambda config: bind_sessions(config, None)[0])

@@ -71,7 +71,7 @@ from ovms_notebook.calculators.python_handlers import (
     stream_name,
 )
 from ovms_notebook.codec.blob import TensorValue, unpack_tensor
-from ovms_notebook.engine.python.api import Calculator, Registry, default_registry
+from ovms_notebook.engine.python.api import Calculator, Registry
 from ovms_notebook.engine.python.streams import INTERNAL, INVALID_ARGUMENT, UNKNOWN, Status
 from ovms_notebook.errors import CalculatorStatus
 
@@ -378,6 +378,3 @@ def register_ovms_calculators(registry: Registry) -> None:
     """Register both calculators in `registry` under OVMS's names."""
     registry.register(PYTHON_NODE_CALCULATOR)(PythonExecutorCalculator)
     registry.register(CONVERTER_CALCULATOR)(PyTensorOvTensorConverterCalculator)
-
-
-register_ovms_calculators(default_registry)

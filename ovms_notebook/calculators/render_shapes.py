@@ -27,7 +27,7 @@ from mediapipe.framework.formats import location_data_pb2
 from mediapipe.util import render_data_pb2
 
 from ovms_notebook.calculators.render import LandmarksOptions, LandmarksToRenderDataCalculator
-from ovms_notebook.engine.python.api import Calculator, register
+from ovms_notebook.engine.python.api import Calculator
 
 __all__ = [
     "FACE_LANDMARK_CONNECTIONS",
@@ -129,7 +129,6 @@ def detections_to_render_data(detections: list[object],
     return data
 
 
-@register()
 class DetectionsToRenderDataCalculator(Calculator):
     """DETECTION, DETECTIONS and/or DETECTION_LIST -> RENDER_DATA (DetectionsToRenderDataCalculatorOptions)."""
 
@@ -182,7 +181,6 @@ def rects_to_render_data(rects: list[object], options: RectOptions, *,
     return data
 
 
-@register()
 class RectToRenderDataCalculator(Calculator):
     """Exactly one of NORM_RECT, RECT, NORM_RECTS, RECTS -> RENDER_DATA (RectToRenderDataCalculatorOptions)."""
 
@@ -225,7 +223,6 @@ FACE_LANDMARK_CONNECTIONS: tuple[int, ...] = (
     21, 21, 54, 54, 103, 103, 67, 67, 109, 109, 10,
 )
 
-@register()
 class FaceLandmarksToRenderDataCalculator(LandmarksToRenderDataCalculator):
     """LandmarksToRenderDataCalculator drawing the face mesh's connections (the options' own are replaced).
 

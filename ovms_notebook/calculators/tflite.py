@@ -42,7 +42,7 @@ from mediapipe.calculators.tflite import (
 )
 from mediapipe.framework.formats import landmark_pb2
 
-from ovms_notebook.engine.python.api import Calculator, register
+from ovms_notebook.engine.python.api import Calculator
 
 __all__ = [
     "ImageCroppingCalculator",
@@ -89,7 +89,6 @@ def crop_rotated(image: np.ndarray, center: tuple[float, float], size: tuple[int
                                flags=0, borderMode=border_mode)
 
 
-@register()
 class ImageCroppingCalculator(Calculator):
     """IMAGE + NORM_RECT or RECT -> IMAGE (ImageCroppingCalculatorOptions; CPU path, no WIDTH/HEIGHT inputs)."""
 
@@ -157,7 +156,6 @@ def _round(value: float) -> int:
     return int(math.copysign(math.floor(abs(value) + 0.5), value))
 
 
-@register()
 class TfLiteConverterCalculator(Calculator):
     """IMAGE (ImageFrame) -> TENSORS: [float32 H x W x C], pixel * scale + bias (TfLiteConverterCalculatorOptions)."""
 
@@ -211,7 +209,6 @@ def _compiled(path: Path) -> Any:
     return openvino_core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
 
 
-@register()
 class TfLiteInferenceCalculator(Calculator):
     """TENSORS -> TENSORS: the options' `model_path` model, run by OpenVINO (TfLiteInferenceCalculatorOptions)."""
 
@@ -239,7 +236,6 @@ class TfLiteInferenceCalculator(Calculator):
         return {"TENSORS": [np.array(results[port]) for port in self.model.outputs]}
 
 
-@register()
 class SplitTfLiteTensorVectorCalculator(Calculator):
     """A TENSORS list -> one untagged output per range (SplitVectorCalculatorOptions), on the Python side."""
 
@@ -303,7 +299,6 @@ def _activate(value: float, sigmoid: bool) -> float:
     return 1.0 / (1.0 + math.exp(-value)) if sigmoid else value
 
 
-@register()
 class TfLiteTensorsToLandmarksCalculator(Calculator):
     """TENSORS [+ FLIP_HORIZONTALLY, FLIP_VERTICALLY] -> NORM_LANDMARKS and/or LANDMARKS (first tensor only).
 

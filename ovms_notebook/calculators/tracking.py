@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ovms_notebook.codec.blob import TensorValue
-from ovms_notebook.engine.python.api import Calculator, register
+from ovms_notebook.engine.python.api import Calculator
 
 __all__ = ["DetectionTrackerCalculator", "IouTracker", "Track", "boxes_of", "iou"]
 
@@ -127,7 +127,6 @@ class IouTracker:
         return seen
 
 
-@register()
 class DetectionTrackerCalculator(Calculator):
     """Per-stream identities for detections: one `IouTracker` per graph run (see the module docstring).
 

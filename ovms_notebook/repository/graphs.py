@@ -21,7 +21,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ovms_notebook.engine.graphconfig import GraphSpec, bind_resources, parse_graph, release_resources
+from ovms_notebook.calculators.resources import bind_resources, release_resources
+from ovms_notebook.engine.graphconfig import GraphSpec, parse_graph
 from ovms_notebook.errors import ConfigError, GraphLoadError
 from ovms_notebook.models import ModelRepository
 from ovms_notebook.models.config import outside_base, subconfig_problem

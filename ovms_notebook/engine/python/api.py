@@ -257,7 +257,49 @@ class Registry(Mapping[str, type[Calculator]]):
 
     def __init__(self) -> None:
         self._classes: dict[str, type[Calculator]] = {}
-        self._lock = threading.Lock()
+        self._preparers: list[Callable[[Any], Any]] = []
+        self._lock = threading.RLock()
+        self._loader: Callable[[Registry], object] | None = None
+
+    def set_loader(self, loader: Callable[[Registry], object]) -> None:
+        """Fill the registry with `loader(self)` before its first use (lookup, listing or registration).
+
+        The package top installs `ovms_notebook.calculators.register_builtin` this way on the default
+        registry, so the engine never imports the calculator library and importing the package stays light.
+        The loader runs once; an ImportError in it propagates to the first use (and the next one tries again).
+        """
+        with self._lock:
+            self._loader = loader
+
+    def _load(self) -> None:
+        if self._loader is None:
+            return
+        with self._lock:
+            loader, self._loader = self._loader, None
+            if loader is None:
+                return
+            try:
+                loader(self)
+            except BaseException:
+                self._loader = loader
+                raise
+
+    def add_preparer(self, preparer: Callable[[Any], Any]) -> None:
+        """Register a rewrite of a graph config into the form the engine runs it in (see `prepare`)."""
+        with self._lock:
+            self._preparers.append(preparer)
+
+    def prepare(self, config: Any) -> Any:
+        """`config` as the engine runs it: each registered preparer applied in turn.
+
+        A calculator library whose calculators OVMS wires differently than the Python engine can run them
+        registers a preparer here (OVMS's session calculator hands its SESSION out as an output side
+        packet; the Python engine gives it one, bound when the graph loads).
+        """
+        self._load()
+        for preparer in list(self._preparers):
+            config = preparer(config)
+        return config
 
     @overload
     def register(self, name: _C) -> _C: ...
@@ -279,6 +321,7 @@ class Registry(Mapping[str, type[Calculator]]):
         return decorator
 
     def _add(self, name: str, cls: _C) -> _C:
+        self._load()  # built-ins first, so that a notebook's class of the same name replaces the built-in one
         if not (isinstance(cls, type) and issubclass(cls, Calculator)):
             raise TypeError(f"only Calculator subclasses can be registered, got {cls!r}")
         if not name:
@@ -302,20 +345,25 @@ class Registry(Mapping[str, type[Calculator]]):
 
     def registered(self, name: str) -> type[Calculator] | None:
         """The class registered under `name`, or None."""
+        self._load()
         return self._classes.get(name)
 
     def unregister(self, name: str) -> None:
         """Forget `name`; unknown names are ignored."""
+        self._load()
         with self._lock:
             self._classes.pop(name, None)
 
     def __getitem__(self, name: str) -> type[Calculator]:
+        self._load()
         return self._classes[name]
 
     def __iter__(self) -> Iterator[str]:
+        self._load()
         return iter(list(self._classes))
 
     def __len__(self) -> int:
+        self._load()
         return len(self._classes)
 
 
