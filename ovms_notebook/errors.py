@@ -8,12 +8,10 @@ working. This module imports nothing from the package: every layer may use it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import grpc
-
-    from ovms_notebook.status import StatusCode
 
 __all__ = [
     "CalculatorStatus",
@@ -68,6 +66,21 @@ class PythonNodeError(OvmsNotebookError, ValueError):
         self.status = status
 
 
+#: The text OVMS gives a final status whose code has no gRPC mapping.
+UNKNOWN_ERROR_TEXT = "Unknown error"
+
+
+class _Code(Protocol):
+    """What OvmsStatus reads of its code: `ovms_notebook.status.StatusCode` (not imported: this module is a leaf)."""
+
+    @property
+    def value(self) -> tuple[str, Any]: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def grpc_code(self) -> grpc.StatusCode: ...
+
+
 # -- serving ---------------------------------------------------------------------------------------------------------
 
 
@@ -81,7 +94,7 @@ class OvmsStatus(OvmsNotebookError):
     `str()` is OVMS's `Status::string()`: the base message, then " - details".
     """
 
-    def __init__(self, code: StatusCode, details: str = "") -> None:
+    def __init__(self, code: _Code, details: str = "") -> None:
         self.code = code
         self.details = details
         super().__init__(self.text)
@@ -99,7 +112,7 @@ class OvmsStatus(OvmsNotebookError):
     @property
     def grpc_details(self) -> str:
         """The final-status message: the text, or "Unknown error" for unmapped codes."""
-        return self.text if self.code.value[1] is not None else type(self.code).UNKNOWN_ERROR.message
+        return self.text if self.code.value[1] is not None else UNKNOWN_ERROR_TEXT
 
     def in_band(self, context: str) -> str:
         """The text of an in-band stream error: `<status>; <context>`."""

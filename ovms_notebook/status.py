@@ -13,6 +13,7 @@ import enum
 
 import grpc
 
+from ovms_notebook.errors import UNKNOWN_ERROR_TEXT
 from ovms_notebook.errors import OvmsStatus as OvmsStatus  # re-export: its home was here
 
 
@@ -74,7 +75,7 @@ class StatusCode(enum.Enum):
     MEDIAPIPE_INCORRECT_SERVABLE_NAME = ("Subsequent request with incorrect servable name", None)
     MEDIAPIPE_INCORRECT_SERVABLE_VERSION = ("Subsequent request with incorrect servable version", None)
     NOT_IMPLEMENTED = ("Functionality not implemented", None)
-    UNKNOWN_ERROR = ("Unknown error", None)
+    UNKNOWN_ERROR = (UNKNOWN_ERROR_TEXT, None)
 
     @property
     def message(self) -> str:

@@ -263,15 +263,3 @@ def _absl_text(error: Exception) -> str:
     """An absl-like `CODE: message` text from the wheel's exception classes (ValueError = INVALID_ARGUMENT)."""
     code = "INVALID_ARGUMENT" if isinstance(error, ValueError) else "INTERNAL"
     return f"{code}: {error}"
-
-
-def make_graph(spec: GraphSpec, sink: PacketSink, *, trace: bool = False) -> NativeGraph:
-    """The right engine for a graph: one native graph, or native + Python halves joined at the cut.
-
-    With `trace` the graph records an execution trace (`graph.trace(origin_us)`).
-    """
-    if spec.split is None:
-        return NativeGraph(spec, sink, trace=trace)
-    from ovms_notebook.engine.hybrid import HybridGraph
-
-    return HybridGraph(spec, sink, spec.split, trace=trace)  # type: ignore[return-value]

@@ -32,9 +32,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Literal
 
 from ovms_notebook.codec.streams import EXTENSION_KINDS, parse_stream
+from ovms_notebook.portability.findings import Finding
 from ovms_notebook.portability.registry import (
     OVMS_EMULATED,
     mediapipe_version,
@@ -44,26 +44,11 @@ from ovms_notebook.portability.registry import (
 )
 from ovms_notebook.repository.graphs import GraphEntry, find_config, read_entries
 
-Severity = Literal["error", "warning", "note"]
-
 #: The OVMS release a check compares against unless told otherwise (the spec's reference snapshot).
 DEFAULT_OVMS_VERSION = "2026.3"
 _WALLCLOCK_SINCE = (2025, 1)
 _PYTHON_NODES_SINCE = (2023, 3)
 _IMPORTS_US = re.compile(r"^\s*(?:from|import)\s+ovms_notebook\b", re.M)
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One portability problem or note: what it is about (`subject`) and why (`reason`)."""
-
-    severity: Severity
-    kind: str
-    subject: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.severity}: [{self.kind}] {self.subject}: {self.reason}"
 
 
 @dataclass

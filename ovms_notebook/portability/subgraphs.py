@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ovms_notebook.errors import ConfigError
-from ovms_notebook.portability.check import Finding
+from ovms_notebook.portability.findings import Finding
 
 _SESSION = "OpenVINOModelServerSessionCalculator"
 

@@ -18,8 +18,8 @@ from typing import Literal
 import mediapipe as mp
 
 from ovms_notebook.codec import encode_output
+from ovms_notebook.engine.engines import GraphEngine, make_graph
 from ovms_notebook.engine.graphconfig import GraphSpec
-from ovms_notebook.engine.native import NativeGraph, make_graph
 from ovms_notebook.framework.timestamps import TimestampMode, TimestampPolicy
 from ovms_notebook.framework.trace import Trace
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
@@ -107,7 +107,7 @@ class StreamSession:
         self._events = events
         self._policy = TimestampPolicy(options.timestamps)
         self._last: dict[str, int] = {}
-        self._graph: NativeGraph | None = None
+        self._graph: GraphEngine | None = None
         self._finish_lock = threading.Lock()
         self._final: OvmsStatus | None = None
         self._end_logged = False

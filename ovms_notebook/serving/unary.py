@@ -12,8 +12,8 @@ import threading
 import mediapipe as mp
 
 from ovms_notebook.codec import encode_output
+from ovms_notebook.engine.engines import make_graph
 from ovms_notebook.engine.graphconfig import GraphSpec
-from ovms_notebook.engine.native import make_graph
 from ovms_notebook.framework.timestamps import TimestampPolicy
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
 from ovms_notebook.proto.wire import GRAPH_VERSION, TIMESTAMP_PARAMETER
