@@ -34,6 +34,7 @@ from ovms_notebook.errors import (
     OvmsNotebookError,
     ServerError,
 )
+from ovms_notebook.framework import protos
 
 if TYPE_CHECKING:
     from ovms_notebook.engine.python.api import Registry
@@ -94,5 +95,12 @@ def _register_builtin(registry: Registry) -> None:
     register_builtin(registry)
 
 
+def _calculator_option_protos() -> None:
+    """Make the calculator library's options protos known before the first pbtxt is parsed."""
+    import ovms_notebook.calculators.iris
+    import ovms_notebook.calculators.proto.ovms_calculators_pb2  # noqa: F401  (OVMS's calculators' options)
+
+
 display.set_loader(_load_views)
+protos.add_option_protos(_calculator_option_protos)
 default_registry.set_loader(_register_builtin)
