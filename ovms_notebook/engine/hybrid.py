@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 _STOP = object()
 _SETTLE_ROUNDS = 50
 _SETTLE_SECONDS = 10.0  # wait_until_idle's bound on one delivery across the cut
+_JOIN_SECONDS = 10.0  # close()'s bound on the engine thread finishing what it holds
 
 
 def _part_spec(config: object, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> GraphSpec:
@@ -138,8 +139,9 @@ class HybridGraph:
         try:
             packet = mp.Packet() if value is EMPTY else value_to_packet(value)
             self.native.push({stream: packet}, timestamp)
-        except OvmsStatus:
-            pass  # the native graph is in error or closed: close() reports it
+        except OvmsStatus as status:  # the native graph is in error or closed: close() reports it
+            log.info('packet on "%s" at %s not added to the native half: %s', stream, ts.debug_string(timestamp),
+                     status)
         except (TypeError, ValueError) as error:
             self._fail(f'stream "{stream}" into native nodes at {ts.debug_string(timestamp)}: {error}')
 
@@ -248,9 +250,13 @@ class HybridGraph:
             moved = self._drain_inbox()
             with self._settled:
                 busy = self._in_flight > 0
-                self._settled.wait_for(lambda: self._in_flight <= 0, timeout=_SETTLE_SECONDS)
+                if not self._settled.wait_for(lambda: self._in_flight <= 0, timeout=_SETTLE_SECONDS):
+                    log.warning("%d packet(s) from the native half still undelivered to the Python half after "
+                                "%.0f s; not waiting longer for them", self._in_flight, _SETTLE_SECONDS)
             if not moved and not busy:
                 return
+        log.warning("the two halves did not settle within %d rounds; returning with packets in flight",
+                    _SETTLE_ROUNDS)
 
     def close(self) -> OvmsStatus | None:
         """Close graph inputs, let data flow across the cut until it settles, then finish both halves."""
@@ -264,7 +270,10 @@ class HybridGraph:
         # what it holds first), so nothing is pushed into the native half behind our back while it closes.
         self._inbox.put(_STOP)
         if self._thread is not None:
-            self._thread.join(10)
+            self._thread.join(_JOIN_SECONDS)
+            if self._thread.is_alive():
+                log.warning("engine thread %s still busy %.0f s after it was told to stop; closing without it "
+                            "(what it still holds may not reach the native half)", self._thread.name, _JOIN_SECONDS)
         if self.native is not None:
             for name in self.split.native_inputs:
                 self.native.close_input_stream(name)
@@ -290,6 +299,9 @@ class HybridGraph:
                     for name in ready:
                         self.python.close_input_stream(name)
                 ended.update(ready)
+            else:
+                log.warning("closing: the two halves still moved packets after %d rounds; finishing them anyway "
+                            "(later packets across the cut are lost)", _SETTLE_ROUNDS)
             native_error = self.native.close()
         else:
             native_error = None

@@ -11,7 +11,6 @@ that blocked would stall every graph in the kernel.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
@@ -175,8 +174,10 @@ class NativeGraph:
         with self._lock:
             if self._state == "running" and name not in self._closed_inputs:
                 self._closed_inputs.add(name)
-                with contextlib.suppress(Exception):  # an error is recorded on the graph; close() reports it
+                try:
                     self._graph.close_input_stream(name)
+                except Exception as error:  # an error is recorded on the graph; close() reports it
+                    log.info('input "%s" not closed: %s (close() reports the graph\'s error)', name, error)
 
     def has_error(self) -> bool:
         """True once the graph recorded an error (it then accepts nothing more)."""
@@ -186,8 +187,10 @@ class NativeGraph:
         """Let every packet pushed so far be processed (errors are reported by close)."""
         with self._lock:
             if self._state == "running" and not self._graph.has_error():
-                with contextlib.suppress(Exception):  # recorded on the graph; close() reports it
+                try:
                     self._graph.wait_until_idle()
+                except Exception as error:  # recorded on the graph; close() reports it
+                    log.info("native graph stopped waiting for idle: %s (close() reports the graph's error)", error)
 
     def close(self) -> OvmsStatus | None:
         """Close every input, wait until done; the graph's error as an OVMS status, or None. Idempotent."""
@@ -236,6 +239,8 @@ class NativeGraph:
         try:
             return self._graph.get_combined_error_message() if self._graph.has_error() else ""
         except Exception:
+            log.warning("MediaPipe's combined error message could not be read; reporting the exception instead",
+                        exc_info=True)
             return ""
 
 

@@ -11,9 +11,9 @@ process and on disk per mediapipe version.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -23,7 +23,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-#: OVMS's own calculators that ovms_notebook runs on the Python side (nodes/ovms_python.py, nodes/openvino.py).
+log = logging.getLogger(__name__)
+
+#: OVMS's own calculators that ovms_notebook runs on the Python side (calculators/ovms_python.py, calculators/openvino.py).
 OVMS_EMULATED = frozenset({
     "PythonExecutorCalculator",
     "PyTensorOvTensorConverterCalculator",
@@ -85,8 +87,12 @@ def _cache_file() -> Path:
 def _load_disk_cache() -> None:
     if _probed:
         return
-    with contextlib.suppress(OSError, ValueError):
+    try:
         _probed.update(json.loads(_cache_file().read_text()))
+    except FileNotFoundError:
+        pass  # no probe ran on this machine yet
+    except (OSError, ValueError) as error:
+        log.info("calculator probe cache %s not read (%s); probing again", _cache_file(), error)
 
 
 def _save_disk_cache() -> None:
