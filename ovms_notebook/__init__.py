@@ -39,7 +39,8 @@ from ovms_notebook.framework import protos
 if TYPE_CHECKING:
     from ovms_notebook.engine.python.api import Registry
     from ovms_notebook.engine.python.scheduler import PythonGraph
-    from ovms_notebook.portability import check, export
+    from ovms_notebook.portability.check import check
+    from ovms_notebook.portability.export import export
     from ovms_notebook.server.lifecycle import Server, serve, stop_all
 
 __all__ = [

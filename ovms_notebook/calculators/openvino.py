@@ -46,6 +46,7 @@ from ovms_notebook.codec.blob import TensorValue, unpack_tensor
 from ovms_notebook.codec.datatypes import DATATYPES, datatype_of, shape_to_string
 from ovms_notebook.engine.python.api import STOP, Calculator, Registry, parse_tag_index
 from ovms_notebook.errors import SESSION_LOAD_FAILED, InferenceError, SessionLoadError
+from ovms_notebook.framework.options import node_options
 from ovms_notebook.status import OvmsStatus
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def bind_sessions(config: Any, models: Any) -> tuple[Any, dict[str, ServableSess
     for node in bound.node:
         if node.calculator != SESSION_CALCULATOR:
             continue
-        options = _node_options(node, OpenVINOModelServerSessionCalculatorOptions)
+        options = node_options(node, OpenVINOModelServerSessionCalculatorOptions)
         session = ServableSession(models, options.servable_name, parse_servable_version(options.servable_version))
         kept = []
         for entry in node.output_side_packet:
@@ -137,16 +138,6 @@ def bind_sessions(config: Any, models: Any) -> tuple[Any, dict[str, ServableSess
         del node.output_side_packet[:]
         node.output_side_packet.extend(kept)
     return bound, sessions
-
-
-def _node_options(node: Any, message_type: type) -> Any:
-    result = message_type()
-    if node.HasField("options") and node.options.HasExtension(message_type.ext):
-        result.MergeFrom(node.options.Extensions[message_type.ext])
-    for packed in node.node_options:
-        if packed.Is(message_type.DESCRIPTOR):
-            packed.Unpack(result)
-    return result
 
 
 def _session(side_packets: Mapping[str, object], node: str) -> ServableSession:

@@ -33,7 +33,7 @@ import ctypes
 import struct
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final, Literal
 
 import numpy as np
 
@@ -42,7 +42,10 @@ from ovms_notebook.codec.blob import TensorValue
 __all__ = ["DATATYPE_TO_FORMAT", "FORMAT_TO_DATATYPE", "Tensor", "datatype_of_format"]
 
 #: KServe datatype -> struct format (OVMS's `datatypeToBufferFormat`).
-DATATYPE_TO_FORMAT: dict[str, str] = {
+#: The struct formats of KServe's fixed-size datatypes; all but "e" (half floats) are ones memoryview.cast takes.
+TensorFormat = Literal["?", "B", "H", "I", "Q", "b", "h", "i", "q", "e", "f", "d"]
+
+DATATYPE_TO_FORMAT: dict[str, TensorFormat] = {
     "BOOL": "?",
     "UINT8": "B",
     "UINT16": "H",
@@ -69,9 +72,10 @@ FORMAT_TO_DATATYPE: dict[str, str] = {
 }
 
 #: Sizes of the formats with an explicit standard-size prefix ("<", "="): "l" is 4 bytes there.
-_STANDARD = {**{fmt: datatype for datatype, fmt in DATATYPE_TO_FORMAT.items()}, "l": "INT32", "L": "UINT32"}
+_STANDARD: dict[str, str] = {**{fmt: datatype for datatype, fmt in DATATYPE_TO_FORMAT.items()},
+                             "l": "INT32", "L": "UINT32"}
 
-RAW_BINARY_FORMAT = "B"
+RAW_BINARY_FORMAT: Final = "B"
 
 
 def datatype_of_format(fmt: str) -> str:
@@ -97,24 +101,24 @@ def _view_of(buffer: object) -> memoryview:
             view = memoryview(buffer)  # type: ignore[arg-type]
         except TypeError:
             if hasattr(buffer, "__array_interface__") or hasattr(buffer, "__array_struct__"):
-                view = memoryview(np.asarray(buffer))
+                view = np.asarray(buffer).data  # the array's own memoryview
             else:
                 raise TypeError(
                     f"Tensor(): buffer must support the buffer protocol (numpy array, bytes, bytearray, memoryview, "
                     f"...), got {type(buffer).__name__}"
                 ) from None
     if not view.c_contiguous:
-        view = memoryview(np.ascontiguousarray(np.asarray(view)))
+        view = np.ascontiguousarray(np.asarray(view)).data
     return view
 
 
-def _typed_view(data: bytes, fmt: str, shape: tuple[int, ...]) -> memoryview:
+def _typed_view(data: bytes, fmt: TensorFormat, shape: tuple[int, ...]) -> memoryview[Any]:
     """`data` seen with struct format `fmt` and `shape` (memoryview.cast where it can, numpy otherwise)."""
     raw = memoryview(data)
     if all(shape) and fmt != "e":
         return raw.cast(fmt, shape)
     dtype = np.dtype(fmt) if sys.byteorder == "little" else np.dtype(fmt).newbyteorder("<")
-    return memoryview(np.frombuffer(data, dtype=dtype).reshape(shape))
+    return np.frombuffer(data, dtype=dtype).reshape(shape).data
 
 
 def _shape(shape: Iterable[int], what: str) -> tuple[int, ...]:

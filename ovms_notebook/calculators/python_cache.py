@@ -22,9 +22,9 @@ from ovms_notebook.calculators.python_handlers import (
     PythonNodeError,
     PythonNodeResources,
     _has_options,
-    _options,
     resolve_handler_path,
 )
+from ovms_notebook.framework.options import node_options
 
 __all__ = ["NODE_RESOURCES", "PythonNodeResourcesCache", "load_python_nodes", "release_loaded"]
 
@@ -39,7 +39,7 @@ class PythonNodeResourcesCache:
     def acquire(self, node: Any, base_path: str | Path, options: Any | None = None) -> PythonNodeResources:
         """The cached resources of `node`, loaded (and `initialize`d) on first use or when the node changed."""
         if options is None:
-            options = _options(node, PythonExecutorCalculatorOptions)
+            options = node_options(node, PythonExecutorCalculatorOptions)
         base = Path(base_path).resolve()
         handler = resolve_handler_path(options.handler_path, base)
         key = (node.name, str(handler), str(base))

@@ -24,7 +24,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from mediapipe.calculators.core import concatenate_vector_calculator_pb2
-from mediapipe.calculators.util import landmarks_to_render_data_calculator_pb2, rect_to_render_scale_calculator_pb2
+from mediapipe.calculators.util import rect_to_render_scale_calculator_pb2
+from mediapipe.calculators.util.landmarks_to_render_data_calculator_pb2 import (
+    LandmarksToRenderDataCalculatorOptions as LandmarksOptions,
+)
 from mediapipe.framework.formats import landmark_pb2
 from mediapipe.util import color_pb2, render_data_pb2
 
@@ -40,7 +43,6 @@ __all__ = [
     "render_scale",
 ]
 
-LandmarksOptions = landmarks_to_render_data_calculator_pb2.LandmarksToRenderDataCalculatorOptions
 RenderScaleOptions = rect_to_render_scale_calculator_pb2.RectToRenderScaleCalculatorOptions
 _LANDMARK_LABEL = "KEYPOINT"
 

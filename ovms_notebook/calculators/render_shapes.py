@@ -22,7 +22,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from mediapipe.calculators.util import detections_to_render_data_calculator_pb2, rect_to_render_data_calculator_pb2
+from mediapipe.calculators.util.detections_to_render_data_calculator_pb2 import (
+    DetectionsToRenderDataCalculatorOptions as DetectionsOptions,
+)
+from mediapipe.calculators.util.rect_to_render_data_calculator_pb2 import (
+    RectToRenderDataCalculatorOptions as RectOptions,
+)
 from mediapipe.framework.formats import location_data_pb2
 from mediapipe.util import render_data_pb2
 
@@ -40,8 +45,6 @@ __all__ = [
     "rects_to_render_data",
 ]
 
-DetectionsOptions = detections_to_render_data_calculator_pb2.DetectionsToRenderDataCalculatorOptions
-RectOptions = rect_to_render_data_calculator_pb2.RectToRenderDataCalculatorOptions
 _LABEL_TO_BOX_RATIO = 0.1
 _BOX = location_data_pb2.LocationData.BOUNDING_BOX
 _RELATIVE_BOX = location_data_pb2.LocationData.RELATIVE_BOUNDING_BOX

@@ -38,7 +38,9 @@ from mediapipe.calculators.image import image_cropping_calculator_pb2
 from mediapipe.calculators.tflite import (
     tflite_converter_calculator_pb2,
     tflite_inference_calculator_pb2,
-    tflite_tensors_to_landmarks_calculator_pb2,
+)
+from mediapipe.calculators.tflite.tflite_tensors_to_landmarks_calculator_pb2 import (
+    TfLiteTensorsToLandmarksCalculatorOptions as LandmarksOptions,
 )
 from mediapipe.framework.formats import landmark_pb2
 
@@ -59,7 +61,6 @@ __all__ = [
 CroppingOptions = image_cropping_calculator_pb2.ImageCroppingCalculatorOptions
 ConverterOptions = tflite_converter_calculator_pb2.TfLiteConverterCalculatorOptions
 InferenceOptions = tflite_inference_calculator_pb2.TfLiteInferenceCalculatorOptions
-LandmarksOptions = tflite_tensors_to_landmarks_calculator_pb2.TfLiteTensorsToLandmarksCalculatorOptions
 SplitOptions = split_vector_calculator_pb2.SplitVectorCalculatorOptions
 _FORMATS = {1: mp.ImageFormat.GRAY8, 3: mp.ImageFormat.SRGB, 4: mp.ImageFormat.SRGBA}
 

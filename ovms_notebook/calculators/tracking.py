@@ -57,7 +57,7 @@ def boxes_of(detections: object) -> list[tuple[tuple[float, float, float, float]
     if detections is None:
         return []
     if hasattr(detections, "detection") and not hasattr(detections, "location_data"):  # a DetectionList
-        detections = list(detections.detection)  # type: ignore[attr-defined]
+        detections = list(detections.detection)
     if isinstance(detections, TensorValue):
         detections = detections.array()
     if isinstance(detections, list | tuple) and all(hasattr(d, "location_data") for d in detections):

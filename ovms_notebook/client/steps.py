@@ -150,7 +150,7 @@ def _output(name: str, value: object, max_bytes: int | None) -> RecordedTensor:
     if isinstance(value, Exception):
         return RecordedTensor("", (), "", error=str(value))
     if isinstance(value, Message) or (isinstance(value, list) and all(isinstance(m, Message) for m in value)):
-        messages: list[Message] = value if isinstance(value, list) else [value]  # type: ignore[assignment]
+        messages: list[Message] = value if isinstance(value, list) else [value]
         data = serialize_bytes(m.SerializeToString(deterministic=True) for m in messages)
         proto_type = messages[0].DESCRIPTOR.full_name if messages else ""
         return RecordedTensor.of(

@@ -19,7 +19,7 @@ from ovms_notebook.engine.python.api import Registry, default_registry
 from ovms_notebook.engine.python.scheduler import PythonGraph
 from ovms_notebook.engine.split import Split, split_graph
 from ovms_notebook.errors import GraphLoadError
-from ovms_notebook.framework.protos import parse_graph_config
+from ovms_notebook.framework.protos import GraphConfig, parse_graph_config
 from ovms_notebook.framework.subgraphs import expand_subgraphs
 
 #: The side packet OVMS reserves for its map of Python node resources (spec §6.4); clients cannot set it.
@@ -38,7 +38,7 @@ class GraphSpec:
     """A validated graph: config, input/output streams by name, declared side packets."""
 
     text: str
-    config: object  # mediapipe.framework.calculator_pb2.CalculatorGraphConfig
+    config: GraphConfig  # mediapipe.framework.calculator_pb2.CalculatorGraphConfig
     inputs: dict[str, StreamSpec]
     outputs: dict[str, StreamSpec]
     side_packets: tuple[str, ...]
@@ -96,7 +96,7 @@ def python_registry() -> Registry:
     return default_registry
 
 
-def _check_python(config: object) -> None:
+def _check_python(config: GraphConfig) -> None:
     bound = default_registry.prepare(config)  # e.g. session nodes take their SESSION as input, as the engine runs them
     try:
         PythonGraph(bound)
@@ -119,7 +119,7 @@ def _streams(declared: object, side: str) -> dict[str, StreamSpec]:
     return streams
 
 
-def _dry_run(config: object) -> None:
+def _dry_run(config: GraphConfig) -> None:
     """Build the native graph once, as OVMS's load-time `Initialize` does: unknown calculators fail here."""
     import mediapipe as mp
 

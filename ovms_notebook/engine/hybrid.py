@@ -29,7 +29,8 @@ from ovms_notebook.engine.python.api import EMPTY, default_registry
 from ovms_notebook.engine.python.scheduler import PythonGraph
 from ovms_notebook.engine.split import Split, python_side, split_graph
 from ovms_notebook.framework import timestamps as ts
-from ovms_notebook.framework.trace import Trace, TraceEvent, build_trace, order_nodes
+from ovms_notebook.framework.protos import GraphConfig
+from ovms_notebook.framework.trace import NodeKind, Trace, TraceEvent, build_trace, order_nodes
 from ovms_notebook.status import OvmsStatus, StatusCode
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ _SETTLE_SECONDS = 10.0  # wait_until_idle's bound on one delivery across the cut
 _JOIN_SECONDS = 10.0  # close()'s bound on the engine thread finishing what it holds
 
 
-def _part_spec(config: object, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> GraphSpec:
+def _part_spec(config: GraphConfig, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> GraphSpec:
     return GraphSpec(
         text="",
         config=config,
@@ -106,7 +107,8 @@ class HybridGraph:
         events = [dataclasses.replace(e, node=python_names[e.node]) if e.kind == "python" and e.node in python_names
                   else e for e in events]
         known = [*(self.native.trace_node_names if self.native is not None else []), *python_names.values()]
-        kinds = {**dict.fromkeys(known, "native"), **dict.fromkeys(python_names.values(), "python")}
+        kinds: dict[str, NodeKind] = {**dict.fromkeys(known, "native"),
+                                      **dict.fromkeys(python_names.values(), "python")}
         return build_trace(events, origin_us, order_nodes(canonical_names(self.spec.config), known), kinds)
 
     # -- callbacks ----------------------------------------------------------------------------------------------
@@ -154,8 +156,8 @@ class HybridGraph:
     # -- engine thread --------------------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        while (item := self._inbox.get()) is not _STOP:
-            stream, packet = item  # type: ignore[misc]
+        while isinstance(item := self._inbox.get(), tuple):  # anything else is _STOP
+            stream, packet = item
             try:
                 self._deliver(stream, packet)
             finally:
@@ -189,9 +191,9 @@ class HybridGraph:
                 item = self._inbox.get_nowait()
             except queue.Empty:
                 return moved
-            if item is _STOP:
+            if not isinstance(item, tuple):  # _STOP
                 continue
-            stream, packet = item  # type: ignore[misc]
+            stream, packet = item
             try:
                 self._deliver(stream, packet)
             finally:
@@ -333,7 +335,7 @@ def _without_cut_inputs(events: list[TraceEvent], cut: tuple[str, ...]) -> list[
     return kept
 
 
-def _half_names(config: object, split: Split) -> tuple[dict[str, str], dict[str, str]]:
+def _half_names(config: GraphConfig, split: Split) -> tuple[dict[str, str], dict[str, str]]:
     """Canonical node names in each half -> the whole graph's (native half, Python half).
 
     The halves keep the graph's node order, so the i-th node of a half is the i-th node of that side.

@@ -217,7 +217,7 @@ class NativeGraph:
         if self._trace is not None:
             self._trace.read(final=True)
             _release_later(self._graph, self._trace)
-        self._graph = None  # type: ignore[assignment]
+        self._graph = None
 
     def trace_events(self) -> list[TraceEvent]:
         """The trace events recorded so far (Unix µs; [] without tracing): MediaPipe writes them every

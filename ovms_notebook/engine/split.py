@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from ovms_notebook.codec import parse_stream
+from ovms_notebook.framework.protos import GraphConfig
 
 
 @dataclass(frozen=True)
@@ -42,21 +43,21 @@ def _names(specs: Iterable[str]) -> list[str]:
     return [parse_stream(spec).name for spec in specs]
 
 
-def python_side(config: object, registry: Mapping[str, object]) -> list[int]:
+def python_side(config: GraphConfig, registry: Mapping[str, object]) -> list[int]:
     """Indexes of the nodes that run on the Python side."""
-    return [i for i, node in enumerate(config.node) if node.calculator in registry]  # type: ignore[attr-defined]
+    return [i for i, node in enumerate(config.node) if node.calculator in registry]
 
 
-def split_graph(config: object, registry: Mapping[str, object]) -> Split:
+def split_graph(config: GraphConfig, registry: Mapping[str, object]) -> Split:
     """Cut `config` (a CalculatorGraphConfig) into its native and Python halves."""
     from mediapipe.framework import calculator_pb2
 
     python_nodes = set(python_side(config, registry))
-    graph_inputs = _names(config.input_stream)  # type: ignore[attr-defined]
-    graph_outputs = _names(config.output_stream)  # type: ignore[attr-defined]
+    graph_inputs = _names(config.input_stream)
+    graph_outputs = _names(config.output_stream)
     producer: dict[str, str] = {name: "input" for name in graph_inputs}
     consumers: dict[str, set[str]] = {}
-    for index, node in enumerate(config.node):  # type: ignore[attr-defined]
+    for index, node in enumerate(config.node):
         side = "python" if index in python_nodes else "native"
         for name in _names(node.output_stream):
             producer[name] = side
@@ -76,7 +77,7 @@ def split_graph(config: object, registry: Mapping[str, object]) -> Split:
     python_outputs = tuple(n for n in graph_outputs if producer.get(n) == "python")
 
     def half(side: str, inputs: Iterable[str], outputs: Iterable[str]) -> object | None:
-        nodes = [node for i, node in enumerate(config.node) if (i in python_nodes) == (side == "python")]  # type: ignore[attr-defined]
+        nodes = [node for i, node in enumerate(config.node) if (i in python_nodes) == (side == "python")]
         if not nodes:
             return None
         part = calculator_pb2.CalculatorGraphConfig()
@@ -105,7 +106,8 @@ def _back_edges(node: object) -> set[str]:
         if info.back_edge:
             tag, _, index = info.tag_index.partition(":")
             marked.add((tag, int(index or 0)))
-    names, seen = set(), {}
+    names: set[str] = set()
+    seen: dict[str, int] = {}
     for spec in node.input_stream:  # type: ignore[attr-defined]
         parsed = parse_stream(spec)
         position = parsed.index if parsed.index is not None else seen.get(parsed.tag, 0)

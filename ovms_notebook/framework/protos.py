@@ -15,6 +15,7 @@ import logging
 import pkgutil
 import threading
 from collections.abc import Callable
+from typing import Any, TypeAlias
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,11 @@ def add_option_protos(loader: Callable[[], object]) -> None:
         _option_loaders.append(loader)
 
 
-def parse_graph_config(text: str) -> object:
+#: mediapipe's `CalculatorGraphConfig` message: the wheel ships no type information, so it is `Any` to mypy.
+GraphConfig: TypeAlias = Any
+
+
+def parse_graph_config(text: str) -> GraphConfig:
     """pbtxt text as a `CalculatorGraphConfig`, every option type known; raises text_format.ParseError."""
     from google.protobuf import text_format
     from mediapipe.framework import calculator_pb2

@@ -34,6 +34,7 @@ from importlib import resources
 from pathlib import Path
 
 from ovms_notebook.codec.streams import EXTENSION_KINDS, parse_stream
+from ovms_notebook.framework.protos import GraphConfig
 from ovms_notebook.portability.findings import Finding
 from ovms_notebook.portability.registry import (
     OVMS_EMULATED,
@@ -193,8 +194,8 @@ def calculator_findings(calculators: Iterable[str]) -> list[Finding]:
         if name in stand_ins:
             continue
         if name in registry and name not in OVMS_EMULATED:
-            found.append(_python_calculator(name, registry[name]))  # type: ignore[arg-type]
-            state = shared_state_finding(name, registry[name])  # type: ignore[arg-type]
+            found.append(_python_calculator(name, registry[name]))
+            state = shared_state_finding(name, registry[name])
             found += [state] if state else []
         elif name in registry or (name in ovms and in_wheel.get(name)):
             continue
@@ -216,10 +217,10 @@ def calculator_findings(calculators: Iterable[str]) -> list[Finding]:
     return found
 
 
-def stream_findings(config: object) -> list[Finding]:
+def stream_findings(config: GraphConfig) -> list[Finding]:
     """Graph input/output streams whose tag is one of our extensions (spec README, "Extensions")."""
     found = []
-    for side, streams in (("input_stream", config.input_stream), ("output_stream", config.output_stream)):  # type: ignore[attr-defined]
+    for side, streams in (("input_stream", config.input_stream), ("output_stream", config.output_stream)):
         for text in streams:
             spec = parse_stream(text)
             if spec.kind in EXTENSION_KINDS:
@@ -230,25 +231,25 @@ def stream_findings(config: object) -> list[Finding]:
     return found
 
 
-def handler_findings(config: object, base_path: Path) -> list[Finding]:
+def handler_findings(config: GraphConfig, base_path: Path) -> list[Finding]:
     """PythonExecutorCalculator handlers that import ovms_notebook (absent from OVMS's image)."""
     from ovms_notebook.calculators.proto.ovms_calculators_pb2 import PythonExecutorCalculatorOptions
+    from ovms_notebook.framework.options import node_options
 
     found = []
-    for node in config.node:  # type: ignore[attr-defined]
+    for node in config.node:
         if node.calculator != "PythonExecutorCalculator":
             continue
-        for packed in node.node_options:
-            options = PythonExecutorCalculatorOptions()
-            if packed.Is(options.DESCRIPTOR) and packed.Unpack(options) and options.handler_path:
-                path = base_path / options.handler_path
-                try:
-                    text = path.read_text()
-                except OSError:
-                    continue  # a missing handler is a load error the graph's own status reports
-                if _IMPORTS_US.search(text):
-                    found.append(Finding("error", "handler-import", f"node {node.name!r} ({options.handler_path})",
-                                         "the handler imports ovms_notebook, which OVMS's Python image does not have"))
+        options = node_options(node, PythonExecutorCalculatorOptions)
+        if not options.handler_path:
+            continue
+        try:
+            text = (base_path / options.handler_path).read_text()
+        except OSError:
+            continue  # a missing handler is a load error the graph's own status reports
+        if _IMPORTS_US.search(text):
+            found.append(Finding("error", "handler-import", f"node {node.name!r} ({options.handler_path})",
+                                 "the handler imports ovms_notebook, which OVMS's Python image does not have"))
     return found
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-#: OVMS's own calculators that ovms_notebook runs on the Python side (calculators/ovms_python.py, calculators/openvino.py).
+#: OVMS's own calculators that ovms_notebook runs on the Python side (calculators/ovms_python.py, openvino.py).
 OVMS_EMULATED = frozenset({
     "PythonExecutorCalculator",
     "PyTensorOvTensorConverterCalculator",

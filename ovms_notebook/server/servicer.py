@@ -14,11 +14,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from typing import NoReturn, TypeVar
 
 import grpc
 
 from ovms_notebook.framework.trace import Trace
-from ovms_notebook.models import model_infer, model_metadata, model_ready
+from ovms_notebook.models import ModelRepository, model_infer, model_metadata, model_ready
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
 from ovms_notebook.proto.service import METHODS, SERVICE_NAME
 from ovms_notebook.proto.wire import GRAPH_VERSION, SERVER_NAME, STREAM_TAG_METADATA, TRACE_METADATA
@@ -34,10 +35,14 @@ log = logging.getLogger(__name__)
 KEPT_TRACES = 16
 PLATFORM = "OpenVINO"
 _POLL_SECONDS = 0.05
+_Request = TypeVar("_Request")
+_Response = TypeVar("_Response")
 
 
-def _abort(context: grpc.ServicerContext, status: OvmsStatus) -> None:
+def _abort(context: grpc.ServicerContext, status: OvmsStatus) -> NoReturn:
+    """End the RPC with `status` (grpc's `abort` raises; it never returns)."""
     context.abort(status.grpc_code, status.grpc_details)
+    raise AssertionError("grpc's ServicerContext.abort returned")
 
 
 class Servicer:
@@ -264,13 +269,13 @@ class Servicer:
             yield session.to_response(item)
 
 
-def _answer(context: grpc.ServicerContext, rpc: Callable, models: object, request: object) -> object:
+def _answer(context: grpc.ServicerContext, rpc: Callable[[ModelRepository, _Request], _Response],
+            models: ModelRepository, request: _Request) -> _Response:
     """A model RPC's response, or the gRPC status of the OvmsStatus it raised."""
     try:
         return rpc(models, request)
     except OvmsStatus as status:
         _abort(context, status)
-    raise AssertionError("unreachable")
 
 
 def _flag(value: object) -> bool | None:

@@ -41,6 +41,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Protocol, TypeVar, overload
 
+from google.protobuf.message import Message
+
+from ovms_notebook.framework.options import node_options
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -95,7 +99,7 @@ class Bound:
     timestamp: int
 
 
-_M = TypeVar("_M")
+_M = TypeVar("_M", bound=Message)
 
 
 class _Context(Protocol):
@@ -231,17 +235,7 @@ class Calculator:
 
     def options(self, message_type: type[_M]) -> _M:
         """The node's options of `message_type` (its `options { [ext] }` extension and/or `node_options` Any)."""
-        result = message_type()
-        node = getattr(self, "node", None)
-        if node is None:
-            return result
-        extension = getattr(message_type, "ext", None)
-        if extension is not None and node.HasField("options") and node.options.HasExtension(extension):
-            result.MergeFrom(node.options.Extensions[extension])
-        for packed in node.node_options:
-            if packed.Is(message_type.DESCRIPTOR):
-                packed.Unpack(result)
-        return result
+        return node_options(getattr(self, "node", None), message_type)
 
     def _context(self) -> _Context:
         if self._ovms_context is None:

@@ -152,10 +152,10 @@ class PythonGraph:
             for observer in self._observers:
                 observer.prepare(streams[observer.name], self._record)
             self._running = self._started = True
-            for node in self._nodes:  # OpenNode() tasks run before any Process(), lower ids first
-                if self._errors or not node.open(side_packets):
+            for runtime in self._nodes:  # OpenNode() tasks run before any Process(), lower ids first
+                if self._errors or not runtime.open(side_packets):
                     break
-                node.check_if_became_ready()
+                runtime.check_if_became_ready()
             self._drain_if_eager()
 
     def add_packet_to_input_stream(self, stream: str, value: object, timestamp: int) -> None:

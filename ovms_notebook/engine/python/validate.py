@@ -95,7 +95,7 @@ def _tag_map(entries: Sequence[str]) -> tuple[StreamRef, ...]:
                 f'"{name}"'
             )
         by_index[index] = name
-    refs = []
+    refs: list[StreamRef] = []
     for tag in sorted(names):
         by_index = names[tag]
         if sorted(by_index) != list(range(len(by_index))):

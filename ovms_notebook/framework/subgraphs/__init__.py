@@ -21,8 +21,10 @@ from __future__ import annotations
 import functools
 import re
 from importlib import resources
+from typing import Any
 
 from ovms_notebook.errors import GraphLoadError
+from ovms_notebook.framework.protos import GraphConfig
 
 __all__ = ["SUBGRAPHS", "expand_subgraphs", "subgraph_config"]
 
@@ -135,24 +137,24 @@ def _instance(node: object, taken: set[str]) -> list[object]:
     return nodes
 
 
-def expand_subgraphs(config: object) -> object:
+def expand_subgraphs(config: GraphConfig) -> GraphConfig:
     """`config` with every node naming one of `SUBGRAPHS` replaced by that subgraph's nodes (recursively).
 
     Returns `config` itself when no node names one of them, otherwise a new
     CalculatorGraphConfig. GraphLoadError when a node connects a stream the
     subgraph does not declare, or subgraphs nest past a sane depth.
     """
-    if not any(node.calculator in SUBGRAPHS for node in config.node):  # type: ignore[attr-defined]
+    if not any(node.calculator in SUBGRAPHS for node in config.node):
         return config
     from mediapipe.framework import calculator_pb2
 
     expanded = calculator_pb2.CalculatorGraphConfig()
-    expanded.CopyFrom(config)  # type: ignore[arg-type]
+    expanded.CopyFrom(config)
     taken: set[str] = set()
     for _ in range(_MAX_DEPTH):
         if not any(node.calculator in SUBGRAPHS for node in expanded.node):
             return expanded
-        nodes = []
+        nodes: list[Any] = []  # CalculatorGraphConfig.Node messages
         for node in expanded.node:
             nodes.extend(_instance(node, taken) if node.calculator in SUBGRAPHS else [node])
         copies = [calculator_pb2.CalculatorGraphConfig.Node() for _ in nodes]
