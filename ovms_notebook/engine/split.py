@@ -13,7 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from ovms_notebook.codec import parse_stream
+from ovms_notebook.errors import GRAPH_CONFIG_PREFIX, GraphLoadError
 from ovms_notebook.framework.protos import GraphConfig
+from ovms_notebook.framework.tags import parse_tag_index, parse_tag_index_name
 
 
 @dataclass(frozen=True)
@@ -100,20 +102,25 @@ def split_graph(config: GraphConfig, registry: Mapping[str, object]) -> Split:
 
 
 def _back_edges(node: object) -> set[str]:
-    """Names of `node`'s input streams marked `back_edge` in its input_stream_info."""
+    """Names of `node`'s input streams marked `back_edge` in its input_stream_info.
+
+    GraphLoadError with MediaPipe's text when a `tag_index` is not MediaPipe's `TAG:index`.
+    """
     marked = set()
     for info in node.input_stream_info:  # type: ignore[attr-defined]
         if info.back_edge:
-            tag, _, index = info.tag_index.partition(":")
-            marked.add((tag, int(index or 0)))
+            try:
+                marked.add(parse_tag_index(info.tag_index))
+            except ValueError as error:
+                raise GraphLoadError(f"MediaPipe rejected the graph: {GRAPH_CONFIG_PREFIX}{error}") from None
     names: set[str] = set()
-    seen: dict[str, int] = {}
+    untagged = 0
     for spec in node.input_stream:  # type: ignore[attr-defined]
-        parsed = parse_stream(spec)
-        position = parsed.index if parsed.index is not None else seen.get(parsed.tag, 0)
-        seen[parsed.tag] = position + 1
-        if (parsed.tag, position) in marked:
-            names.add(parsed.name)
+        tag, index, name = parse_tag_index_name(spec)
+        if index == -1:  # a bare name: its index is its position among the untagged streams
+            index, untagged = untagged, untagged + 1
+        if (tag, index) in marked:
+            names.add(name)
     return names
 
 

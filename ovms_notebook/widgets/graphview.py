@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ovms_notebook.errors import GraphLoadError, GraphRenderError
+from ovms_notebook.framework.tags import split_tag_index_name
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +52,11 @@ class _Ref:
 
 
 def _ref(text: str) -> _Ref:
-    parts = text.split(":")
-    if len(parts) == 1:
-        return _Ref("", None, parts[0])
-    if len(parts) == 2:
-        return _Ref(parts[0], None, parts[1])
-    index = int(parts[1]) if parts[1].isdigit() else None
-    return _Ref(parts[0], index, parts[-1])
+    """The parts of an entry (framework/tags.py); one MediaPipe would refuse is drawn under its whole text."""
+    try:
+        return _Ref(*split_tag_index_name(text))
+    except ValueError:
+        return _Ref("", None, text)
 
 
 def _config_of(source: object) -> Any:

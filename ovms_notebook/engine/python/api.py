@@ -35,7 +35,6 @@ None is never a packet value.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from typing import Any, ClassVar, Final, Protocol, TypeVar, overload
 from google.protobuf.message import Message
 
 from ovms_notebook.framework.options import node_options
+from ovms_notebook.framework.tags import is_tag, parse_tag_index
 
 log = logging.getLogger(__name__)
 
@@ -110,20 +110,6 @@ class _Context(Protocol):
     def input_done(self, tag: str) -> bool: ...
 
 
-_TAG = r"[A-Z_][A-Z0-9_]*"
-_TAG_INDEX = re.compile(rf"^(?P<tag>{_TAG})?(?::(?P<index>[0-9]+))?$")
-
-
-def parse_tag_index(text: str) -> tuple[str, int]:
-    """MediaPipe's `TAG:index` ("TAG", "TAG:2", ":1", "" = untagged 0) as (tag, index); ValueError otherwise."""
-    match = _TAG_INDEX.match(text)
-    if match is None:
-        raise ValueError(
-            f'TAG:index is invalid, "{text}" does not match "({_TAG})?(:[0-9]+)?" (examples: "TAG" "VIDEO:2" ":1")'
-        )
-    return match.group("tag") or "", int(match.group("index") or 0)
-
-
 def tag_key(tag: str, index: int) -> str:
     """The key a stream is addressed by: "TAG" for index 0, "TAG:2", untagged ":0", ":1"..."""
     return f"{tag}:{index}" if not tag or index else tag
@@ -152,7 +138,7 @@ def check_declaration(declared: Sequence[str], what: str) -> None:
     if isinstance(declared, str):
         raise ValueError(f"{what} must be a sequence of tags, got the string {declared!r} (write ({declared!r},))")
     for item in declared:
-        if item == "*" or (item.endswith(":*") and re.fullmatch(rf"({_TAG})?", item[:-2])):
+        if item == "*" or (item.endswith(":*") and (item == ":*" or is_tag(item[:-2]))):
             continue
         try:
             parse_tag_index(item)

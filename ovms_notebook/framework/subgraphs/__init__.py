@@ -19,12 +19,12 @@ between them as for any graph.
 from __future__ import annotations
 
 import functools
-import re
 from importlib import resources
 from typing import Any
 
 from ovms_notebook.errors import GraphLoadError
 from ovms_notebook.framework.protos import GraphConfig
+from ovms_notebook.framework.tags import split_tag_index_name
 
 __all__ = ["SUBGRAPHS", "expand_subgraphs", "subgraph_config"]
 
@@ -40,7 +40,6 @@ SUBGRAPHS: dict[str, str] = {
 }
 
 _MAX_DEPTH = 8
-_ENTRY = re.compile(r"^(?:(?P<tag>[A-Z_][A-Z0-9_]*)(?::(?P<index>[0-9]+))?:)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
 
 
 @functools.cache
@@ -57,10 +56,11 @@ def subgraph_config(type_name: str) -> object:
 
 def _split(entry: str) -> tuple[str, int, str]:
     """`TAG:index:name` -> (tag, index, name), as MediaPipe's ParseTagIndexName."""
-    match = _ENTRY.match(entry)
-    if match is None:
-        raise GraphLoadError(f"stream or side packet {entry!r} is not TAG:index:name")
-    return match["tag"] or "", int(match["index"] or 0), match["name"]
+    try:
+        tag, index, name = split_tag_index_name(entry)
+    except ValueError as error:
+        raise GraphLoadError(f"stream or side packet {entry!r} is not TAG:index:name: {error}") from None
+    return tag, index or 0, name
 
 
 def _join(tag: str, index: int, name: str) -> str:
