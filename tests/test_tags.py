@@ -65,7 +65,7 @@ def test_the_parsed_parts_follow_mediapipe() -> None:
     assert parse_tag_index_name("in") == ("", -1, "in")
     assert parse_tag_index_name("A:in") == ("A", 0, "in")
     assert parse_tag_index_name("A:2:in") == ("A", 2, "in")
-    assert split_tag_index_name("A:in").index is None
+    assert split_tag_index_name("A:in") == ("A", None, "in")
     assert parse_tag_index("") == ("", 0)
     assert parse_tag_index(":3") == ("", 3)
     assert parse_tag_index("VIDEO:2") == ("VIDEO", 2)

@@ -10,7 +10,7 @@ graph drawing) goes through here, so one spelling is accepted or refused everywh
 from __future__ import annotations
 
 import re
-from typing import Final, NamedTuple
+from typing import Final
 
 __all__ = [
     "MAX_INDEX",
@@ -37,12 +37,8 @@ _NAME_RE = re.compile(_NAME)
 _NUMBER_RE = re.compile(_NUMBER)
 
 
-class TagIndexName(NamedTuple):
-    """One `TAG:index:name` entry as written: `index` is None when the text gives none ("x", "TAG:x")."""
-
-    tag: str
-    index: int | None
-    name: str
+#: One `TAG:index:name` entry as written: (tag, index, name), index None when the text gives none ("x", "TAG:x").
+TagIndexName = tuple[str, int | None, str]
 
 
 def _index(text: str) -> int | None:
@@ -73,7 +69,7 @@ def split_tag_index_name(text: str) -> TagIndexName:
             f'TAG:index:name is invalid, "{text}" does not match "{TAG_INDEX_NAME_PATTERN}" '
             '(examples: "TAG:name" "VIDEO:2:name_b", "longer_name").'
         )
-    return TagIndexName(tag, index, name)
+    return tag, index, name
 
 
 def parse_tag_index_name(text: str) -> tuple[str, int, str]:
