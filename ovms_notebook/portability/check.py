@@ -30,11 +30,12 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from ovms_notebook.codec.streams import EXTENSION_KINDS, parse_stream
 from ovms_notebook.framework.protos import GraphConfig
+from ovms_notebook.ovms_config import config_schema as config_schema  # re-export: its home was here
+from ovms_notebook.ovms_config import schema_errors
 from ovms_notebook.portability.findings import Finding
 from ovms_notebook.portability.registry import (
     OVMS_EMULATED,
@@ -125,21 +126,10 @@ def _version(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def config_schema() -> dict:
-    """OVMS's config.json schema (MODELS_CONFIG_SCHEMA of src/schema.cpp, vendored)."""
-    return json.loads(resources.files("ovms_notebook.portability").joinpath("ovms_config_schema.json").read_text())
-
-
 def schema_findings(document: object) -> list[Finding]:
     """Every place `document` (a parsed config.json) breaks OVMS's schema: OVMS refuses the whole file."""
-    import jsonschema
-
-    validator = jsonschema.Draft4Validator(config_schema())
-    found = []
-    for error in sorted(validator.iter_errors(document), key=lambda e: (list(map(str, e.absolute_path)), e.message)):
-        where = "config.json" + "".join(f"[{p!r}]" for p in error.absolute_path)
-        found.append(Finding("error", "config-schema", where, f"OVMS's config schema rejects it: {error.message}"))
-    return found
+    return [Finding("error", "config-schema", where, f"OVMS's config schema rejects it: {message}")
+            for where, message in schema_errors(document)]
 
 
 def timestamp_findings(ovms_version: str, timestamps: str, timestamp_check: str) -> list[Finding]:
@@ -297,6 +287,6 @@ def check(config: str | Path, *, ovms_version: str = DEFAULT_OVMS_VERSION, times
     from ovms_notebook.portability.subgraphs import configured_models
 
     models = configured_models(path)
-    for entry in read_entries(path):
+    for entry in read_entries(path, validate=False):
         report.graphs.append(check_graph(entry, ovms_version, models))
     return report

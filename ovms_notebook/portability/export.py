@@ -73,7 +73,7 @@ def _entries(source: Path) -> tuple[list[GraphEntry], dict]:
         base = source.resolve().parent
         return [GraphEntry(base.name, base, source.resolve(), None)], {"model_config_list": []}
     path = find_config(source)
-    return read_entries(path), json.loads(path.read_text())
+    return read_entries(path, validate=False), json.loads(path.read_text())
 
 
 def _graph_names(names: list[str], models: set[str]) -> dict[str, str]:
