@@ -3,7 +3,8 @@
 OVMS reports every failure as a `Status(code, details)` whose text is the
 code's base message, followed by `" - " + details` when details are given.
 Whether that text travels in-band on a stream or as the final gRPC status is
-the servicer's business; this module only knows the table (spec §2.2).
+the servicer's business; this module only knows the table (OVMS's `src/status.cpp` and
+`src/grpc_utils.cpp`).
 Codes OVMS does not map become gRPC UNKNOWN with the literal "Unknown error".
 """
 

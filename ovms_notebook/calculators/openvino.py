@@ -1,4 +1,5 @@
-"""OVMS's OpenVINO calculators on the Python side: a model session and inference on it (spec §7.1, §7.2).
+"""OVMS's OpenVINO calculators on the Python side: a model session and inference on it
+(OVMS's mediapipe fork, `mediapipe/calculators/ovms/`).
 
 In OVMS, `OpenVINOModelServerSessionCalculator` opens a session on a servable
 and hands it out as the output side packet `SESSION`; the
@@ -165,7 +166,7 @@ class OpenVINOModelServerSessionCalculator(Calculator):
 
 
 class OpenVINOInferenceCalculator(Calculator):
-    """Runs the session's model on the packets of every input tag at one timestamp (spec §7.2)."""
+    """Runs the session's model on the packets of every input tag at one timestamp (openvinoinferencecalculator.cc)."""
 
     inputs = ("*",)
     outputs = ("*",)

@@ -2,7 +2,7 @@
 
 Importing this module registers both in the default registry under OVMS's names
 (`register_ovms_calculators(registry)` registers them elsewhere), so OVMS graph files
-with Python nodes run on a `PythonGraph` unchanged (spec §7.3-§7.5).
+with Python nodes run on a `PythonGraph` unchanged (OVMS's `src/python/`).
 
 Values on the streams: an `OVMS_PY_TENSOR` graph input arrives as the codec's
 `TensorValue`; these calculators accept a `TensorValue`, a `pyovms.Tensor`, a numpy
@@ -150,7 +150,7 @@ _EXHAUSTED = object()
 
 
 class PythonExecutorCalculator(Calculator):
-    """OVMS's PythonExecutorCalculator (spec §7.3): runs `OvmsPythonModel.execute` of a handler file.
+    """OVMS's PythonExecutorCalculator (src/python/python_executor_calculator.cc): runs a handler's `execute`.
 
     Regular mode: `execute(inputs)` returns a list of pyovms.Tensor, each emitted on the
     output whose stream name is the tensor's name, at the input timestamp. Generative
@@ -306,7 +306,8 @@ class PythonExecutorCalculator(Calculator):
 
 
 class PyTensorOvTensorConverterCalculator(Calculator):
-    """OVMS's PyTensorOvTensorConverterCalculator (spec §7.5): OVTENSOR <-> OVMS_PY_TENSOR.
+    """OVMS's PyTensorOvTensorConverterCalculator (src/python/pytensor_ovtensor_converter_calculator.cc):
+    OVTENSOR <-> OVMS_PY_TENSOR.
 
     Exactly one input and one output, one of each tag. OV->Py names the Tensor after
     options `tag_to_output_tensor_names["OVMS_PY_TENSOR"]` (required); Py->OV checks the

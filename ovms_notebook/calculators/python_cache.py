@@ -1,4 +1,5 @@
-"""Loaded Python node handlers, one per node of a graph definition, shared by its graph runs (spec §7.3).
+"""Loaded Python node handlers, one per node of a graph definition, shared by its graph runs
+(as OVMS's src/python/pythonnoderesources.cpp).
 
 `load_python_nodes` checks a graph's Python nodes as OVMS does at load time and
 loads them through a cache; `NODE_RESOURCES` is the process-wide cache, and
@@ -97,7 +98,7 @@ def release_loaded(
 ) -> None:
     """A graph definition is retired or replaced: release its handlers, except those `keep` still uses.
 
-    Each is finalized now, or when the last graph run using it closes (spec §6.2).
+    Each is finalized now, or when the last graph run using it closes (as OVMS retires a definition).
     """
     cache = NODE_RESOURCES if cache is None else cache
     kept = {id(entry) for entry in (keep or {}).values()}

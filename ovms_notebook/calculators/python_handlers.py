@@ -1,7 +1,7 @@
 """Loading OVMS Python node handlers: checks at graph load, one shared `OvmsPythonModel` per node.
 
 OVMS loads a Python node's handler once per graph definition and shares the
-`OvmsPythonModel` instance between every graph instance (spec §7.3); this module
+`OvmsPythonModel` instance between every graph instance (`src/python/pythonnoderesources.cpp`); this module
 does that for `PythonExecutorCalculator` (see `ovms_notebook.calculators.ovms_python`):
 `PythonNodeResources` imports and initializes one node's handler and finalizes it
 once released and unused; `ovms_notebook.calculators.python_cache` keeps them per graph

@@ -21,7 +21,7 @@ def bind_resources(spec: GraphSpec, base_path: str | Path, graph_name: str, mode
     """What a graph definition holds once loaded, as OVMS's definition does: Python node handlers and sessions.
 
     Every `PythonExecutorCalculator` node's handler is imported and `initialize`d
-    (one model per node, shared by every graph instance; spec §7.3) and handed
+    (one model per node, shared by every graph instance, as OVMS's `src/python/pythonnoderesources.cpp`) and handed
     to each run as the side packet `py`; every `OpenVINOModelServerSessionCalculator`
     node gets a session on `models` (the model repository) for its servable.
     GraphLoadError (OVMS's status name and text) when a node would not load in OVMS.

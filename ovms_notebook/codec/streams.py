@@ -1,7 +1,7 @@
 """Graph-level stream specs (`TAG:index:name`) and the packet kind their tag selects.
 
 OVMS picks a stream's packet type by a *prefix* match of its tag
-(`getStreamNamePair`, spec §5.1): `TENSOR1`, `IMAGE_FRAME` and
+(`getStreamNamePair`, OVMS's `src/mediapipe_internal/mediapipe_utils.cpp`): `TENSOR1`, `IMAGE_FRAME` and
 `OVMS_PY_TENSOR_IMAGE` all match their prefix, anything else is treated like
 an OpenVINO tensor. Our extension kinds name stock MediaPipe packet types and
 are chosen by an *exact* tag match, checked first; none of them starts with an

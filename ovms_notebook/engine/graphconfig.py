@@ -22,7 +22,8 @@ from ovms_notebook.errors import GraphLoadError
 from ovms_notebook.framework.protos import GraphConfig, parse_graph_config
 from ovms_notebook.framework.subgraphs import expand_subgraphs
 
-#: The side packet OVMS reserves for its map of Python node resources (spec §6.4); clients cannot set it.
+#: The side packet OVMS reserves for its map of Python node resources (OVMS's
+#: src/mediapipe_internal/side_packet_builder.cpp); clients cannot set it.
 RESERVED_SIDE_PACKET = "py"
 
 # Kinds OVMS refuses at graph inputs/outputs, or that need OVMS's C++ calculators.

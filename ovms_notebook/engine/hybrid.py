@@ -7,7 +7,7 @@ the Python half. What a Python node emits towards native nodes is added to
 the native graph from that engine thread or from the request's thread, never
 from a MediaPipe callback; when it emits nothing at t, an empty packet at t
 advances the native input's bound so native nodes downstream are not held
-back (notes: the one bound setter the Python API has).
+back (the one bound setter mediapipe's Python API has).
 """
 
 from __future__ import annotations

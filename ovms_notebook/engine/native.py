@@ -1,6 +1,6 @@
 """One running native MediaPipe graph, guarded against the bindings' sharp edges.
 
-The wheel's bindings abort the process on several misuses (notes/): pushing to
+The wheel's bindings abort the process on several misuses (probed on the 0.10.21 wheel): pushing to
 an unknown stream, starting twice, observing after start, a callback that
 raises. `NativeGraph` is the only code that touches `mp.CalculatorGraph`, and
 it rules those out: streams are checked against the parsed spec, the
@@ -64,7 +64,7 @@ def graph_error_status(message: str) -> OvmsStatus:
     """OVMS's status for a graph error, from the wheel's combined error message.
 
     The wheel writes `CODE: CalculatorGraph::Run() failed: \\n; <error>`; OVMS's
-    build prints the same without the stray "; " after the newline (spec §2.2).
+    build prints the same without the stray "; " after the newline (OVMS's `src/status.cpp` text).
     FailedPrecondition errors map to MEDIAPIPE_PRECONDITION_FAILED, the rest to
     MEDIAPIPE_EXECUTION_ERROR.
     """

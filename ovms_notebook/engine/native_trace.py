@@ -1,6 +1,6 @@
 """MediaPipe's own tracer, switched on in a graph config and read back as `TraceEvent`s.
 
-What the 0.10.21 wheel does (notes §(d), and measured for this module):
+What the 0.10.21 wheel does (probed and measured for this module):
 `profiler_config { trace_enabled: true trace_log_path: "<dir>/" }` makes the
 graph write `GraphProfile` protos to `<dir>/<n>.binarypb`; every
 `trace_log_interval_usec` (500 ms by default) a task on the graph's default

@@ -4,7 +4,7 @@ Nodes whose calculator is registered on the Python side (OVMS's calculators the
 wheel lacks, and calculators written in a notebook) run on our scheduler; the
 rest run in one native `CalculatorGraph`. Every stream that crosses between the
 two becomes an extra graph input on the consuming side and an extra graph
-output on the producing side (DESIGN.md, "Engine").
+output on the producing side (engine/hybrid.py joins the halves).
 """
 
 from __future__ import annotations

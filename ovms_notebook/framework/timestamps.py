@@ -2,7 +2,8 @@
 
 MediaPipe's special timestamps sit at both ends of int64; only the range in
 between may stamp a packet. Passing a special value to the native bindings
-aborts the process, so every timestamp is checked here first (spec §3).
+aborts the process, so every timestamp is checked here first (OVMS's rules, from its
+src/kfs_frontend/kfs_graph_executor_impl.cpp).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """config.json entries for models: which `model_config_list` entries are models, and their settings.
 
 An entry `{"config": {"name": ..., "base_path": ...}}` whose base path holds
-no graph pbtxt is a model (spec §6.1); the models of a graph's subconfig
+no graph pbtxt is a model (OVMS's `src/modelmanager.cpp`); the models of a graph's subconfig
 (`<base_path>/subconfig.json`) are ordinary models too. Relative base paths
 resolve against the directory of the file that names them. Supported keys:
 `name`, `base_path`, `target_device`, `plugin_config`,

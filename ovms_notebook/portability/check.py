@@ -17,7 +17,8 @@ Problems found (each a `Finding` with the reason in words):
 * `name-occupied`: the graph is named like a model its subgraphs need; OVMS refuses it.
 * `shared-state`: a Python calculator keeps per-stream state on self, which OVMS shares across
   streams (state.py) — a warning.
-* `timestamps`, `timestamp-check`: where our defaults differ from the target OVMS version (notes).
+* `timestamps`, `timestamp-check`: where our defaults differ from the target OVMS version
+  (automatic timestamps became wall-clock microseconds in OVMS v2025.1).
 * `graph-file`: the graph file cannot be read or parsed.
 
 Errors make a graph not portable; warnings and notes do not.
@@ -46,7 +47,7 @@ from ovms_notebook.portability.registry import (
 )
 from ovms_notebook.repository.graphs import GraphEntry, find_config, read_entries
 
-#: The OVMS release a check compares against unless told otherwise (the spec's reference snapshot).
+#: The OVMS release a check compares against unless told otherwise (the release whose behaviour the package follows).
 DEFAULT_OVMS_VERSION = "2026.3"
 _WALLCLOCK_SINCE = (2025, 1)
 _PYTHON_NODES_SINCE = (2023, 3)

@@ -4,7 +4,7 @@ OVMS's list is `ovms_calculators.json`, derived from OVMS's Bazel build files by
 scripts/ovms_calculators.py (its `source` says which commits); nothing is fetched
 at run time. The wheel's registry is probed: one-node graphs are built in a child
 process, because validating a graph goes through native code that may abort on
-misuse (notes/mediapipe-0.10.21-probes.md), and a calculator is missing exactly when
+misuse (probed on the mediapipe 0.10.21 wheel), and a calculator is missing exactly when
 MediaPipe answers `Unable to find Calculator "<name>"`. Answers are cached in the
 process and on disk per mediapipe version.
 """

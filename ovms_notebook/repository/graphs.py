@@ -2,9 +2,9 @@
 
 A repository reads `mediapipe_config_list` entries and the graph entries of
 `model_config_list` (an entry whose base path holds its graph pbtxt), applying
-OVMS's path defaults (spec §6.1). A graph that fails to load is kept with its
+OVMS's path defaults (`ovms_notebook.ovms_config`). A graph that fails to load is kept with its
 reason (ModelReady false) and never stops the others. `reload()` follows
-spec §6.2: new graphs load, changed ones reload, missing ones retire; open
+OVMS's config reload (`src/modelmanager.cpp`): new graphs load, changed ones reload, missing ones retire; open
 streams hold their own `GraphDefinition` and are not affected.
 
 Models (`model_config_list` entries without a graph, and every graph's subconfig
@@ -61,7 +61,7 @@ class GraphDefinition:
         return self.state is GraphState.AVAILABLE
 
     def require_available(self) -> GraphSpec:
-        """The spec of an available graph, else OVMS's not-loaded status (spec §2.1)."""
+        """The spec of an available graph, else OVMS's not-loaded status (mediapipe_internal/mediapipefactory.cpp)."""
         if self.state is GraphState.RETIRED:
             raise OvmsStatus(StatusCode.MEDIAPIPE_DEFINITION_NOT_LOADED_ANYMORE)
         if self.state is not GraphState.AVAILABLE or self.spec is None:

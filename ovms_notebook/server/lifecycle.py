@@ -4,7 +4,7 @@
 called it replaces the previous server for the same config (no leaked ports
 or threads); `stop()` is idempotent and also runs at interpreter exit. The
 gRPC server is the synchronous one on its own thread pool, never asyncio on
-the kernel's loop (DESIGN.md, kernel rules).
+the kernel's loop.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from ovms_notebook.tls import PemSource, server_credentials
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024 * 1024  # OVMS's gRPC limit (spec §1)
+DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024 * 1024  # OVMS's gRPC message limit (1 GiB)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 MAX_MESSAGE_BYTES_LIMIT = 2**31 - 1  # gRPC keeps message limits in a signed 32-bit int
 

@@ -1,6 +1,6 @@
 """The KServe servicer: validate, hand to the runtime, convert back. No graph logic lives here.
 
-Every RPC follows OVMS's observable behaviour (spec §2, §2bis, §4, §9). For
+Every RPC follows OVMS's observable behaviour (`src/kfs_frontend/kfs_grpc_inference_service.cpp`). For
 `ModelStreamInfer` the handler's own thread is the writer: it yields whatever
 the session queues (responses, in-band errors) and ends with the session's
 final status, while a reader thread pushes requests as they arrive.
@@ -143,7 +143,7 @@ class Servicer:
     ) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(name=SERVER_NAME, version=self.version)
 
-    # Models first, then graphs, as OVMS looks servables up (spec §2.1, §2bis).
+    # Models first, then graphs, as OVMS looks servables up (kfs_grpc_inference_service.cpp).
 
     def ModelReady(self, request: pb.ModelReadyRequest, context: grpc.ServicerContext) -> pb.ModelReadyResponse:
         repository = self._repository()

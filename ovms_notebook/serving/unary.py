@@ -1,4 +1,5 @@
-"""Unary `ModelInfer` on a graph: a fresh graph instance per request (spec §9).
+"""Unary `ModelInfer` on a graph: a fresh graph instance per request
+(OVMS's `inferWithoutQueue`, `src/mediapipe_internal/mediapipegraphexecutor.hpp`).
 
 Every graph input is required; the first packet of every output is returned
 in one response that echoes the request id. The graph is always closed,
