@@ -71,6 +71,7 @@ from ovms_notebook.calculators.python_handlers import (
     stream_name,
 )
 from ovms_notebook.codec.blob import TensorValue, unpack_tensor
+from ovms_notebook.codec.datatypes import OV_ELEMENT_SIZES
 from ovms_notebook.engine.python.api import Calculator, Registry
 from ovms_notebook.engine.python.streams import INTERNAL, INVALID_ARGUMENT, UNKNOWN, Status
 from ovms_notebook.errors import CalculatorStatus
@@ -89,23 +90,6 @@ __all__ = [
     "load_python_nodes",
     "register_ovms_calculators",
 ]
-
-#: The datatypes an ov::Tensor can have (the converter's precision table) and their element sizes.
-OV_ELEMENT_SIZES: dict[str, int] = {
-    "BF16": 2,
-    "FP64": 8,
-    "FP32": 4,
-    "FP16": 2,
-    "INT64": 8,
-    "INT32": 4,
-    "INT16": 2,
-    "INT8": 1,
-    "UINT64": 8,
-    "UINT32": 4,
-    "UINT16": 2,
-    "UINT8": 1,
-    "BOOL": 1,
-}
 
 
 class _ExecutionError(Exception):

@@ -33,32 +33,18 @@ import ctypes
 import struct
 import sys
 from collections.abc import Iterable
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
 
 from ovms_notebook.codec.blob import TensorValue
+from ovms_notebook.codec.datatypes import STRUCT_FORMATS, StructFormat
 
 __all__ = ["DATATYPE_TO_FORMAT", "FORMAT_TO_DATATYPE", "Tensor", "datatype_of_format"]
 
-#: KServe datatype -> struct format (OVMS's `datatypeToBufferFormat`).
-#: The struct formats of KServe's fixed-size datatypes; all but "e" (half floats) are ones memoryview.cast takes.
-TensorFormat = Literal["?", "B", "H", "I", "Q", "b", "h", "i", "q", "e", "f", "d"]
-
-DATATYPE_TO_FORMAT: dict[str, TensorFormat] = {
-    "BOOL": "?",
-    "UINT8": "B",
-    "UINT16": "H",
-    "UINT32": "I",
-    "UINT64": "Q",
-    "INT8": "b",
-    "INT16": "h",
-    "INT32": "i",
-    "INT64": "q",
-    "FP16": "e",
-    "FP32": "f",
-    "FP64": "d",
-}
+#: KServe datatype -> struct format (OVMS's `datatypeToBufferFormat`), from the codec's table.
+TensorFormat = StructFormat
+DATATYPE_TO_FORMAT = STRUCT_FORMATS
 
 _SIGNED = {1: "INT8", 2: "INT16", 4: "INT32", 8: "INT64"}
 _UNSIGNED = {1: "UINT8", 2: "UINT16", 4: "UINT32", 8: "UINT64"}
