@@ -4,6 +4,10 @@ The live widgets get a poke per response (on a client's reader thread, which
 must stay quick) but only need the newest state drawn: pokes that come while a
 drawing is due or running collapse into one more drawing. The thread is
 started on the first poke, named with `THREAD_PREFIX`, and joined by `close()`.
+
+It is the widgets' one refresh mechanism: the console, the live view and the timeline each own one. A pump
+holds a bound method's object only weakly, so an abandoned widget can be collected; its thread then ends by
+itself (and its owner's finalizer closes it at once).
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable
+from types import MethodType
 
 from ovms_notebook.widgets.render import THREAD_PREFIX
 
@@ -27,7 +33,8 @@ class Pump:
         if min_interval < 0:
             raise ValueError(f"min_interval must be >= 0 seconds, got {min_interval}")
         self.min_interval = min_interval
-        self._work = work
+        self._work: Callable[[], Callable[[], None] | None] = (
+            weakref.WeakMethod(work) if isinstance(work, MethodType) else (lambda: work))
         self._name = f"{THREAD_PREFIX}{name}"
         self._on_error = on_error
         self._cond = threading.Condition()
@@ -70,6 +77,11 @@ class Pump:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
+    def note_run(self) -> None:
+        """Count a run done outside the pump (a widget's first drawing, on its own thread) for the pace."""
+        with self._cond:
+            self._last = time.monotonic()
+
     @property
     def alive(self) -> bool:
         thread = self._thread
@@ -90,11 +102,18 @@ class Pump:
                 self._dirty = False
                 self._busy = True
                 self._last = time.monotonic()  # the pace counts from the start of a run, not its end
+            work = self._work()
+            if work is None:  # the owner is gone
+                with self._cond:
+                    self._closed, self._busy = True, False
+                    self._cond.notify_all()
+                return
             try:
-                self._work()
+                work()
             except Exception:
                 self._on_error(traceback.format_exc())
             finally:
+                del work
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
