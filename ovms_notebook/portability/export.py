@@ -146,17 +146,23 @@ def _convert(graph: str, config: object, folder: Path, exported: Exported) -> bo
             bad = [c for c in consumers.get(name, []) if c != "python"]
             if bad:
                 reasons.append(f"output {text!r} feeds {bad[0]}, which cannot take a pyovms Tensor")
-        source = ""
+        handler_code = None
         try:
-            source = handler_source(registry[node.calculator], node.calculator, inputs, outs)
+            handler_code = handler_source(registry[node.calculator], node.calculator, inputs, outs)
         except NotExportable as error:
             reasons += error.reasons
-        if reasons:
+        if reasons or handler_code is None:
             exported.problems += [Finding("error", "not-exported", subject, reason) for reason in reasons]
             continue
         name = node.name or f"{node.calculator.lower()}_{index}"
         handler = folder / f"{name}.py"
-        handler.write_text(source)
+        handler.write_text(handler_code.text)
+        if handler_code.package_imports:
+            exported.problems.append(Finding(
+                "warning", "needs-package", subject,
+                f"the handler imports {', '.join(handler_code.package_imports)} from the ovms_notebook package "
+                "instead of copying it: OVMS's Python image needs ovms_notebook installed (pip install "
+                "ovms-notebook) to load this node"))
         state = shared_state_finding(subject, registry[node.calculator])  # type: ignore[arg-type]
         exported.problems += [state] if state else []
         exported.handlers[f"{graph}/{name}"] = handler

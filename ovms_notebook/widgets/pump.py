@@ -3,7 +3,9 @@
 The live widgets get a poke per response (on a client's reader thread, which
 must stay quick) but only need the newest state drawn: pokes that come while a
 drawing is due or running collapse into one more drawing. The thread is
-started on the first poke, named with `THREAD_PREFIX`, and joined by `close()`.
+started on the first poke, named with `THREAD_PREFIX`, ends after `IDLE_SECONDS`
+without a poke (the next poke starts a new one: a widget whose stream is over
+keeps no thread), and is joined by `close()`.
 
 It is the widgets' one refresh mechanism: the console, the live view and the timeline each own one. A pump
 holds a bound method's object only weakly, so an abandoned widget can be collected; its thread then ends by
@@ -20,6 +22,8 @@ from collections.abc import Callable
 from types import MethodType
 
 from ovms_notebook.widgets.render import THREAD_PREFIX
+
+IDLE_SECONDS = 2.0  # a pump thread without a poke for this long ends
 
 
 class Pump:
@@ -90,8 +94,13 @@ class Pump:
     def _loop(self) -> None:
         while True:
             with self._cond:
+                idle_until = time.monotonic() + IDLE_SECONDS
                 while not self._dirty and not self._closed:
-                    self._cond.wait()
+                    remaining = idle_until - time.monotonic()
+                    if remaining <= 0:
+                        self._thread = None  # the next poke starts a new thread
+                        return
+                    self._cond.wait(remaining)
                 if self._closed:
                     return
                 due = self._last + self.min_interval
