@@ -132,6 +132,11 @@ def _class_source(obj: type | types.FunctionType) -> ast.ClassDef | ast.Function
     definition = tree.body[0]
     assert isinstance(definition, ast.ClassDef | ast.FunctionDef)
     definition.decorator_list = []
+    for node in ast.walk(definition):  # annotations name types the handler need not import: drop them
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            node.returns = None
+        elif isinstance(node, ast.arg):
+            node.annotation = None
     return definition
 
 
@@ -209,9 +214,14 @@ def _bring_along(names: set[str], namespace: Mapping[str, object], reasons: list
         elif isinstance(value, _SIMPLE) or (isinstance(value, tuple) and all(isinstance(v, _SIMPLE) for v in value)):
             definitions.append(f"{name} = {value!r}")
         elif isinstance(value, types.FunctionType | type) and module.split(".")[0] == "ovms_notebook":
-            alias = f" as {name}" if value.__name__ != name else ""
-            imports.append(f"from {module} import {value.__name__}{alias}")
-            package.append(f"{name} ({module})")
+            copied = _copy(value, seen)
+            if copied is not None:  # a self-contained helper travels as source, like the calculator's own
+                imports += copied[0]
+                definitions += copied[1]
+            else:  # it needs more of the package than can be copied: import it from there
+                alias = f" as {name}" if value.__name__ != name else ""
+                imports.append(f"from {module} import {value.__name__}{alias}")
+                package.append(f"{name} ({module})")
         elif isinstance(value, types.FunctionType | type):
             try:
                 definition = _class_source(value)
@@ -225,6 +235,24 @@ def _bring_along(names: set[str], namespace: Mapping[str, object], reasons: list
         else:
             reasons.append(f"uses {_where(namespace)} {name!r} (a {type(value).__name__}), which cannot be copied")
     return imports, definitions
+
+
+def _copy(value: types.FunctionType | type, seen: set[str]) -> tuple[list[str], list[str]] | None:
+    """(imports, definitions) copying a package helper and all it uses; None when any of it cannot be copied
+    (then nothing is marked as brought along)."""
+    try:
+        definition = _class_source(value)
+    except (OSError, TypeError):
+        return None
+    reasons: list[str] = []
+    nested: list[str] = []
+    trial = set(seen)
+    imports, more = _bring_along(_free_names(definition), vars(inspect.getmodule(value) or types), reasons, trial,
+                                 nested)
+    if reasons or nested or any(line.split()[1].split(".")[0] in _ABSENT for line in imports):
+        return None
+    seen |= trial
+    return imports, [*more, ast.unparse(definition)]
 
 
 def handler_source(cls: type[Calculator], registered_as: str, inputs: Mapping[str, str],
