@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from ovms_notebook.nodes.api import Calculator, register
-from ovms_notebook.nodes.tracking import boxes_of, iou
+from ovms_notebook.calculators.tracking import boxes_of, iou
+from ovms_notebook.engine.python.api import Calculator, register
 
 
 @register("SelfOverlap")

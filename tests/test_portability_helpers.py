@@ -30,13 +30,13 @@ def test_a_helper_that_needs_the_package_is_imported_and_the_report_says_the_pac
         tmp_path: Path) -> None:
     result = export(write_graphs(tmp_path / "src", {"count": one_node("BoxCount")}), tmp_path / "out")
     handler = (tmp_path / "out" / "count" / "n.py").read_text()
-    assert "from ovms_notebook.nodes.tracking import boxes_of" in handler
+    assert "from ovms_notebook.calculators.tracking import boxes_of" in handler
     assert not re.search(r"(?<!_)DATATYPES|_LENGTH", handler)  # the package's internals stay in the package
     assert [(p.severity, p.kind, p.subject) for p in result.problems] == [
         ("warning", "needs-package", "graph count, node 'n'")]
     (problem,) = result.problems
-    assert problem.reason == ("the handler imports boxes_of (ovms_notebook.nodes.tracking) from the ovms_notebook "
-                              "package instead of copying it: OVMS's Python image needs ovms_notebook installed (pip "
-                              "install ovms-notebook) to load this node")
+    assert problem.reason == (
+        "the handler imports boxes_of (ovms_notebook.calculators.tracking) from the ovms_notebook package instead of "
+        "copying it: OVMS's Python image needs ovms_notebook installed (pip install ovms-notebook) to load this node")
     assert not any("global" in str(p) for p in result.problems)
     assert (tmp_path / "out").resolve().is_dir() and str((tmp_path / "out").resolve()) in result.docker

@@ -21,15 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from ovms_notebook.codec.streams import TENSOR_KINDS, StreamKind, parse_stream
+from ovms_notebook.engine.python.api import Calculator
 from ovms_notebook.errors import ConfigError
-from ovms_notebook.nodes.api import Calculator
 from ovms_notebook.portability.check import DEFAULT_OVMS_VERSION, Finding, Report, check
 from ovms_notebook.portability.handler import NotExportable, handler_source
 from ovms_notebook.portability.registry import OVMS_EMULATED
 from ovms_notebook.portability.serving import docker_command, inference_service
 from ovms_notebook.portability.state import shared_state_finding
 from ovms_notebook.portability.subgraphs import configured_models, export_models, needed_models
-from ovms_notebook.repository import GraphEntry, find_config, read_entries
+from ovms_notebook.repository.graphs import GraphEntry, find_config, read_entries
 
 _PYTHON_SIDE = ("PythonExecutorCalculator",)
 _PY_OUTPUT_TAG = "OVMS_PY_TENSOR"
@@ -112,7 +112,7 @@ def _graph_config(text: str) -> Any:
     """The pbtxt parsed as a `CalculatorGraphConfig` (mediapipe's protos carry no type information: Any)."""
     from mediapipe.framework import calculator_pb2
 
-    from ovms_notebook.runtime.protos import parse_graph_config
+    from ovms_notebook.framework.protos import parse_graph_config
 
     config = parse_graph_config(text)
     assert isinstance(config, calculator_pb2.CalculatorGraphConfig)
@@ -121,8 +121,8 @@ def _graph_config(text: str) -> Any:
 
 def _convert(graph: str, config: Any, folder: Path, exported: Exported) -> bool:
     """Turn each notebook calculator node of `config` into a PythonExecutorCalculator; True when any changed."""
-    from ovms_notebook.nodes.proto.ovms_calculators_pb2 import PythonExecutorCalculatorOptions
-    from ovms_notebook.runtime.graphconfig import python_registry
+    from ovms_notebook.calculators.proto.ovms_calculators_pb2 import PythonExecutorCalculatorOptions
+    from ovms_notebook.engine.graphconfig import python_registry
 
     registry = python_registry()
     python_nodes = {i for i, n in enumerate(config.node)
@@ -191,7 +191,7 @@ def _convert(graph: str, config: Any, folder: Path, exported: Exported) -> bool:
 
 
 def _key(text: str) -> str:
-    from ovms_notebook.nodes.api import tag_key
+    from ovms_notebook.engine.python.api import tag_key
 
     spec = parse_stream(text)
     return tag_key(spec.tag, spec.index or 0)
