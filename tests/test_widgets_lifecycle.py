@@ -72,9 +72,9 @@ def test_no_widget_class_of_the_package_shadows_an_ipywidgets_attribute() -> Non
                 continue
             own = {name for k in klass.__mro__ if k.__module__.startswith("ovms_notebook") for name in vars(k)}
             shadowed = own & reserved - set(vars(_Probe)) - {"__init__", "__static_attributes__", "__firstlineno__"}
-            # The panels of the server (widgets/server_panel.py, remote_panel.py) still extend close(); nothing
+            # The server panel (widgets/server_panel.py) still extends close(); nothing
             # else may be redefined, and no other widget class may subclass ipywidgets at all.
-            assert klass.__name__ in {"ServerPanel", "RemotePanel"}, f"{klass.__name__} subclasses an ipywidget"
+            assert klass.__name__ == "ServerPanel", f"{klass.__name__} subclasses an ipywidget"
             assert shadowed <= {"close", "__repr__"}, f"{klass.__name__} shadows {sorted(shadowed)}"
     assert {"StreamConsole", "FramePlayer", "LiveOutputs", "OutputPanel", "Timeline", "InputEditor"} <= set(checked)
 
