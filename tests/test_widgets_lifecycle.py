@@ -211,6 +211,10 @@ def test_a_following_timeline_is_told_of_new_events_and_closes_with_no_thread(se
             ("output", 42),
             ("request", 42),
         ]
+        again = Timeline(min_interval=0.01)
+        again.follow(server.events)  # a re-run cell: the same stream of the same log
+        assert timeline.closed and not again.closed
+        again.close()
     finally:
         console.close()
         timeline.close()

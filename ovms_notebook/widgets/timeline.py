@@ -15,6 +15,7 @@ import html
 import itertools
 import threading
 import traceback
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any, Literal
 
 import ipywidgets as widgets
 
-from ovms_notebook.widgets.lifecycle import Composite, close_all, weakly
+from ovms_notebook.widgets.lifecycle import Composite, close_all, replace_previous, weakly
 from ovms_notebook.widgets.pump import Pump
 from ovms_notebook.widgets.server_events import EventFollower
 from ovms_notebook.widgets.timeline_plot import (
@@ -284,8 +285,10 @@ class Timeline(Composite):
         """Show one stream of `event_log` (a server's `EventLog`) as it grows.
 
         The stream is the one with `stream_id` or `client_tag`, else the most
-        recently opened one. Replaces any earlier follow.
+        recently opened one. Replaces any earlier follow, and closes another
+        timeline following the same stream of the same log (a re-run cell).
         """
+        replace_previous(("timeline", weakref.ref(event_log), client_tag, stream_id), self)
         self._following.follow(event_log, client_tag, stream_id)
         self._pump.poke()
 
