@@ -12,6 +12,7 @@ threads and streams in a `weakref.finalize` that runs at `close()` or when the c
 from __future__ import annotations
 
 import threading
+import types
 import weakref
 from collections.abc import Callable, Hashable
 from typing import Any, ParamSpec, Protocol, TypeVar
@@ -32,7 +33,9 @@ class Closable(Protocol):
 
 def weakly(method: Callable[P, R]) -> Callable[P, R | None]:
     """`method` (a bound method) called through a weak reference: once its object is gone, the call does nothing."""
-    ref = weakref.WeakMethod(method)  # type: ignore[arg-type]
+    if not isinstance(method, types.MethodType):
+        raise TypeError(f"weakly() takes a bound method, got {method!r}")
+    ref = weakref.WeakMethod(method)
 
     def call(*args: P.args, **kwargs: P.kwargs) -> R | None:
         target = ref()

@@ -118,8 +118,9 @@ def records_from_log(entries: Iterable[Any]) -> list[TimelineRecord]:
                 records.append(TimelineRecord("output", f"out: {name}", timestamp, False,
                                               f"{name} at {timestamp}", seq))
         elif kind == "error":
-            if timestamp is None:
-                timestamp = request_timestamps.get(getattr(entry, "request_seq", None))  # type: ignore[arg-type]
+            request_seq = getattr(entry, "request_seq", None)
+            if timestamp is None and isinstance(request_seq, int):
+                timestamp = request_timestamps.get(request_seq)
             text = getattr(entry, "text", "") or str(getattr(entry, "code", "") or "error")
             records.append(TimelineRecord("error", ERROR_LANE, timestamp, False, text, seq))
         elif kind == "end":
