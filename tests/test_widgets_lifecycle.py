@@ -219,3 +219,24 @@ def test_a_following_timeline_is_told_of_new_events_and_closes_with_no_thread(se
         console.close()
         timeline.close()
     assert widget_threads() == []
+
+
+def test_a_remote_console_whose_server_went_away_says_so_and_new_stream_asks_again(serve_graphs) -> None:
+    going = serve_graphs({"passthrough": PASSTHROUGH})
+    console = StreamConsole(going.address, "passthrough")  # by address: the console knows no Server object
+    try:
+        console.send({"in": np.float32([1])})
+        console.wait_for(1)
+        going.stop()
+        eventually(lambda: console.client is not None and console.client.ended)
+        console.new_button.click()  # ModelReady gets no answer: no stream is opened, the log says why
+        console.flush()
+        shown = text(console.log.value)
+        assert re.search(rf"not sent: no server answers at {re.escape(going.address)}: .*UNAVAILABLE", shown), shown
+        assert text(console.stream_status.value).startswith(f"no server answers at {going.address}: ")
+        assert "ready" not in text(console.stream_status.value)
+        assert text(console.next_label.value) == f"nothing can be sent: no server answers at {going.address}"
+        assert console.send_button.disabled and not console.new_button.disabled  # it may come back
+    finally:
+        console.close()
+    assert widget_threads() == []

@@ -32,7 +32,7 @@ from typing import Any
 import grpc
 import ipywidgets as widgets
 
-from ovms_notebook.client import LogEntry, StreamClient
+from ovms_notebook.client import LogEntry, StreamClient, list_ready
 from ovms_notebook.errors import ClientError
 from ovms_notebook.widgets.console_graphs import describe_graph, graph_options
 from ovms_notebook.widgets.console_log import log_html, log_lines, server_request_timestamps
@@ -62,6 +62,7 @@ from ovms_notebook.widgets.timeline import Timeline
 __all__ = ["SentRequest", "StreamConsole", "StreamEnd"]
 
 _GREY = "#6b7280"
+_REACH_TIMEOUT = 3.0  # seconds a remote address gets to answer ModelReady before New stream says it is gone
 _numbers = itertools.count(1)
 
 
@@ -149,6 +150,7 @@ class StreamConsole(Composite):
             ]
         )
         self._output_names: dict[str, Any] = {}
+        self._unreachable = ""  # a remote address that did not answer, until it does
         self._feed = TimelineFeed(self.timeline)
         self._pump = Pump(
             self._refresh, f"console-{number}", min_interval=log_interval, on_error=self.output.append_stderr
@@ -213,7 +215,7 @@ class StreamConsole(Composite):
         graph = self.graph_picker.value
         if graph is None:
             raise ValueError("pick a graph first")
-        problem = server_problem(self.server)
+        problem = server_problem(self.server) or self._check_reachable(graph)
         if problem:
             self._pump.poke()
             raise ClientError(problem)
@@ -235,6 +237,22 @@ class StreamConsole(Composite):
         Raises ValueError for an input that cannot be built, ClientError once the stream ended.
         """
         return self._send(inputs, timestamp)[0]
+
+    def _check_reachable(self, graph: str) -> str:
+        """A remote target: "" when the address answers (ModelReady), else why not (also shown until it does)."""
+        if self.server is not None:
+            return ""
+        try:
+            list_ready(self.address, [graph], credentials=self.credentials, timeout=_REACH_TIMEOUT)
+        except ClientError as error:
+            self._unreachable = f"no server answers at {self.address}: {error}"
+        else:
+            self._unreachable = ""
+        return self._unreachable
+
+    def _problem(self) -> str:
+        """Why nothing can be sent: a stopped in-kernel server, or a remote address that did not answer."""
+        return server_problem(self.server) or self._unreachable
 
     def _send(self, inputs: Mapping[str, object] | None, timestamp: int | None) -> tuple[SentRequest, LogEntry]:
         problem = server_problem(self.server)
@@ -364,9 +382,9 @@ class StreamConsole(Composite):
     # -- drawing (the pump's thread) ------------------------------------------------------------------------------
 
     def _update_next_label(self, _change: object = None) -> None:
-        text = next_label_text(
-            self.client, str(self.mode.value), int(self.manual_timestamp.value), server_problem(self.server)
-        )
+        blocked = ("the server is gone" if server_problem(self.server)
+                   else f"no server answers at {self.address}" if self._unreachable else "")
+        text = next_label_text(self.client, str(self.mode.value), int(self.manual_timestamp.value), blocked)
         self.next_label.value = f"<code>{html.escape(text)}</code>"
 
     def _on_entry(self, client: StreamClient, _entry: LogEntry) -> None:
@@ -378,9 +396,12 @@ class StreamConsole(Composite):
         """Redraw the log, the stream status, the buttons, the next timestamp and the timeline."""
         state = self._stream.state()
         client = state.client
-        problem = server_problem(self.server)
         if client is None:
             return
+        status = client.status
+        if self.server is None and status is not None and status.code == "UNAVAILABLE":
+            self._unreachable = f"no server answers at {self.address}: {status.text}"
+        problem = self._problem()
         entries = client.log
         events = (self._events.events() or []) if self.server is not None else None
         exact = server_request_timestamps(events) if events and events[0].kind == "open" else []
@@ -390,8 +411,9 @@ class StreamConsole(Composite):
             self.stream_status.value = status_html(client, entries, state.closing, self.address, problem)
             for button in (self.send_button, self.send_n_button, self.close_button):
                 button.disabled = stuck
-            self.new_button.disabled = bool(problem)
-            self.graph_picker.disabled = bool(problem)
+            gone = bool(server_problem(self.server))  # a remote server may come back: New stream asks again
+            self.new_button.disabled = gone
+            self.graph_picker.disabled = gone
             self._update_next_label()
         self._feed.feed(client, entries, events)
         if entries and len(state.numbers) > 2 * self.max_log:  # a long stream: forget requests the log dropped

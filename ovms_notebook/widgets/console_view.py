@@ -57,10 +57,10 @@ def server_problem(server: ServerLike | None) -> str:
     return f"the server at {server.address} is {server.state}: start a new one with ovms_notebook.serve(...)"
 
 
-def next_label_text(client: StreamClient | None, mode: str, manual_timestamp: int, problem: str = "") -> str:
-    """The "next timestamp: ..." line under the editors."""
-    if problem:
-        return "nothing can be sent: the server is gone"
+def next_label_text(client: StreamClient | None, mode: str, manual_timestamp: int, blocked: str = "") -> str:
+    """The "next timestamp: ..." line under the editors; `blocked` says why nothing can be sent, if so."""
+    if blocked:
+        return f"nothing can be sent: {blocked}"
     if client is None:
         return "next timestamp: — (no stream)"
     if client.ended:
