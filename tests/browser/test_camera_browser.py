@@ -286,9 +286,9 @@ def test_the_lesson_records_a_live_camera_and_replays_it(
             run_cell(notebook, 2, 3)  # the camera is on: record live frames
             assert "camera on: recording the next 60 frames" in notebook.outputs(2).first.inner_text()
             wait_shown(page, before["shown"] + 75)
-            for count, cell in enumerate(range(3, 7), start=4):
+            for count, cell in enumerate(range(3, 8), start=4):
                 run_cell(notebook, cell, count)
-            summary_text = notebook.outputs(6).first.inner_text()
+            summary_text = notebook.outputs(7).first.inner_text()
             summary = json.loads(summary_text[summary_text.index("SUMMARY ") + len("SUMMARY ") :])
             assert summary["live"] is True and summary["requests"] == 60
             assert all(np.diff(summary["timestamps"]) > 0) and summary["timestamps"][0] == 0
