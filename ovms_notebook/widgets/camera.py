@@ -24,7 +24,6 @@ import html
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -39,6 +38,7 @@ from ovms_notebook.widgets.camera_loop import CameraLoop
 from ovms_notebook.widgets.camera_shapes import is_track_rows
 from ovms_notebook.widgets.camera_widget import CameraWidget
 from ovms_notebook.widgets.draw import draw_overlays, overlay_items
+from ovms_notebook.widgets.lifecycle import Composite, close_all, replace_previous, weakly
 from ovms_notebook.widgets.pump import Pump
 from ovms_notebook.widgets.timeline import Timeline, records_from_events, records_from_log
 
@@ -48,11 +48,9 @@ log = logging.getLogger(__name__)
 
 _IMAGE_KINDS = (StreamKind.IMAGE, StreamKind.MP_IMAGE)
 _TIMELINE_EVENTS = 200  # newest server events drawn
-_live: dict[object, weakref.ref[LiveCamera]] = {}
-_live_lock = threading.Lock()
 
 
-class LiveCamera(widgets.VBox):
+class LiveCamera(Composite):
     """The browser camera feeding `graph` on `target` (an in-kernel `Server` or an address) live.
 
     `input_name` is the graph's image input (default: its first IMAGE/MP_IMAGE input stream);
@@ -90,7 +88,7 @@ class LiveCamera(widgets.VBox):
             outputs_expected=outputs,
             max_graph_in_flight=max_graph_in_flight,
             credentials=credentials,
-            on_answer=self._on_answer,
+            on_answer=weakly(self._on_answer),
         )
         self.camera.on_frame = self.loop.submit
         self.info = widgets.HTML(self._info_html())
@@ -102,12 +100,12 @@ class LiveCamera(widgets.VBox):
             on_error=lambda text: log.warning("LiveCamera view refresh failed:\n%s", text),
         )
         self._feed_id = 1 << 40  # ids of frames fed from code never meet the browser's
-        self._closed = False
         children: list[widgets.Widget] = [self.camera, self.info]
         if self.timeline is not None:
-            children.append(self.timeline)
-        super().__init__(children=children)
-        _replace(self)
+            children.append(self.timeline.box)
+        self.box = widgets.VBox(children)
+        self._own(_release, self.loop, self._pump, self.timeline, self.box)
+        replace_previous(("camera", self.address, graph), self)
 
     # -- control ------------------------------------------------------------------------------------------------
 
@@ -250,26 +248,11 @@ class LiveCamera(widgets.VBox):
         pump = self._pump._thread
         return [*self.loop.threads, *([pump] if pump is not None and pump.is_alive() else [])]
 
-    def close(self) -> None:
-        """Turn the camera off (the browser releases it when the widget closes), end the stream and the
-        threads, close the widgets. Idempotent."""
-        if self.__dict__.get("_closed", True):
-            super().close()
-            return
-        self._closed = True
-        self.loop.close()
-        self._pump.close()
-        if self.timeline is not None:
-            self.timeline.close()
-        self.camera.close()
-        self.info.close()
-        super().close()
-
     def __repr__(self) -> str:
         stats = self.loop.stats
         return (
             f"<LiveCamera {self.graph!r} at {self.address}: {stats.received} frames, {stats.answered} answered, "
-            f"{stats.dropped} dropped{', closed' if self._closed else ''}>"
+            f"{stats.dropped} dropped{', closed' if self.closed else ''}>"
         )
 
 
@@ -320,25 +303,11 @@ def _track_detections(rows: np.ndarray) -> list[Any]:
     return detections
 
 
-def _cell_key(camera: LiveCamera) -> object:
-    """The notebook cell running now (JupyterLab sends its id), else the graph and address."""
-    try:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-        header = shell.parent_header if shell is not None else {}  # type: ignore[attr-defined]
-        cell = (header.get("metadata") or {}).get("cellId")
-    except Exception:
-        cell = None
-    return ("cell", cell) if cell else ("graph", camera.address, camera.graph)
-
-
-def _replace(camera: LiveCamera) -> None:
-    """Close the LiveCamera the same cell (or the same graph and address) made before."""
-    key = _cell_key(camera)
-    with _live_lock:
-        previous = _live.get(key)
-        _live[key] = weakref.ref(camera)
-    old = previous() if previous is not None else None
-    if old is not None and old is not camera:
-        old.close()
+def _release(loop: CameraLoop, pump: Pump, timeline: Timeline | None, box: widgets.Box) -> None:
+    """The camera's finalizer: the loop's worker and streams end, the view's thread is joined, and the widgets
+    close (the browser stops the camera when its view goes)."""
+    loop.close()
+    pump.close()
+    if timeline is not None:
+        timeline.close()
+    close_all([box])
