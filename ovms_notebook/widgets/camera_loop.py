@@ -169,7 +169,7 @@ class CameraLoop:
         After a recording that ended by itself (`max_frames`), returns that one. Raises ValueError when
         nothing was recorded.
         """
-        return self._command(self._end_recording)  # type: ignore[no-any-return]
+        return self._command(self._end_recording)
 
     @property
     def recording_active(self) -> bool:

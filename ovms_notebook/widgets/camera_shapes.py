@@ -71,7 +71,7 @@ def shapes_of(value: object, colour: int) -> list[dict[str, Any]] | None:
         if name == "mediapipe.Detection":
             shapes.append(_detection(item, colour))
         elif name == "mediapipe.NormalizedLandmarkList":
-            points = [[p.x, p.y] for p in item.landmark]  # type: ignore[attr-defined]
+            points = [[p.x, p.y] for p in item.landmark]
             edges = [list(edge) for edge in _skeletons().get(len(points), ())]
             shapes.append({"kind": "points", "colour": colour, "points": points, "edges": edges})
         elif name == "mediapipe.NormalizedRect":
