@@ -38,7 +38,7 @@ class Sent:
     def __init__(self, widget: CameraWidget) -> None:
         self.messages: list[tuple[dict[str, Any], list[Any] | None]] = []
         self._lock = threading.Lock()
-        widget.send = self._send  # type: ignore[method-assign]
+        widget.model.send = self._send
 
     def _send(self, content: dict[str, Any], buffers: list[Any] | None = None) -> None:
         with self._lock:
@@ -183,7 +183,7 @@ def test_bad_frames_are_answered_with_what_was_expected_and_the_stream_lives_on(
     camera: LiveCamera, frames: list[np.ndarray], content: dict[str, Any], buffers: list[bytes], expected: str
 ) -> None:
     sent = Sent(camera.camera)
-    camera.camera._on_message(camera.camera, content, [memoryview(b) for b in buffers])
+    camera.camera._on_message(camera.camera.model, content, [memoryview(b) for b in buffers])
     deadline = time.monotonic() + 10  # checked on arrival, or when the worker decodes it
     while not sent.of("result") and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -266,8 +266,18 @@ def test_graphs_without_an_image_input_are_refused_with_what_they_have(server: o
         LiveCamera(server, "nope")
     with pytest.raises(ValueError, match="'face_tracking' has no input stream 'frames'; it has image"):
         LiveCamera(server, "face_tracking", input_name="frames")
-    with pytest.raises(Exception, match="resolution must be one of"):
+    with pytest.raises(
+        ValueError, match=r"resolution must be one of \('320x240', '640x480', '1280x720'\), got '800x600'"
+    ):
         CameraWidget(resolution="800x600")
+    camera = CameraWidget(max_in_flight=3)
+    try:
+        assert (camera.max_in_flight, camera.model.max_in_flight, camera.key) == (3, 3, camera.model.model_id)
+        with pytest.raises(ValueError, match="max_in_flight must be an integer from 1 to 8, got 0"):
+            camera.max_in_flight = 0
+        assert camera.model.max_in_flight == 3
+    finally:
+        camera.close()
 
 
 def test_shapes_of_detections_and_track_rows() -> None:

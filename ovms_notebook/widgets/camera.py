@@ -100,11 +100,11 @@ class LiveCamera(Composite):
             on_error=lambda text: log.warning("LiveCamera view refresh failed:\n%s", text),
         )
         self._feed_id = 1 << 40  # ids of frames fed from code never meet the browser's
-        children: list[widgets.Widget] = [self.camera, self.info]
+        children: list[widgets.Widget] = [self.camera.box, self.info]
         if self.timeline is not None:
             children.append(self.timeline.box)
         self.box = widgets.VBox(children)
-        self._own(_release, self.loop, self._pump, self.timeline, self.box)
+        self._own(_release, self.loop, self._pump, self.timeline, self.camera, self.box)
         replace_previous(("camera", self.address, graph), self)
 
     # -- control ------------------------------------------------------------------------------------------------
@@ -303,11 +303,12 @@ def _track_detections(rows: np.ndarray) -> list[Any]:
     return detections
 
 
-def _release(loop: CameraLoop, pump: Pump, timeline: Timeline | None, box: widgets.Box) -> None:
+def _release(loop: CameraLoop, pump: Pump, timeline: Timeline | None, camera: CameraWidget, box: widgets.Box) -> None:
     """The camera's finalizer: the loop's worker and streams end, the view's thread is joined, and the widgets
     close (the browser stops the camera when its view goes)."""
     loop.close()
     pump.close()
     if timeline is not None:
         timeline.close()
+    camera.close()
     close_all([box])

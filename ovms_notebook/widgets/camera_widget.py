@@ -1,6 +1,6 @@
 """The camera as a widget: the browser's getUserMedia camera, frames to the kernel as binary comm buffers.
 
-`CameraWidget` is an anywidget whose browser half (camera.js, shipped beside this module) opens the
+`CameraWidget` owns an anywidget model whose browser half (camera.js, shipped beside this module) opens the
 camera with a device picker and a resolution choice, and sends each frame as one custom comm message
 with the frame as a binary buffer (JPEG by default, or raw RGBA). It knows nothing of graphs: every
 frame goes to `on_frame(frame)`, which must return at once, and `answer()` / `drop()` send the
@@ -25,8 +25,11 @@ from typing import Any
 
 import anywidget
 import cv2
+import ipywidgets as widgets
 import numpy as np
 import traitlets
+
+from ovms_notebook.widgets.lifecycle import Composite, close_all, weakly
 
 __all__ = ["FORMATS", "RESOLUTIONS", "CameraFrame", "CameraWidget"]
 
@@ -93,60 +96,92 @@ def frame_from_message(content: object, buffers: list[Any]) -> CameraFrame:
     return CameraFrame(frame_id, float(time_ms), width, height, kind, buffers[0])  # type: ignore[arg-type]
 
 
-class CameraWidget(anywidget.AnyWidget):
+class _Synced:
+    """A trait of the camera's anywidget model, read and set through the composite."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        return self if obj is None else getattr(obj.model, self.name)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj._check(self.name, value)
+        setattr(obj.model, self.name, value)
+
+
+def _camera_model(values: dict[str, Any]) -> anywidget.AnyWidget:
+    """The anywidget model the browser half (camera.js) renders: a plain AnyWidget with the camera's traits.
+
+    It is not subclassed (the package's widgets compose ipywidgets rather than extend them): the traits are
+    added to one instance, which ipywidgets syncs like declared ones.
+    """
+    model = anywidget.AnyWidget(_esm=_ESM)
+    with model.hold_sync():
+        model.add_traits(
+            key=traitlets.Unicode("").tag(sync=True),
+            running=traitlets.Bool(True).tag(sync=True),
+            device_id=traitlets.Unicode("").tag(sync=True),
+            devices=traitlets.List(traitlets.Dict()).tag(sync=True),
+            resolution=traitlets.Enum(RESOLUTIONS, "640x480").tag(sync=True),
+            format=traitlets.Enum(FORMATS, "jpeg").tag(sync=True),
+            quality=traitlets.Float(0.8, min=0.1, max=1.0).tag(sync=True),
+            max_in_flight=traitlets.Int(2, min=1, max=8).tag(sync=True),
+            camera_state=traitlets.Unicode("off").tag(sync=True),
+            frame_size=traitlets.List(traitlets.Int()).tag(sync=True),
+            browser_stats=traitlets.Dict().tag(sync=True),
+        )
+        model.key = model.model_id
+        for name, value in values.items():
+            setattr(model, name, value)
+    return model
+
+
+class CameraWidget(Composite):
     """The browser camera: `running` starts and stops it, `device_id` picks a camera (`devices` lists what
     the browser found), `resolution` asks for a size, `format` says how frames travel ("jpeg" or "raw"),
     `max_in_flight` bounds the frames waiting for a reply. `camera_state` ("off", "starting", "on",
     "error: ...") and `frame_size` come back from the browser, `browser_stats` its counts and latencies.
+    `model` is the anywidget the browser renders; `box` shows it.
     """
 
-    _esm = traitlets.Unicode(_ESM).tag(sync=True)
-    key = traitlets.Unicode("").tag(sync=True)
-    running = traitlets.Bool(True).tag(sync=True)
-    device_id = traitlets.Unicode("").tag(sync=True)
-    devices = traitlets.List(traitlets.Dict()).tag(sync=True)
-    resolution = traitlets.Unicode("640x480").tag(sync=True)
-    format = traitlets.Unicode("jpeg").tag(sync=True)
-    quality = traitlets.Float(0.8).tag(sync=True)
-    max_in_flight = traitlets.Int(2).tag(sync=True)
-    camera_state = traitlets.Unicode("off").tag(sync=True)
-    frame_size = traitlets.List(traitlets.Int()).tag(sync=True)
-    browser_stats = traitlets.Dict().tag(sync=True)
+    key = _Synced()
+    running = _Synced()
+    device_id = _Synced()
+    devices = _Synced()
+    resolution = _Synced()
+    format = _Synced()
+    quality = _Synced()
+    max_in_flight = _Synced()
+    camera_state = _Synced()
+    frame_size = _Synced()
+    browser_stats = _Synced()
 
-    def __init__(self, on_frame: Callable[[CameraFrame], None] | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if not self.key:
-            self.key = self.model_id
+    def __init__(self, on_frame: Callable[[CameraFrame], None] | None = None, **values: Any) -> None:
+        for name, value in values.items():
+            if not isinstance(getattr(type(self), name, None), _Synced):
+                raise TypeError(f"CameraWidget has no setting {name!r}")
+            self._check(name, value)
         self.on_frame = on_frame
         self.kernel_dropped = 0
         self.received = 0
         self.rejected: list[str] = []
-        self.on_msg(self._on_message)
+        self.model = _camera_model(values)
+        self.box = widgets.VBox([self.model])
+        self.model.on_msg(weakly(self._on_message))
+        self._own(close_all, [self.box])
 
-    @traitlets.validate("resolution")
-    def _check_resolution(self, proposal: dict[str, Any]) -> str:
-        value = proposal["value"]
-        if value not in RESOLUTIONS:
-            raise traitlets.TraitError(f"resolution must be one of {RESOLUTIONS}, got {value!r}")
-        return str(value)
-
-    @traitlets.validate("format")
-    def _check_format(self, proposal: dict[str, Any]) -> str:
-        if proposal["value"] not in FORMATS:
-            raise traitlets.TraitError(f"format must be one of {FORMATS}, got {proposal['value']!r}")
-        return str(proposal["value"])
-
-    @traitlets.validate("max_in_flight")
-    def _check_in_flight(self, proposal: dict[str, Any]) -> int:
-        if not 1 <= proposal["value"] <= 8:
-            raise traitlets.TraitError(f"max_in_flight must be from 1 to 8, got {proposal['value']!r}")
-        return int(proposal["value"])
-
-    @traitlets.validate("quality")
-    def _check_quality(self, proposal: dict[str, Any]) -> float:
-        if not 0.1 <= proposal["value"] <= 1.0:
-            raise traitlets.TraitError(f"quality must be from 0.1 to 1.0, got {proposal['value']!r}")
-        return float(proposal["value"])
+    @staticmethod
+    def _check(name: str, value: Any) -> None:
+        """ValueError saying what was expected for the settings a person picks."""
+        if name == "resolution" and value not in RESOLUTIONS:
+            raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {value!r}")
+        if name == "format" and value not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, got {value!r}")
+        if name == "max_in_flight" and (not isinstance(value, int) or not 1 <= value <= 8):
+            raise ValueError(f"max_in_flight must be an integer from 1 to 8, got {value!r}")
+        if name == "quality" and (not isinstance(value, int | float) or not 0.1 <= value <= 1.0):
+            raise ValueError(f"quality must be from 0.1 to 1.0, got {value!r}")
 
     def _on_message(self, _widget: object, content: object, buffers: list[Any]) -> None:
         """Kernel main thread: check the frame and hand it on; never decode or wait here."""
@@ -190,12 +225,12 @@ class CameraWidget(anywidget.AnyWidget):
             "kernel_dropped": self.kernel_dropped,
             "kernel_ms": kernel_ms,
         }
-        self.send(content, [image] if image is not None else None)
+        self.model.send(content, [image] if image is not None else None)
 
     def drop(self, frame_id: int) -> None:
         """Reply that frame `frame_id` was dropped in the kernel (a newer one replaced it)."""
         self.kernel_dropped += 1
-        self.send({"type": "drop", "id": frame_id, "kernel_dropped": self.kernel_dropped})
+        self.model.send({"type": "drop", "id": frame_id, "kernel_dropped": self.kernel_dropped})
 
     def send_frame(self, frame: np.ndarray, frame_id: int, time_ms: float, format: str = "jpeg") -> None:
         """Hand a frame to the kernel half as if the browser had sent it (for code and tests; RGB uint8).
@@ -221,4 +256,4 @@ class CameraWidget(anywidget.AnyWidget):
             "height": frame.shape[0],
             "format": format,
         }
-        self._on_message(self, content, [memoryview(data)])
+        self._on_message(self.model, content, [memoryview(data)])
