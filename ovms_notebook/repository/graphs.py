@@ -81,11 +81,13 @@ class GraphDefinition:
 
 def find_config(path: str | Path) -> Path:
     """Resolve CONFIG: a config.json file, or a folder that holds one."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        path = path / "config.json"
+    given = Path(path).expanduser()
+    path = given / "config.json" if given.is_dir() else given
     if not path.is_file():
-        raise ConfigError(f"expected an OVMS config.json or a folder holding one, got {str(path)!r} (not found)")
+        # The absolute path: a relative one is read from the working folder, which in a notebook is the
+        # notebook's folder, not necessarily the one the user thinks of.
+        searched = f"no config.json in {given.absolute()}" if given.is_dir() else f"{given.absolute()} does not exist"
+        raise ConfigError(f"expected an OVMS config.json or a folder holding one, got {str(path)!r} ({searched})")
     return path.resolve()
 
 
@@ -144,11 +146,15 @@ def load_definition(entry: GraphEntry, models: ModelRepository | None = None) ->
     """Load one graph (its Python node handlers and OpenVINO sessions on `models` included); a failure is
     recorded on the definition, never raised."""
     if models is not None and entry.name in models:
-        return _failed(entry, f"the name {entry.name!r} is already used by a model in model_config_list; graph and "
-                       "model names must be unique (OVMS refuses the graph too)")
+        return _failed(
+            entry,
+            f"the name {entry.name!r} is already used by a model in model_config_list; graph and "
+            "model names must be unique (OVMS refuses the graph too)",
+        )
     main_config = getattr(models, "config_path", None)
     problem = outside_base("graph_path", entry.graph_path, entry.base_path) or subconfig_problem(
-        entry.base_path, str(entry.subconfig_path or ""), main_config)
+        entry.base_path, str(entry.subconfig_path or ""), main_config
+    )
     if problem is not None:
         return _failed(entry, problem)
     try:
