@@ -46,6 +46,9 @@ URL = re.compile(r"http://127\.0\.0\.1:(\d+)/lab\?token=([0-9a-f]+)")
 SETUP_TIMEOUT = 1200  # the first run creates .venv: about a minute here with pip's cache, more without
 LESSON_TIMEOUT = 600
 FIGURES: dict[str, dict[str, Any]] = {}
+# The kernel's Python threads, but ipykernel's subshells: JupyterLab's widget manager asks for one when the first
+# widget shows, and it lives as long as the kernel, whatever the lesson does.
+THREAD_NAMES = "sorted(t.name for t in __import__('threading').enumerate() if not t.name.startswith('subshell-'))"
 
 # The outputs of every cell of the notebook open at `path`, from JupyterLab's own model.
 _OUTPUTS_JS = """path => {
@@ -62,17 +65,26 @@ _OUTPUTS_JS = """path => {
     }
     return null;
 }"""
-# Widget outputs in the DOM, and how many of them hold a rendered widget view.
+# (widget outputs in the notebook's model, how many of them the DOM shows as a rendered widget view)
 _WIDGETS_JS = (
-    """() => {
-    const outputs = document.querySelectorAll(
-        `.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output[data-mime-type="${'"""
+    """path => {
+    let expected = 0;
+    for (const widget of window.jupyterapp.shell.widgets('main')) {
+        if (widget.context?.path !== path || !widget.content?.model) continue;
+        for (const cell of widget.content.model.cells) {
+            if (cell.type !== 'code') continue;
+            for (let i = 0; i < cell.outputs.length; i++)
+                if ('"""
     + WIDGET
-    + """'}"]`);
+    + """' in (cell.outputs.get(i).toJSON().data || {})) expected++;
+        }
+    }
+    const outputs = document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) '
+        + '.jp-Cell-outputArea > .jp-OutputArea-child > .jp-OutputArea-output');
     let rendered = 0;
-    for (const output of outputs) if (output.querySelector('.jupyter-widgets, .widget-box, .widget-inline-hbox,'
-        + ' .widget-html, .widget-label, .widget-output, .widget-image')) rendered++;
-    return [outputs.length, rendered];
+    for (const output of outputs)
+        if (output.firstElementChild?.classList.contains('jupyter-widgets')) rendered++;
+    return [expected, rendered];
 }"""
 )
 
@@ -220,7 +232,7 @@ class Kernel:
 
     def figures(self) -> dict[str, Any]:
         return {
-            "python_threads": self.ask("__import__('threading').active_count()"),
+            "python_threads": len(self.ask(THREAD_NAMES)),
             "os_threads": self.process.num_threads(),
             "rss_mib": round(self.process.memory_info().rss / 2**20, 1),
         }
@@ -240,14 +252,14 @@ def test_each_lesson_runs_clean_in_the_lab_the_readme_opens(lab: JupyterLab, bro
         kernel = Kernel(lab)
         kernel.ask("1", setup="import ovms_notebook")  # the package's own process-wide thread is not the lesson's
         before = kernel.figures()
-        names_before = kernel.ask("sorted(t.name for t in __import__('threading').enumerate())")
+        names_before = kernel.ask(THREAD_NAMES)
         started = time.monotonic()
         notebook.run_all(timeout=LESSON_TIMEOUT)
         seconds = round(time.monotonic() - started, 1)
         time.sleep(1.0)  # threads a last cell asked to stop finish their last lines
         after = kernel.figures()
-        names_after = kernel.ask("sorted(t.name for t in __import__('threading').enumerate())")
-        widgets, rendered = page.evaluate(_WIDGETS_JS)
+        names_after = kernel.ask(THREAD_NAMES)
+        widgets, rendered = page.evaluate(_WIDGETS_JS, lesson)
         FIGURES[lesson] = {
             "run_all_seconds": seconds,
             "before": before,
@@ -294,7 +306,7 @@ def test_the_readme_blocks_run_in_the_lab_the_readme_opens(lab: JupyterLab, brow
         page.screenshot(path=str(ARTIFACTS / "readme_blocks.png"), full_page=True)
         assert notebook.error_texts() == []
         assert notebook.stderr_texts() == []
-        widgets, rendered = page.evaluate(_WIDGETS_JS)
+        widgets, rendered = page.evaluate(_WIDGETS_JS, name)
         assert widgets >= 4 and rendered == widgets, (widgets, rendered)
         executed = [
             nbformat.from_dict({"cell_type": "code", "metadata": {}, **cell})
