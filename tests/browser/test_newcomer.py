@@ -89,6 +89,29 @@ _WIDGETS_JS = (
 )
 
 
+# Select cell `index` of the current notebook and run a command on it (run-all-above / run-all-below); returns
+# nothing, so that evaluate() does not wait on the command's promise.
+_RUN_JS = """([command, index]) => {
+    const notebook = window.jupyterapp.shell.currentWidget.content;
+    notebook.activeCellIndex = index;
+    window.jupyterapp.commands.execute(command);
+}"""
+
+
+def wait_prompts(notebook: Notebook, count: int, timeout: float = LESSON_TIMEOUT) -> None:
+    """Until the first `count` code cells show "[1]:" ... "[count]:" and the kernel is idle; fails on an error."""
+    deadline = time.monotonic() + timeout
+    while True:
+        prompts = [text.strip() for text in notebook.prompts.all_inner_texts()][:count]
+        if prompts == [f"[{index + 1}]:" for index in range(count)]:
+            break
+        errors = notebook.error_texts()
+        assert not errors, "\n".join(errors)
+        assert time.monotonic() < deadline, f"cells not done after {timeout} s: {prompts}"
+        notebook.page.wait_for_timeout(200)
+    notebook.wait_kernel_ready(timeout)
+
+
 def main_command() -> str:
     """The first command line of the README's first ```bash block (comments stripped, as bash would)."""
     block = re.search(r"^```bash\n(.*?)^```$", (REPO / "README.md").read_text(), re.S | re.M)
@@ -298,16 +321,21 @@ def test_the_readme_blocks_run_in_the_lab_the_readme_opens(lab: JupyterLab, brow
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}},
     )
     nbformat.write(notebook_file, lab.notebook_dir / name)
+    close_cell = cell_with([cell.source for cell in cells], "player.close()")
     page = new_page(browser, height=1000)
     try:
         notebook = Notebook.open(page, lab, name, timeout=120)
-        notebook.run_all(timeout=LESSON_TIMEOUT)
+        # Up to the cell that closes the widgets: every widget shown so far must have rendered.
+        page.evaluate(_RUN_JS, ["notebook:run-all-above", close_cell])
+        wait_prompts(notebook, close_cell)
+        widgets, rendered = page.evaluate(_WIDGETS_JS, name)
         notebook.fit_viewport()
         page.screenshot(path=str(ARTIFACTS / "readme_blocks.png"), full_page=True)
+        assert widgets == 4 and rendered == widgets, (widgets, rendered)  # panel, two consoles, player
+        page.evaluate(_RUN_JS, ["notebook:run-all-below", close_cell])
+        notebook.wait_cells_done(LESSON_TIMEOUT)
         assert notebook.error_texts() == []
         assert notebook.stderr_texts() == []
-        widgets, rendered = page.evaluate(_WIDGETS_JS, name)
-        assert widgets >= 4 and rendered == widgets, (widgets, rendered)
         executed = [
             nbformat.from_dict({"cell_type": "code", "metadata": {}, **cell})
             for cell in page.evaluate(_OUTPUTS_JS, name)
