@@ -67,7 +67,7 @@ def shows_nothing(cell: nbformat.NotebookNode) -> bool:
 # marker in a block -> what its cell must show
 EXPECTED: dict[str, Callable[[nbformat.NotebookNode], Any]] = {
     "answers.append": lambda cell: text_result(cell) == "[(0, [4.5]), (10, [4.5])]",
-    "server = ovms_notebook.serve(ovms_notebook.examples)\nserver\n": displays_widget,
+    "server = ovms_notebook.serve(ovms_notebook.examples)\nserver": displays_widget,
     'console = StreamConsole(server, "passthrough")': displays_widget,
     "sent = [": lambda cell: text_result(cell) == "[(0, [1.5]), (10, [2.5]), (11, [3.5])]",
     "console.close_stream()": lambda cell: "OK" in text_result(cell),
