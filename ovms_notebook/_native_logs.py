@@ -7,8 +7,8 @@ MediaPipe, TFLite and absl write straight to file descriptor 2 from C++:
 inference_feedback_manager.cc:...] Feedback manager requires ...`. In a Jupyter
 kernel that descriptor is the kernel's stderr pipe, so each line becomes a pink
 stderr block that reads like an error. None of them can be switched off from
-outside: the wheel's absl logging reads no environment variable (glog's
-GLOG_minloglevel does not reach it) and TFLite's logger has no runtime switch.
+outside: the wheel's absl logging has no runtime setting (glog's
+GLOG_minloglevel does not reach it) and TFLite's logger has none either.
 
 So, inside a kernel only, fd 2 is replaced by a pipe whose reader (one daemon
 thread for the process, `ovms-native-logs`) forwards every line to the
