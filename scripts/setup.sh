@@ -58,6 +58,8 @@ want="$( { echo "$EXTRAS"; cat pyproject.toml constraints.txt;
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing ovms_notebook[$EXTRAS] into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -c constraints.txt --config-settings editable_mode=strict -e ".[$EXTRAS]"
+  # setuptools boxes a note about the strict mode's build/ folder (described above): not for the user
+  PYTHONWARNINGS="ignore:Editable installation" \
+    .venv/bin/python -m pip install -q -c constraints.txt --config-settings editable_mode=strict -e ".[$EXTRAS]"
   echo "$want" > "$stamp"
 fi
