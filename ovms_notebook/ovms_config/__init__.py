@@ -77,11 +77,13 @@ class OvmsConfig:
 
 def find_config(path: str | Path) -> Path:
     """Resolve CONFIG: a config.json file, or a folder that holds one."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        path = path / "config.json"
+    given = Path(path).expanduser()
+    path = given / "config.json" if given.is_dir() else given
     if not path.is_file():
-        raise ConfigError(f"expected an OVMS config.json or a folder holding one, got {str(path)!r} (not found)")
+        # The absolute path: a relative one is read from the working folder, which in a notebook is the
+        # notebook's folder, not necessarily the one the user thinks of.
+        searched = f"no config.json in {given.absolute()}" if given.is_dir() else f"{given.absolute()} does not exist"
+        raise ConfigError(f"expected an OVMS config.json or a folder holding one, got {str(path)!r} ({searched})")
     return path.resolve()
 
 
