@@ -10,7 +10,7 @@ import grpc
 import numpy as np
 import pytest
 
-from ovms_notebook.nodes.api import Calculator, register, unregister
+from ovms_notebook.engine.python.api import Calculator, register, unregister
 from tests.conftest import request, stream
 from tests.vanish import settle
 
