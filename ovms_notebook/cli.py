@@ -1,4 +1,8 @@
-"""`ovms-notebook serve CONFIG`: the same server outside a kernel, until Ctrl-C."""
+"""`ovms-notebook serve CONFIG`: the same server outside a kernel, until Ctrl-C.
+
+Like OVMS it re-reads config.json when the file changes (checked every second; `--file_system_poll_wait_seconds`
+changes that, 0 turns it off) and on SIGHUP.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,9 @@ import threading
 from ovms_notebook import __version__
 from ovms_notebook.errors import OvmsNotebookError
 from ovms_notebook.framework.timestamps import TIMESTAMP_MODES
+from ovms_notebook.server.servicer import DEFAULT_MAX_STREAMS
+from ovms_notebook.server.watch import OVMS_POLL_SECONDS
+from ovms_notebook.serving.outbox import DEFAULT_MAX_PENDING_BYTES, DEFAULT_MAX_PENDING_OUTPUTS
 from ovms_notebook.serving.session import TIMESTAMP_CHECKS
 
 
@@ -31,6 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
     serve.add_argument("--tls-client-ca", metavar="PEM",
                        help="mutual TLS: accept only clients with a certificate signed by this CA")
+    serve.add_argument("--file_system_poll_wait_seconds", "--file-system-poll-wait-seconds", type=float,
+                       default=OVMS_POLL_SECONDS, metavar="SECONDS", dest="poll",
+                       help="check config.json this often and reload it when it changed, as OVMS (default 1; "
+                            "0: only on SIGHUP)")
+    serve.add_argument("--max-streams", type=int, default=DEFAULT_MAX_STREAMS,
+                       help="open streams at most; the next one gets RESOURCE_EXHAUSTED "
+                            f"(default {DEFAULT_MAX_STREAMS})")
+    serve.add_argument("--max-pending-outputs", type=int, default=DEFAULT_MAX_PENDING_OUTPUTS,
+                       help="outputs of one stream waiting for its client at most; at the bound its requests are "
+                            f"not read until the client reads (default {DEFAULT_MAX_PENDING_OUTPUTS})")
+    serve.add_argument("--max-pending-bytes", type=int, default=DEFAULT_MAX_PENDING_BYTES,
+                       help=f"the same bound in bytes (default {DEFAULT_MAX_PENDING_BYTES >> 20} MiB)")
+    serve.add_argument("--grace", type=float, default=10.0,
+                       help="seconds a stop gives open streams to deliver what they hold (default 10)")
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     from ovms_notebook.portability.commands import add_commands
 
@@ -51,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server = serve(args.config, port=args.port, host=args.host, timestamps=args.timestamps,
                        timestamp_check=args.timestamp_check, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                       tls_client_ca=args.tls_client_ca)
+                       tls_client_ca=args.tls_client_ca, file_system_poll_wait_seconds=args.poll,
+                       max_streams=args.max_streams, max_pending_outputs=args.max_pending_outputs,
+                       max_pending_bytes=args.max_pending_bytes, grace=args.grace)
     except (OvmsNotebookError, ValueError) as error:
         print(f"ovms-notebook: {error}", file=sys.stderr)
         return 2
@@ -61,10 +84,21 @@ def main(argv: list[str] | None = None) -> int:
     # A parent process reads this line for the port (with --port 0); SIGTERM stops as cleanly as Ctrl-C.
     tls = "" if server.tls == "off" else f" with {server.tls}"
     print(f"serving on {server.address}{tls} (Ctrl-C to stop)", flush=True)
-    stop = threading.Event()
+    stop, reload = threading.Event(), threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: (reload.set(), stop.set()))  # SIGHUP reloads, as OVMS
     try:
-        stop.wait()
+        while True:
+            stop.wait()
+            if not reload.is_set():
+                break
+            stop.clear()
+            reload.clear()
+            try:
+                server.reload()
+            except OvmsNotebookError as error:
+                logging.getLogger("ovms_notebook.cli").error("reload on SIGHUP failed, serving on as before: %s",
+                                                             error)
     except KeyboardInterrupt:
         pass
     finally:

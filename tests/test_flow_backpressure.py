@@ -53,6 +53,8 @@ def test_a_client_that_never_reads_is_held_back_and_then_gets_every_answer_in_or
         sampler_done.set()
         sampler.join()
         assert numbers == list(range(1, FRAMES))
+        print(f"server RSS {baseline >> 20} MiB, peak +{(peak - baseline) >> 20} MiB, {taken} of {FRAMES - 1} "
+              "frames taken before the sender stalled")
         assert peak - baseline < PENDING_BYTES + SLACK_BYTES, f"server RSS grew {(peak - baseline) >> 20} MiB"
         client.close()
     finally:
@@ -60,7 +62,7 @@ def test_a_client_that_never_reads_is_held_back_and_then_gets_every_answer_in_or
 
 
 def test_stop_delivers_an_unread_backlog_and_ok_within_its_timeout(serve_graphs):
-    server = serve_graphs({"g": PASSTHROUGH}, stop_timeout=30.0)
+    server = serve_graphs({"g": PASSTHROUGH}, grace=30.0)
     client = ManualStream(server.address)
     count = 40  # 36 MiB of answers: far more than the flow-control windows hold
     for number in range(count):
@@ -68,7 +70,7 @@ def test_stop_delivers_an_unread_backlog_and_ok_within_its_timeout(serve_graphs)
     wait_until_still(lambda: client.taken, settle=1.0)
     stopper = threading.Thread(target=server.stop)
     stopper.start()
-    time.sleep(3.0)  # longer than the old 2 s grace: the client only starts reading now
+    time.sleep(3.0)  # the client only starts reading now, once the old 2 s grace is over
     try:
         numbers = [frame_number(r.infer_response) for r in client.read()]
         code = grpc.StatusCode.OK

@@ -72,9 +72,11 @@ def test_a_slow_python_node_behind_a_native_one_holds_the_requests_back_at_the_q
     assert [stamp for _, stamp in result.stamped()] == list(range(frames))
     lags = SLOW_10MS.lags
     assert len(lags) == frames
-    # The hand-over holds at most `bound` packets; one more is in the node's hands and one in the request
-    # thread's (counted once the native half took it), plus what the native PassThrough holds.
-    assert max(lags) <= bound + 3, f"requests ran {max(lags)} ahead of the Python node (bound {bound})"
+    # The hand-over holds at most `bound` packets (the one in the node's hands included); before a packet
+    # reaches it, the native half may hold up to `bound` more in its own queue for the observer, as any
+    # MediaPipe graph output does, while its callback waits for the GIL. Unthrottled, the lag reached 484.
+    assert max(lags) <= 2 * bound + 2, f"requests ran {max(lags)} ahead of the Python node (bound {bound})"
+    assert sorted(lags)[len(lags) // 2] <= bound + 1  # most of the time the hand-over alone is the limit
     assert max(lags) >= bound - 10  # the bound was reached: the test did exercise it
 
 

@@ -18,6 +18,7 @@ from tests.flow import CliServer
 DOUBLE = """
 input_stream: "in"
 output_stream: "out"
+output_stream: "other"
 node { calculator: "PassThroughCalculator" input_stream: "in" output_stream: "out" }
 node { calculator: "PassThroughCalculator" input_stream: "in" output_stream: "other" }
 """
@@ -85,8 +86,12 @@ def test_the_in_kernel_server_watches_its_config_when_asked(tmp_path):
     config = write_graphs(tmp_path, {"a": PASSTHROUGH})
     server = ovms_notebook.serve(config, file_system_poll_wait_seconds=0.2)
     try:
-        edit(config, {"a": DOUBLE})
+        edit(config, {"a": DOUBLE})  # the graph file changes, config.json does not: as OVMS, no reload
+        time.sleep(1.0)
+        assert sorted(server.repository.get("a").spec.outputs) == ["out"]
+        edit(config, {"a": DOUBLE, "b": PASSTHROUGH})  # config.json changes: a's new graph is read with it
         assert wait_for(lambda: sorted(server.repository.get("a").spec.outputs) == ["other", "out"])
+        assert ready(server.address, "b") is True
         answer = unary(server.address, "ModelInfer", request("a", {"in": np.float32([1])}))
         assert sorted(output.name for output in answer.outputs) == ["other", "out"]
     finally:
