@@ -50,8 +50,17 @@ threading.Event().wait()
 
 def start(kind: str, streams: int) -> tuple[subprocess.Popen, str]:
     if kind == "ours":
-        command = [sys.executable, "-m", "ovms_notebook.cli", "serve", str(REPO / "graphs"), "--port", "0",
-                   "--log-level", "WARNING"]
+        command = [
+            sys.executable,
+            "-m",
+            "ovms_notebook.cli",
+            "serve",
+            str(REPO / "graphs"),
+            "--port",
+            "0",
+            "--log-level",
+            "WARNING",
+        ]
     else:
         command = [sys.executable, "-c", ECHO.format(bench=str(REPO / "bench")), str(2 * streams)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -75,8 +84,11 @@ def settled(pid: int) -> tuple[int, int]:
 def live(address: str) -> str:
     method = METHODS["ServerLive"]
     with grpc.insecure_channel(address) as channel:
-        call = channel.unary_unary(method.path, request_serializer=method.request.SerializeToString,
-                                   response_deserializer=method.response.FromString)
+        call = channel.unary_unary(
+            method.path,
+            request_serializer=method.request.SerializeToString,
+            response_deserializer=method.response.FromString,
+        )
         try:
             return "live" if call(pb.ServerLiveRequest(), timeout=10).live else "not live"
         except grpc.RpcError as error:
@@ -87,8 +99,11 @@ def measure(kind: str, streams: int) -> dict[str, float | str]:
     process, address = start(kind, streams)
     method = METHODS["ModelStreamInfer"]
     channel = grpc.insecure_channel(address)
-    stub = channel.stream_stream(method.path, request_serializer=method.request.SerializeToString,
-                                 response_deserializer=method.response.FromString)
+    stub = channel.stream_stream(
+        method.path,
+        request_serializer=method.request.SerializeToString,
+        response_deserializer=method.response.FromString,
+    )
     outboxes: list[list] = []
     calls = []
     try:
@@ -118,9 +133,13 @@ def measure(kind: str, streams: int) -> dict[str, float | str]:
         channel.close()
         process.kill()
         process.wait()
-    return {"opened_rss": (rss1 - rss0) / streams, "opened_threads": (threads1 - threads0) / streams,
-            "answered_rss": (rss2 - rss1) / streams, "answered_threads": (threads2 - threads1) / streams,
-            "health": health}
+    return {
+        "opened_rss": (rss1 - rss0) / streams,
+        "opened_threads": (threads1 - threads0) / streams,
+        "answered_rss": (rss2 - rss1) / streams,
+        "answered_threads": (threads2 - threads1) / streams,
+        "health": health,
+    }
 
 
 def _waiting(box: list):
@@ -143,14 +162,20 @@ def main() -> None:
     echo = measure("echo", args.streams)
     ours = measure("ours", args.streams)
     for name, row in (("echo", echo), ("ours", ours)):
-        print(f"{name}: {args.streams} opened streams {row['opened_rss'] / 1024:.0f} KiB and "
-              f"{row['opened_threads']:.2f} threads each; {args.streams} answered-then-idle "
-              f"{row['answered_rss'] / 1024:.0f} KiB and {row['answered_threads']:.2f} threads each; "
-              f"ServerLive with {2 * args.streams} open: {row['health']}")
+        print(
+            f"{name}: {args.streams} opened streams {row['opened_rss'] / 1024:.0f} KiB and "
+            f"{row['opened_threads']:.2f} threads each; {args.streams} answered-then-idle "
+            f"{row['answered_rss'] / 1024:.0f} KiB and {row['answered_threads']:.2f} threads each; "
+            f"ServerLive with {2 * args.streams} open: {row['health']}"
+        )
     per_echo = max(1.0, (echo["opened_rss"] + echo["answered_rss"]) / 2)  # type: ignore[operator]
     per_ours = (ours["opened_rss"] + ours["answered_rss"]) / 2  # type: ignore[operator]
-    report("IDLE memory", per_ours / per_echo, "informational",
-           f"ours {per_ours / 1024:.0f} KiB vs echo {per_echo / 1024:.0f} KiB per idle stream")
+    report(
+        "IDLE memory",
+        per_ours / per_echo,
+        "informational",
+        f"ours {per_ours / 1024:.0f} KiB vs echo {per_echo / 1024:.0f} KiB per idle stream",
+    )
 
 
 if __name__ == "__main__":

@@ -30,28 +30,57 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("config", help="an OVMS config.json, or a folder holding one")
     serve.add_argument("--port", type=int, default=9000, help="port to listen on (0 picks a free one; default 9000)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, loopback only)")
-    serve.add_argument("--timestamps", choices=TIMESTAMP_MODES, default="counter",
-                       help="automatic timestamps: counter (0, +1; OVMS docs) or wallclock (µs; OVMS 2025.1+)")
-    serve.add_argument("--timestamp-check", choices=TIMESTAMP_CHECKS, default="strict",
-                       help="strict: reject a non-increasing timestamp in-band; mediapipe: let the graph fail as OVMS")
+    serve.add_argument(
+        "--timestamps",
+        choices=TIMESTAMP_MODES,
+        default="counter",
+        help="automatic timestamps: counter (0, +1; OVMS docs) or wallclock (µs; OVMS 2025.1+)",
+    )
+    serve.add_argument(
+        "--timestamp-check",
+        choices=TIMESTAMP_CHECKS,
+        default="strict",
+        help="strict: reject a non-increasing timestamp in-band; mediapipe: let the graph fail as OVMS",
+    )
     serve.add_argument("--tls-cert", metavar="PEM", help="serve over TLS with this certificate (chain) file")
     serve.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
-    serve.add_argument("--tls-client-ca", metavar="PEM",
-                       help="mutual TLS: accept only clients with a certificate signed by this CA")
-    serve.add_argument("--file_system_poll_wait_seconds", "--file-system-poll-wait-seconds", type=float,
-                       default=OVMS_POLL_SECONDS, metavar="SECONDS", dest="poll",
-                       help="check config.json this often and reload it when it changed, as OVMS (default 1; "
-                            "0: only on SIGHUP)")
-    serve.add_argument("--max-streams", type=int, default=DEFAULT_MAX_STREAMS,
-                       help="open streams at most; the next one gets RESOURCE_EXHAUSTED "
-                            f"(default {DEFAULT_MAX_STREAMS})")
-    serve.add_argument("--max-pending-outputs", type=int, default=DEFAULT_MAX_PENDING_OUTPUTS,
-                       help="outputs of one stream waiting for its client at most; at the bound its requests are "
-                            f"not read until the client reads (default {DEFAULT_MAX_PENDING_OUTPUTS})")
-    serve.add_argument("--max-pending-bytes", type=int, default=DEFAULT_MAX_PENDING_BYTES,
-                       help=f"the same bound in bytes (default {DEFAULT_MAX_PENDING_BYTES >> 20} MiB)")
-    serve.add_argument("--grace", type=float, default=10.0,
-                       help="seconds a stop gives open streams to deliver what they hold (default 10)")
+    serve.add_argument(
+        "--tls-client-ca", metavar="PEM", help="mutual TLS: accept only clients with a certificate signed by this CA"
+    )
+    serve.add_argument(
+        "--file_system_poll_wait_seconds",
+        "--file-system-poll-wait-seconds",
+        type=float,
+        default=OVMS_POLL_SECONDS,
+        metavar="SECONDS",
+        dest="poll",
+        help="check config.json this often and reload it when it changed, as OVMS (default 1; 0: only on SIGHUP)",
+    )
+    serve.add_argument(
+        "--max-streams",
+        type=int,
+        default=DEFAULT_MAX_STREAMS,
+        help=f"open streams at most; the next one gets RESOURCE_EXHAUSTED (default {DEFAULT_MAX_STREAMS})",
+    )
+    serve.add_argument(
+        "--max-pending-outputs",
+        type=int,
+        default=DEFAULT_MAX_PENDING_OUTPUTS,
+        help="outputs of one stream waiting for its client at most; at the bound its requests are "
+        f"not read until the client reads (default {DEFAULT_MAX_PENDING_OUTPUTS})",
+    )
+    serve.add_argument(
+        "--max-pending-bytes",
+        type=int,
+        default=DEFAULT_MAX_PENDING_BYTES,
+        help=f"the same bound in bytes (default {DEFAULT_MAX_PENDING_BYTES >> 20} MiB)",
+    )
+    serve.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        help="seconds a stop gives open streams to deliver what they hold (default 10)",
+    )
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     from ovms_notebook.portability.commands import add_commands
 
@@ -70,11 +99,21 @@ def main(argv: list[str] | None = None) -> int:
     from ovms_notebook.server.lifecycle import serve
 
     try:
-        server = serve(args.config, port=args.port, host=args.host, timestamps=args.timestamps,
-                       timestamp_check=args.timestamp_check, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                       tls_client_ca=args.tls_client_ca, file_system_poll_wait_seconds=args.poll,
-                       max_streams=args.max_streams, max_pending_outputs=args.max_pending_outputs,
-                       max_pending_bytes=args.max_pending_bytes, grace=args.grace)
+        server = serve(
+            args.config,
+            port=args.port,
+            host=args.host,
+            timestamps=args.timestamps,
+            timestamp_check=args.timestamp_check,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            tls_client_ca=args.tls_client_ca,
+            file_system_poll_wait_seconds=args.poll,
+            max_streams=args.max_streams,
+            max_pending_outputs=args.max_pending_outputs,
+            max_pending_bytes=args.max_pending_bytes,
+            grace=args.grace,
+        )
     except (OvmsNotebookError, ValueError) as error:
         print(f"ovms-notebook: {error}", file=sys.stderr)
         return 2
@@ -86,7 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"serving on {server.address}{tls} (Ctrl-C to stop)", flush=True)
     stop, reload = threading.Event(), threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
-    signal.signal(signal.SIGHUP, lambda _signum, _frame: (reload.set(), stop.set()))  # SIGHUP reloads, as OVMS
+
+    def on_sighup(_signum: int, _frame: object) -> None:  # SIGHUP reloads, as OVMS
+        reload.set()
+        stop.set()
+
+    signal.signal(signal.SIGHUP, on_sighup)
     try:
         while True:
             stop.wait()
@@ -97,8 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 server.reload()
             except OvmsNotebookError as error:
-                logging.getLogger("ovms_notebook.cli").error("reload on SIGHUP failed, serving on as before: %s",
-                                                             error)
+                logging.getLogger("ovms_notebook.cli").error("reload on SIGHUP failed, serving on as before: %s", error)
     except KeyboardInterrupt:
         pass
     finally:

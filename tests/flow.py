@@ -46,12 +46,16 @@ class ManualStream:
     responses only when the test asks, so until then the client reads nothing."""
 
     def __init__(self, address: str, *, metadata: tuple[tuple[str, str], ...] = ()) -> None:
-        self.channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20),
-                                                               ("grpc.max_send_message_length", 64 << 20)])
+        self.channel = grpc.insecure_channel(
+            address, options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
+        )
         self.outbox: queue.SimpleQueue = queue.SimpleQueue()
         self.taken = 0  # requests gRPC took from the iterator (it takes the next one once it sent the last)
-        stub = self.channel.stream_stream(STREAM.path, request_serializer=STREAM.request.SerializeToString,
-                                          response_deserializer=STREAM.response.FromString)
+        stub = self.channel.stream_stream(
+            STREAM.path,
+            request_serializer=STREAM.request.SerializeToString,
+            response_deserializer=STREAM.response.FromString,
+        )
         self.call = stub(self._requests(), metadata=metadata)
 
     def _requests(self) -> Iterator[pb.ModelInferRequest]:
@@ -101,7 +105,12 @@ class CliServer:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ovms_notebook.cli", "serve", str(config), "--port", "0", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=config.parent)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=config.parent,
+        )
         self.lines: list[str] = []
         self.address = ""
         end = time.monotonic() + 60

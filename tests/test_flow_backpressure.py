@@ -7,10 +7,13 @@ RSS is measured on a CLI server in its own process; the bound asserted is the do
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 
 import grpc
+import pytest
 
 from tests.conftest import PASSTHROUGH, write_graphs
 from tests.flow import FRAME_SHAPE, CliServer, ManualStream, frame_number, frame_request, wait_until_still
@@ -47,14 +50,17 @@ def test_a_client_that_never_reads_is_held_back_and_then_gets_every_answer_in_or
         taken = wait_until_still(lambda: client.taken, settle=3.0)
         assert taken < FRAMES - 1, f"the sender never stalled: gRPC took all {taken} requests"
         assert peak - baseline < PENDING_BYTES + SLACK_BYTES, (
-            f"server RSS grew {(peak - baseline) >> 20} MiB with {taken} frames taken")
+            f"server RSS grew {(peak - baseline) >> 20} MiB with {taken} frames taken"
+        )
         client.half_close()
         numbers = [frame_number(r.infer_response) for r in client.read()]  # every answer, then OK
         sampler_done.set()
         sampler.join()
         assert numbers == list(range(1, FRAMES))
-        print(f"server RSS {baseline >> 20} MiB, peak +{(peak - baseline) >> 20} MiB, {taken} of {FRAMES - 1} "
-              "frames taken before the sender stalled")
+        print(
+            f"server RSS {baseline >> 20} MiB, peak +{(peak - baseline) >> 20} MiB, {taken} of {FRAMES - 1} "
+            "frames taken before the sender stalled"
+        )
         assert peak - baseline < PENDING_BYTES + SLACK_BYTES, f"server RSS grew {(peak - baseline) >> 20} MiB"
         client.close()
     finally:
@@ -80,4 +86,24 @@ def test_stop_delivers_an_unread_backlog_and_ok_within_its_timeout(serve_graphs)
     assert code == grpc.StatusCode.OK
     assert len(numbers) >= 1 and numbers == list(range(len(numbers)))  # what the server read, all answered
     assert server.state == "stopped"
+    client.close()
+
+
+def test_stop_gives_up_on_a_client_that_never_reads_after_grace_and_says_so(serve_graphs, caplog):
+    server = serve_graphs({"g": PASSTHROUGH}, grace=1.0)
+    client = ManualStream(server.address)
+    for number in range(40):
+        client.send(frame_request("g", number))
+    wait_until_still(lambda: client.taken, settle=1.0)
+    (session,) = server.sessions
+    with caplog.at_level(logging.WARNING, logger="ovms_notebook.server.lifecycle"):
+        assert server.stop() is True
+    (line,) = [r.getMessage() for r in caplog.records if "gave up" in r.getMessage()]
+    assert re.fullmatch(
+        rf"stop\(\) gave up after 1\.0 s: stream {session.id} \(g\): [1-9][0-9]* outputs "
+        r"undelivered, client not reading",
+        line,
+    ), line
+    with pytest.raises(grpc.RpcError):
+        client.read()
     client.close()

@@ -63,7 +63,8 @@ def requests_taken(server) -> int:
 
 @pytest.mark.parametrize(("max_queue_size", "bound"), [(None, 100), (20, 20)])
 def test_a_slow_python_node_behind_a_native_one_holds_the_requests_back_at_the_queue_bound(
-        serve_graphs, max_queue_size, bound):
+    serve_graphs, max_queue_size, bound
+):
     server = serve_graphs({"g": native_then("TestSlow10ms", max_queue_size)})
     SLOW_10MS.pushed = staticmethod(lambda: requests_taken(server))
     frames = 500

@@ -53,8 +53,7 @@ def test_the_stream_past_the_limit_gets_resource_exhausted_and_nothing_else_is_a
         for number, stream in enumerate(open_streams):  # the open ones carry on
             stream.send(request("g", {"in": np.float32([10 + number])}))
             (response,) = stream.read(1)
-            assert np.frombuffer(response.infer_response.raw_output_contents[0], np.float32).tolist() == [
-                10.0 + number]
+            assert np.frombuffer(response.infer_response.raw_output_contents[0], np.float32).tolist() == [10.0 + number]
         open_streams.pop().close()  # a slot frees up when a stream ends
         again = ManualStream(server.address)
         again.send(request("g", {"in": np.float32([7])}))

@@ -95,8 +95,9 @@ class HybridGraph:
         self.native: NativeGraph | None = None
         if split.native is not None:
             self.native = NativeGraph(
-                _part_spec(split.native, (*split.native_inputs, *split.to_native),
-                           (*split.native_outputs, *split.to_python)),
+                _part_spec(
+                    split.native, (*split.native_inputs, *split.to_native), (*split.native_outputs, *split.to_python)
+                ),
                 self._on_native,
                 bounds=frozenset(split.to_python),
                 trace=trace,
@@ -122,11 +123,14 @@ class HybridGraph:
         if not self._tracing:
             return None
         python_names = self._names[1]
-        events = [*_without_cut_inputs(self.native.trace_events() if self.native is not None else [],
-                                       self.split.to_native),
-                  *_without_cut_inputs(self.python.trace_events, self.split.to_python)]
-        events = [dataclasses.replace(e, node=python_names[e.node]) if e.kind == "python" and e.node in python_names
-                  else e for e in events]
+        events = [
+            *_without_cut_inputs(self.native.trace_events() if self.native is not None else [], self.split.to_native),
+            *_without_cut_inputs(self.python.trace_events, self.split.to_python),
+        ]
+        events = [
+            dataclasses.replace(e, node=python_names[e.node]) if e.kind == "python" and e.node in python_names else e
+            for e in events
+        ]
         known = [*(self.native.trace_node_names if self.native is not None else []), *python_names.values()]
         kinds = {**dict.fromkeys(known, "native"), **dict.fromkeys(python_names.values(), "python")}
         return build_trace(events, origin_us, order_nodes(canonical_names(self.spec.config), known), kinds)
@@ -315,8 +319,9 @@ class HybridGraph:
                     try:
                         self.python.add_packet_to_input_stream(name, packet_to_value(packets[name]), timestamp)
                     except Exception as error:
-                        raise OvmsStatus(StatusCode.MEDIAPIPE_GRAPH_ADD_PACKET_INPUT_STREAM,
-                                         f"INVALID_ARGUMENT: {error}") from error
+                        raise OvmsStatus(
+                            StatusCode.MEDIAPIPE_GRAPH_ADD_PACKET_INPUT_STREAM, f"INVALID_ARGUMENT: {error}"
+                        ) from error
 
     def has_error(self) -> bool:
         """True once either half (or the edge between them) recorded an error."""
@@ -332,12 +337,18 @@ class HybridGraph:
             return
         with self._settled:
             since = time.monotonic()
-            while (self._in_flight >= bound and self._state == "running" and not self._cancelled
-                   and not self.has_error()):
+            while (
+                self._in_flight >= bound and self._state == "running" and not self._cancelled and not self.has_error()
+            ):
                 if self._settled.wait(LIVENESS_SECONDS) or time.monotonic() - since < LIVENESS_SECONDS:
                     continue
-                log.info("a request has waited %.0f s for the Python nodes: %d packets wait at the hand-over "
-                         "(max_queue_size %d)", time.monotonic() - since, self._in_flight, bound)
+                log.info(
+                    "a request has waited %.0f s for the Python nodes: %d packets wait at the hand-over "
+                    "(max_queue_size %d)",
+                    time.monotonic() - since,
+                    self._in_flight,
+                    bound,
+                )
 
     def wait_until_idle(self) -> None:
         """Let both halves settle: the native half idle and every packet it sent across delivered by the engine
@@ -376,9 +387,14 @@ class HybridGraph:
             self._settled.notify_all()  # a request waiting for room stops waiting
         started, delivered = time.monotonic(), self._delivered_count
         while not self._closed.wait(LIVENESS_SECONDS):
-            log.info("closing a graph with Python nodes for %.0f s: %d packets delivered to them in the last %.0f s, "
-                     "%d waiting", time.monotonic() - started, self._delivered_count - delivered, LIVENESS_SECONDS,
-                     self._in_flight)
+            log.info(
+                "closing a graph with Python nodes for %.0f s: %d packets delivered to them in the last %.0f s, "
+                "%d waiting",
+                time.monotonic() - started,
+                self._delivered_count - delivered,
+                LIVENESS_SECONDS,
+                self._in_flight,
+            )
             delivered = self._delivered_count
         return self._close_result
 

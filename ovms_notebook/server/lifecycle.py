@@ -76,13 +76,21 @@ class Server:
         check_bound("max_streams", max_streams)
         _check_seconds("grace", grace)
         _check_seconds("file_system_poll_wait_seconds", file_system_poll_wait_seconds)
-        if isinstance(max_message_bytes, bool) or not isinstance(max_message_bytes, int) or not (
-                0 < max_message_bytes <= MAX_MESSAGE_BYTES_LIMIT):
-            raise ValueError(f"max_message_bytes must be an integer from 1 to {MAX_MESSAGE_BYTES_LIMIT} (gRPC's "
-                             f"limit), got {max_message_bytes!r}")
+        if (
+            isinstance(max_message_bytes, bool)
+            or not isinstance(max_message_bytes, int)
+            or not (0 < max_message_bytes <= MAX_MESSAGE_BYTES_LIMIT)
+        ):
+            raise ValueError(
+                f"max_message_bytes must be an integer from 1 to {MAX_MESSAGE_BYTES_LIMIT} (gRPC's "
+                f"limit), got {max_message_bytes!r}"
+            )
         self.options = SessionOptions(
-            timestamps=timestamps, timestamp_check=timestamp_check, trace=trace,  # type: ignore[arg-type]
-            max_pending_outputs=max_pending_outputs, max_pending_bytes=max_pending_bytes,
+            timestamps=timestamps,
+            timestamp_check=timestamp_check,
+            trace=trace,  # type: ignore[arg-type]
+            max_pending_outputs=max_pending_outputs,
+            max_pending_bytes=max_pending_bytes,
         )
         self._credentials = _tls_credentials(tls_cert, tls_key, tls_client_ca)  # checked before any bind
         self.tls = "off" if tls_cert is None else "mutual TLS" if tls_client_ca is not None else "TLS"
@@ -134,22 +142,32 @@ class Server:
             except RuntimeError as error:
                 executor.shutdown(wait=False)
                 if self._credentials is not None and _plain_bind_works(address):
-                    raise ServerError(f"cannot listen on {address} with TLS: gRPC refused the certificate and key "
-                                      "(does tls_key belong to tls_cert?)") from error
+                    raise ServerError(
+                        f"cannot listen on {address} with TLS: gRPC refused the certificate and key "
+                        "(does tls_key belong to tls_cert?)"
+                    ) from error
                 raise ServerError(f"cannot listen on {address}: {error} (is the port in use?)") from error
             if not port:  # older grpcio reports a failed bind as 0
                 executor.shutdown(wait=False)
                 raise ServerError(f"cannot listen on {address} (is the port in use?)")
             if not is_loopback(self.host) and self.tls != "mutual TLS":
-                log.warning("listening on %s:%s, reachable from other machines: there is no client authentication%s",
-                            self.host, port, "" if self.tls == "TLS" else " and no encryption")
+                log.warning(
+                    "listening on %s:%s, reachable from other machines: there is no client authentication%s",
+                    self.host,
+                    port,
+                    "" if self.tls == "TLS" else " and no encryption",
+                )
             server.start()
             self._grpc, self._executor, self.port = server, executor, port
             self.state = "running"
             self._watch.start()
             atexit.register(self.stop)
-            log.info("serving %s on %s%s", self.repository.config_path, self.address,
-                     "" if self.tls == "off" else f" ({self.tls})")
+            log.info(
+                "serving %s on %s%s",
+                self.repository.config_path,
+                self.address,
+                "" if self.tls == "off" else f" ({self.tls})",
+            )
             return self
 
     def stop(self, grace: float | None = None) -> bool:
@@ -252,13 +270,16 @@ def _check_seconds(name: str, value: object) -> None:
         raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
 
 
-def _tls_credentials(cert: PemSource | None, key: PemSource | None,
-                     client_ca: PemSource | None) -> grpc.ServerCredentials | None:
+def _tls_credentials(
+    cert: PemSource | None, key: PemSource | None, client_ca: PemSource | None
+) -> grpc.ServerCredentials | None:
     """Server credentials from the TLS options, or None for a plain server; a half-given set is an error."""
     if cert is None and key is None:
         if client_ca is not None:
-            raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key too: the server must show a "
-                             "certificate before it can ask the client for one")
+            raise ValueError(
+                "tls_client_ca (mutual TLS) needs tls_cert and tls_key too: the server must show a "
+                "certificate before it can ask the client for one"
+            )
         return None
     if cert is None or key is None:
         given = "tls_cert" if cert is not None else "tls_key"

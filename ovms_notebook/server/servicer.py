@@ -140,8 +140,10 @@ class Servicer:
             if not session.ended.wait(max(0.0, deadline - time.monotonic())):
                 state = "graph still closing" if not session.finished.is_set() else "client not reading"
                 tag = f", {session.client_tag}" if session.client_tag else ""
-                given_up.append(f"stream {session.id} ({session.graph_name}{tag}): {len(session.outbound)} outputs "
-                                f"undelivered, {state}")
+                given_up.append(
+                    f"stream {session.id} ({session.graph_name}{tag}): {len(session.outbound)} outputs "
+                    f"undelivered, {state}"
+                )
         for thread in finishers:
             thread.join(max(0.0, deadline - time.monotonic()))
         with self._lock:

@@ -10,11 +10,12 @@ graph already holds.
 
 from __future__ import annotations
 
+import queue
 import threading
-from collections import deque
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+_CLOSED = object()
 
 DEFAULT_MAX_PENDING_OUTPUTS = 100  # MediaPipe's default max_queue_size
 DEFAULT_MAX_PENDING_BYTES = 64 << 20
@@ -22,19 +23,25 @@ DEFAULT_MAX_PENDING_BYTES = 64 << 20
 
 class Outbox(Generic[T]):
     """A FIFO of items with a soft bound: `put` never blocks, `get` blocks until an item or `close()`,
-    `wait_for_room` blocks while the bound is reached."""
+    `wait_for_room` blocks while the bound is reached.
 
-    def __init__(self, max_items: int = DEFAULT_MAX_PENDING_OUTPUTS,
-                 max_bytes: int = DEFAULT_MAX_PENDING_BYTES) -> None:
+    Items travel through a `queue.SimpleQueue` (its get and put are C code: the writer's hot path); a lock
+    only keeps the count and bytes, and the reader waits on a condition only when the bound is reached.
+    """
+
+    def __init__(
+        self, max_items: int = DEFAULT_MAX_PENDING_OUTPUTS, max_bytes: int = DEFAULT_MAX_PENDING_BYTES
+    ) -> None:
         check_bound("max_pending_outputs", max_items)
         check_bound("max_pending_bytes", max_bytes)
         self.max_items = max_items
         self.max_bytes = max_bytes
-        self._items: deque[tuple[T, int]] = deque()
+        self._queue: queue.SimpleQueue[tuple[object, int]] = queue.SimpleQueue()
+        self._count = 0
         self._bytes = 0
         self._closed = False
+        self._waiting = 0  # readers waiting for room
         self._lock = threading.Lock()
-        self._ready = threading.Condition(self._lock)
         self._room = threading.Condition(self._lock)
         self.peak_items = 0
         self.peak_bytes = 0
@@ -44,48 +51,62 @@ class Outbox(Generic[T]):
         with self._lock:
             if self._closed:
                 return
-            self._items.append((item, size))
+            self._count += 1
             self._bytes += size
-            self.peak_items = max(self.peak_items, len(self._items))
-            self.peak_bytes = max(self.peak_bytes, self._bytes)
-            self._ready.notify()
+            if self._count > self.peak_items:
+                self.peak_items = self._count
+            if self._bytes > self.peak_bytes:
+                self.peak_bytes = self._bytes
+        self._queue.put((item, size))
 
     def get(self) -> T | None:
         """The oldest item, waiting for one; None once the outbox is closed."""
+        item, size = self._queue.get()
+        if item is _CLOSED:
+            self._queue.put((_CLOSED, 0))  # every later get sees it too
+            return None
         with self._lock:
-            while not self._items and not self._closed:
-                self._ready.wait()
-            if self._closed:
-                return None
-            item, size = self._items.popleft()
+            self._count -= 1
             self._bytes -= size
-            if self._has_room():
+            if self._waiting and self._has_room():
                 self._room.notify_all()
-            return item
+        return item  # type: ignore[return-value]
 
     def wait_for_room(self, timeout: float | None = None) -> bool:
         """Wait while the bound is reached; False once closed (or on timeout), True when there is room."""
+        if self._has_room() and not self._closed:  # the common case, without the lock
+            return True
         with self._lock:
-            self._room.wait_for(lambda: self._closed or self._has_room(), timeout)
+            self._waiting += 1
+            try:
+                self._room.wait_for(lambda: self._closed or self._has_room(), timeout)
+            finally:
+                self._waiting -= 1
             return not self._closed and self._has_room()
 
     def close(self) -> int:
         """Drop what is queued and wake every waiter for good; returns how many items were dropped."""
         with self._lock:
-            dropped = len(self._items)
+            if self._closed:
+                return 0
+            dropped = self._count
             self._closed = True
-            self._items.clear()
-            self._bytes = 0
-            self._ready.notify_all()
+            self._count = self._bytes = 0
             self._room.notify_all()
-            return dropped
+        while True:  # empty the queue so the dropped items are freed now, then leave the end mark
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._queue.put((_CLOSED, 0))
+        return dropped
 
     @property
     def closed(self) -> bool:
         return self._closed
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self._count
 
     @property
     def bytes(self) -> int:
@@ -93,7 +114,7 @@ class Outbox(Generic[T]):
         return self._bytes
 
     def _has_room(self) -> bool:
-        return len(self._items) < self.max_items and self._bytes < self.max_bytes
+        return self._count < self.max_items and self._bytes < self.max_bytes
 
 
 def check_bound(name: str, value: object) -> None:

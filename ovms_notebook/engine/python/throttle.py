@@ -43,7 +43,7 @@ def downstream(graph_inputs: Iterable[str], nodes: Iterable[Any]) -> dict[str, t
             consumers.setdefault(ref.name, []).append(node)
     result = {}
     for name in graph_inputs:
-        seen_streams, found = {name}, []
+        seen_streams, found = {name}, list[tuple[int, str]]()
         todo = [name]
         while todo:
             stream = todo.pop()
@@ -60,8 +60,9 @@ def downstream(graph_inputs: Iterable[str], nodes: Iterable[Any]) -> dict[str, t
 class Throttle:
     """The per-run throttling state: which node input queues a graph input feeds and their current bounds."""
 
-    def __init__(self, bound: int | None, feeds: Mapping[str, tuple[tuple[int, str], ...]],
-                 report_deadlock: bool) -> None:
+    def __init__(
+        self, bound: int | None, feeds: Mapping[str, tuple[tuple[int, str], ...]], report_deadlock: bool
+    ) -> None:
         self.bound = bound
         self.feeds = feeds
         self.report_deadlock = report_deadlock
@@ -83,11 +84,17 @@ class Throttle:
         self._raised[(node_id, key)] = len(stream.queue) + 1
         self.resolved += 1
         if self.resolved % 100 == 1:
-            log.warning('Resolved a deadlock by increasing max_queue_size of input stream: "%s" of a node with ID: '
-                        "%d. Consider increasing max_queue_size for better performance.", stream.name, node_id)
+            log.warning(
+                'Resolved a deadlock by increasing max_queue_size of input stream: "%s" of a node with ID: '
+                "%d. Consider increasing max_queue_size for better performance.",
+                stream.name,
+                node_id,
+            )
 
     @staticmethod
     def deadlock_message(stream_name: str) -> str:
-        return (f'Detected a deadlock due to input throttling for: "{stream_name}". All calculators are idle while '
-                'packet sources remain active and throttled.  Consider adjusting "max_queue_size" or '
-                '"report_deadlock".')
+        return (
+            f'Detected a deadlock due to input throttling for: "{stream_name}". All calculators are idle while '
+            'packet sources remain active and throttled.  Consider adjusting "max_queue_size" or '
+            '"report_deadlock".'
+        )
