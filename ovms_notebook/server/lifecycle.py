@@ -102,7 +102,9 @@ class Server:
         self.max_message_bytes = max_message_bytes
         self.grace = float(grace)
         self.events = EventLog()
-        self.servicer = Servicer(lambda: self.repository, self.options, self.events, __version__, max_streams)
+        self.servicer = Servicer(
+            lambda: self.repository, self.options, self.events, __version__, max_streams, max_infers=max_workers
+        )
         self._watch = ConfigWatch(self.reload, self.repository.config_path, file_system_poll_wait_seconds)
         self._lock = threading.Lock()
         self._grpc: grpc.Server | None = None
@@ -320,13 +322,13 @@ def serve(config: str | Path, port: int = 0, host: str = "127.0.0.1", **options:
     re-executing a notebook cell never leaks a server, port or thread.
     Options: timestamps ("counter" | "wallclock"), timestamp_check ("strict" |
     "mediapipe"), trace (record every stream's execution trace: `server.trace_for(client)`),
-    max_workers (threads for calls other than streams), max_streams (open streams at most, 1024; the next
-    gets RESOURCE_EXHAUSTED), max_pending_outputs / max_pending_bytes (outputs of a stream waiting for its
-    client, 100 / 64 MiB: at the bound its requests are not read until the client reads), max_message_bytes,
-    grace (seconds stop() gives streams to deliver, 10), file_system_poll_wait_seconds (check config.json
-    that often and reload it when it changed, as OVMS; 0, the default here, does not watch); tls_cert +
-    tls_key (a path or PEM bytes each) serve over TLS, and tls_client_ca also requires clients to show a
-    certificate it signed (mutual TLS).
+    max_workers (threads for calls other than streams, and the most ModelInfer calls at once, 32),
+    max_streams (open streams at most, 1024; the next gets RESOURCE_EXHAUSTED), max_pending_outputs /
+    max_pending_bytes (outputs of a stream waiting for its client, 100 / 64 MiB: at the bound its requests
+    are not read until the client reads), max_message_bytes, grace (seconds stop() gives streams to deliver,
+    10), file_system_poll_wait_seconds (check config.json that often and reload it when it changed, as OVMS;
+    0, the default here, does not watch); tls_cert + tls_key (a path or PEM bytes each) serve over TLS, and
+    tls_client_ca also requires clients to show a certificate it signed (mutual TLS).
     """
     server = Server(config, port=port, host=host, **options)
     key = server.repository.config_path

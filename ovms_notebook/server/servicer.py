@@ -63,9 +63,11 @@ class Servicer:
         events: EventLog,
         version: str,
         max_streams: int = DEFAULT_MAX_STREAMS,
+        max_infers: int = 32,
     ) -> None:
         self._repository = repository
         self.max_streams = max_streams
+        self._infer_slots = threading.BoundedSemaphore(max_infers)
         self._open_calls = 0  # ModelStreamInfer calls in progress, idle ones (no request yet) included
         self._watch: threading.Thread | None = None
         self._watch_stop = threading.Event()
@@ -252,6 +254,16 @@ class Servicer:
     # -- inference --------------------------------------------------------------------------------------------
 
     def ModelInfer(self, request: pb.ModelInferRequest, context: grpc.ServicerContext) -> pb.ModelInferResponse:
+        # At most `max_infers` calls hold a request, a graph and its outputs at once; the next is refused as a
+        # server without a free thread refuses it (the rest of the pool stays for streams and health calls).
+        if not self._infer_slots.acquire(blocking=False):
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, STREAMS_EXHAUSTED)
+        try:
+            return self._infer(request, context)
+        finally:
+            self._infer_slots.release()
+
+    def _infer(self, request: pb.ModelInferRequest, context: grpc.ServicerContext) -> pb.ModelInferResponse:
         repository = self._repository()
         try:
             if request.model_version:
@@ -351,7 +363,10 @@ class Servicer:
         final status."""
         while True:
             item = session.outbound.get()
-            if item is None:  # cancelled: the client is gone
+            if item is None:  # cancelled: the client is gone, or stop() gave up on it
+                if context.is_active():
+                    context.set_code(grpc.StatusCode.UNAVAILABLE)
+                    context.set_details("the server stopped before this stream's outputs were delivered")
                 return
             if item.kind == "check":
                 if session.has_error:
