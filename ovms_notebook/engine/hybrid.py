@@ -309,6 +309,8 @@ class HybridGraph:
         throttling of a graph input whose downstream queue is full), so a slow Python node holds requests back.
         """
         self._wait_for_room()
+        if self._state != "running":
+            raise OvmsStatus(StatusCode.MEDIAPIPE_GRAPH_ADD_PACKET_INPUT_STREAM, f"graph is {self._state}, not running")
         native = {name: p for name, p in packets.items() if name in self.split.native_inputs}
         if native and self.native is not None:
             self.native.push(native, timestamp)

@@ -114,6 +114,7 @@ class StreamSession:
         self.outbound: Outbox[Outbound] = Outbox(options.max_pending_outputs, options.max_pending_bytes)
         self._sizes: dict[str, int] = {}  # bytes of the last response per output stream: a queued one's estimate
         self.cancelled = False
+        self.closing = False  # finish() began: read no more requests
         self._events = events
         self._policy = TimestampPolicy(options.timestamps)
         self._last: dict[str, int] = {}
@@ -190,9 +191,9 @@ class StreamSession:
     def wait_for_room(self) -> bool:
         """Wait while the outputs waiting for the client are at their bound; False once the stream is over
         (finished or cancelled): read no more requests then."""
-        while not self.finished.is_set():
+        while not self.closing:
             if self.outbound.wait_for_room(timeout=1.0):
-                return not self.finished.is_set()
+                return not self.closing
             if self.outbound.closed:
                 return False
         return False
@@ -215,6 +216,7 @@ class StreamSession:
 
     def finish(self) -> OvmsStatus | None:
         """Close every input, drain the graph, then queue the end. Only the first call does work."""
+        self.closing = True
         with self._finish_lock:
             if self.finished.is_set():
                 return self._final
