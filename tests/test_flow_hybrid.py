@@ -4,6 +4,8 @@ is, and cancelling a backlogged stream ends every thread it started."""
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 
 import grpc
@@ -81,13 +83,17 @@ def test_a_slow_python_node_behind_a_native_one_holds_the_requests_back_at_the_q
     assert max(lags) >= bound - 10  # the bound was reached: the test did exercise it
 
 
-def test_a_hybrid_graph_30_seconds_behind_half_closes_with_every_answer_and_ok(serve_graphs):
+def test_a_hybrid_graph_30_seconds_behind_half_closes_with_every_answer_and_ok(serve_graphs, caplog):
     server = serve_graphs({"g": native_then("TestSlow300ms")})
     count = 110  # 33 s of work, most of it still queued when the client half-closes
-    result = stream(server.address, [request("g", {"in": F([n])}) for n in range(count)], timeout=180)
+    with caplog.at_level(logging.INFO, logger="ovms_notebook.engine.hybrid"):
+        result = stream(server.address, [request("g", {"in": F([n])}) for n in range(count)], timeout=180)
     assert result.code == grpc.StatusCode.OK, result.details
     assert result.errors == []
     assert [stamp for _, stamp in result.stamped()] == list(range(count))
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("closing a graph with Python")]
+    assert progress, "a long close says that it is still working"
+    assert re.match(r"closing a graph with Python nodes for 10 s: [1-9][0-9]* packets delivered to them", progress[0])
 
 
 def test_50_cancelled_backlogged_hybrid_streams_leave_no_thread_session_or_graph(serve_graphs):
