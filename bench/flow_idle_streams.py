@@ -6,7 +6,8 @@ grpcio echo on a thread pool sized for the streams). A client opens S streams th
 (their graph is built, then they idle). Per stream: server RSS and OS threads after ÷ before, from /proc.
 
 IDLE memory = our RSS per idle stream ÷ the echo's (informational, shows what a stream holds beyond gRPC's own);
-also printed: threads per stream, and whether health (ServerLive) still answers with the 2*S streams open.
+also printed: threads per stream, the server's CPU over 5 s with every stream open and idle (a writer that polls
+on a timer shows here), and whether health (ServerLive) still answers with the 2*S streams open.
 
 Run: .venv/bin/python bench/flow_idle_streams.py [--streams S]
 """
@@ -24,6 +25,8 @@ import numpy as np
 from common import REPO, make_request, pb, report
 
 from ovms_notebook.proto.service import METHODS
+
+IDLE_SECONDS = 5.0
 
 ECHO = """
 import sys, threading
@@ -76,6 +79,13 @@ def rss_and_threads(pid: int) -> tuple[int, int]:
     return rss, len(os.listdir(f"/proc/{pid}/task"))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def settled(pid: int) -> tuple[int, int]:
     time.sleep(1.0)
     return rss_and_threads(pid)
@@ -124,6 +134,9 @@ def measure(kind: str, streams: int) -> dict[str, float | str]:
         for call in answered:
             next(call)
         rss2, threads2 = settled(process.pid)
+        cpu0 = cpu_seconds(process.pid)
+        time.sleep(IDLE_SECONDS)  # every stream open and idle: what does the server spend doing nothing?
+        idle_cpu = (cpu_seconds(process.pid) - cpu0) / IDLE_SECONDS
         health = live(address)
     finally:
         for box in outboxes:
@@ -139,6 +152,7 @@ def measure(kind: str, streams: int) -> dict[str, float | str]:
         "answered_rss": (rss2 - rss1) / streams,
         "answered_threads": (threads2 - threads1) / streams,
         "health": health,
+        "idle_cpu": idle_cpu,
     }
 
 
@@ -162,6 +176,7 @@ def main() -> None:
     echo = measure("echo", args.streams)
     ours = measure("ours", args.streams)
     for name, row in (("echo", echo), ("ours", ours)):
+        print(f"{name}: CPU while all {2 * args.streams} streams idle: {100 * row['idle_cpu']:.1f} % of a core")
         print(
             f"{name}: {args.streams} opened streams {row['opened_rss'] / 1024:.0f} KiB and "
             f"{row['opened_threads']:.2f} threads each; {args.streams} answered-then-idle "
