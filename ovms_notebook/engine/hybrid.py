@@ -46,7 +46,8 @@ from ovms_notebook.engine.python.scheduler import PythonGraph
 from ovms_notebook.engine.python.throttle import queue_bound
 from ovms_notebook.engine.split import Split, python_side, split_graph
 from ovms_notebook.framework import timestamps as ts
-from ovms_notebook.framework.trace import Trace, TraceEvent, build_trace, order_nodes
+from ovms_notebook.framework.protos import GraphConfig
+from ovms_notebook.framework.trace import NodeKind, Trace, TraceEvent, build_trace, order_nodes
 from ovms_notebook.status import OvmsStatus, StatusCode
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ _CLOSE = object()
 LIVENESS_SECONDS = 10.0
 
 
-def _part_spec(config: object, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> GraphSpec:
+def _part_spec(config: GraphConfig, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> GraphSpec:
     return GraphSpec(
         text="",
         config=config,
@@ -132,7 +133,10 @@ class HybridGraph:
             for e in events
         ]
         known = [*(self.native.trace_node_names if self.native is not None else []), *python_names.values()]
-        kinds = {**dict.fromkeys(known, "native"), **dict.fromkeys(python_names.values(), "python")}
+        kinds: dict[str, NodeKind] = {
+            **dict.fromkeys(known, "native"),
+            **dict.fromkeys(python_names.values(), "python"),
+        }
         return build_trace(events, origin_us, order_nodes(canonical_names(self.spec.config), known), kinds)
 
     # -- callbacks ----------------------------------------------------------------------------------------------
@@ -166,8 +170,10 @@ class HybridGraph:
         try:
             packet = mp.Packet() if value is EMPTY else value_to_packet(value)
             self.native.push({stream: packet}, timestamp)
-        except OvmsStatus:
-            pass  # the native graph is in error or closed: close() reports it
+        except OvmsStatus as status:  # the native graph is in error or closed: close() reports it
+            log.info(
+                'packet on "%s" at %s not added to the native half: %s', stream, ts.debug_string(timestamp), status
+            )
         except (TypeError, ValueError) as error:
             self._fail(f'stream "{stream}" into native nodes at {ts.debug_string(timestamp)}: {error}')
 
@@ -196,9 +202,9 @@ class HybridGraph:
                 self._settled.notify_all()
 
     def _take(self, item: object) -> None:
-        if item is _CLOSE:
+        if not isinstance(item, tuple):  # _CLOSE
             return
-        stream, packet = item  # type: ignore[misc]
+        stream, packet = item
         try:
             if not self._cancelled:
                 self._deliver(stream, packet)
@@ -415,7 +421,7 @@ def _without_cut_inputs(events: list[TraceEvent], cut: tuple[str, ...]) -> list[
     return kept
 
 
-def _half_names(config: object, split: Split) -> tuple[dict[str, str], dict[str, str]]:
+def _half_names(config: GraphConfig, split: Split) -> tuple[dict[str, str], dict[str, str]]:
     """Canonical node names in each half -> the whole graph's (native half, Python half).
 
     The halves keep the graph's node order, so the i-th node of a half is the i-th node of that side.

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ovms_notebook.codec.streams import TENSOR_KINDS, StreamKind, parse_stream
 from ovms_notebook.errors import ConfigError
+from ovms_notebook.framework.protos import GraphConfig
 from ovms_notebook.portability.check import DEFAULT_OVMS_VERSION, Finding, Report, check
 from ovms_notebook.portability.handler import NotExportable, handler_source
 from ovms_notebook.portability.registry import OVMS_EMULATED
@@ -72,7 +73,7 @@ def _entries(source: Path) -> tuple[list[GraphEntry], dict]:
         base = source.resolve().parent
         return [GraphEntry(base.name, base, source.resolve(), None)], {"model_config_list": []}
     path = find_config(source)
-    return read_entries(path), json.loads(path.read_text())
+    return read_entries(path, validate=False), json.loads(path.read_text())
 
 
 def _graph_names(names: list[str], models: set[str]) -> dict[str, str]:
@@ -106,17 +107,17 @@ def _copy_models(document: dict, root: Path, out_dir: Path, graph_names: set[str
     return models
 
 
-def _convert(graph: str, config: object, folder: Path, exported: Exported) -> bool:
+def _convert(graph: str, config: GraphConfig, folder: Path, exported: Exported) -> bool:
     """Turn each notebook calculator node of `config` into a PythonExecutorCalculator; True when any changed."""
     from ovms_notebook.calculators.proto.ovms_calculators_pb2 import PythonExecutorCalculatorOptions
     from ovms_notebook.engine.graphconfig import python_registry
 
     registry = python_registry()
-    python_nodes = {i for i, n in enumerate(config.node)  # type: ignore[attr-defined]
+    python_nodes = {i for i, n in enumerate(config.node)
                     if n.calculator in _PYTHON_SIDE or (n.calculator in registry and n.calculator not in OVMS_EMULATED)}
-    producers: dict[str, str] = {parse_stream(s).name: "graph input" for s in config.input_stream}  # type: ignore[attr-defined]
+    producers: dict[str, str] = {parse_stream(s).name: "graph input" for s in config.input_stream}
     consumers: dict[str, list[str]] = {}
-    for i, node in enumerate(config.node):  # type: ignore[attr-defined]
+    for i, node in enumerate(config.node):
         for text in node.output_stream:
             tag = text.split(":")[0] if ":" in text else ""
             py = i in python_nodes or tag.startswith(_PY_OUTPUT_TAG)
@@ -127,7 +128,7 @@ def _convert(graph: str, config: object, folder: Path, exported: Exported) -> bo
             side = "python" if py else f"native node {node.calculator}"
             consumers.setdefault(parse_stream(text).name, []).append(side)
     changed = False
-    for index, node in enumerate(config.node):  # type: ignore[attr-defined]
+    for index, node in enumerate(config.node):
         if node.calculator not in registry or node.calculator in OVMS_EMULATED:
             continue
         subject = f"graph {graph}, node {node.name or node.calculator!r}"
@@ -157,7 +158,7 @@ def _convert(graph: str, config: object, folder: Path, exported: Exported) -> bo
         name = node.name or f"{node.calculator.lower()}_{index}"
         handler = folder / f"{name}.py"
         handler.write_text(source)
-        state = shared_state_finding(subject, registry[node.calculator])  # type: ignore[arg-type]
+        state = shared_state_finding(subject, registry[node.calculator])
         exported.problems += [state] if state else []
         exported.handlers[f"{graph}/{name}"] = handler
         _rewrite(node, name, PythonExecutorCalculatorOptions(handler_path=handler.name))
@@ -186,7 +187,7 @@ def _rewrite(node: object, name: str, options: object) -> None:
     node.node_options.add().Pack(options)  # type: ignore[attr-defined]
 
 
-def _retag_graph_streams(config: object, consumers: dict, producers: dict) -> None:
+def _retag_graph_streams(config: GraphConfig, consumers: dict, producers: dict) -> None:
     """Graph inputs read only by Python nodes and outputs they produce carry pyovms Tensors: tag OVMS_PY_TENSOR."""
     for field_name in ("input_stream", "output_stream"):
         streams = getattr(config, field_name)

@@ -22,6 +22,8 @@ from typing import Any
 
 import grpc
 
+from ovms_notebook import display
+from ovms_notebook._version import __version__
 from ovms_notebook.errors import ServerError
 from ovms_notebook.framework.trace import Trace
 from ovms_notebook.repository.graphs import GraphDefinition, Repository
@@ -34,7 +36,7 @@ from ovms_notebook.tls import PemSource, server_credentials
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024 * 1024  # OVMS's gRPC limit (spec §1)
+DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024 * 1024  # OVMS's gRPC message limit (1 GiB)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 MAX_MESSAGE_BYTES_LIMIT = 2**31 - 1  # gRPC keeps message limits in a signed 32-bit int
 
@@ -69,8 +71,6 @@ class Server:
         tls_key: PemSource | None = None,
         tls_client_ca: PemSource | None = None,
     ) -> None:
-        from ovms_notebook import __version__
-
         if max_workers < 2:
             raise ValueError(f"max_workers must be at least 2, got {max_workers}")
         check_bound("max_streams", max_streams)
@@ -86,9 +86,9 @@ class Server:
                 f"limit), got {max_message_bytes!r}"
             )
         self.options = SessionOptions(
-            timestamps=timestamps,
-            timestamp_check=timestamp_check,
-            trace=trace,  # type: ignore[arg-type]
+            timestamps=timestamps,  # type: ignore[arg-type]  # checked by SessionOptions
+            timestamp_check=timestamp_check,  # type: ignore[arg-type]
+            trace=trace,
             max_pending_outputs=max_pending_outputs,
             max_pending_bytes=max_pending_bytes,
         )
@@ -260,11 +260,7 @@ class Server:
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         """A live server panel in Jupyter (graphs, drawings, packet counts); plain text elsewhere."""
-        try:
-            from ovms_notebook.widgets.server_panel import server_mimebundle
-        except ImportError:  # ipywidgets missing: still say what the server is
-            return {"text/plain": repr(self)}
-        return server_mimebundle(self, **kwargs)
+        return display.mimebundle(self, **kwargs)
 
 
 def _check_seconds(name: str, value: object) -> None:

@@ -6,6 +6,7 @@ thread-safe); background threads only set widget traits or call
 `Output.append_*`, never `print`, `display()` or `with output:`.
 """
 
+from ovms_notebook.widgets import display_hooks as _display_hooks  # noqa: F401  (registers the views)
 from ovms_notebook.widgets.console import StreamConsole
 from ovms_notebook.widgets.editors import InputEditor
 from ovms_notebook.widgets.graphview import (
