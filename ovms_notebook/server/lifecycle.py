@@ -190,8 +190,8 @@ class Server:
         assert server is not None and executor is not None
         self._watch.stop()
         # New calls are refused at once; open streams are finished (inputs closed, graph drained) so each
-        # client gets its outputs and the final status; gRPC cancels what is left when the grace runs out.
-        server.stop(grace)
+        # client gets its outputs and the final status; what is left when the grace runs out is cancelled.
+        server.stop(grace + 60.0)  # refuses new calls now; what is left is cancelled below, not by this timer
         given_up = self.servicer.close_all(timeout=grace)
         for line in given_up:
             log.warning("stop() gave up after %.1f s: %s", grace, line)
