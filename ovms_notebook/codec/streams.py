@@ -48,6 +48,7 @@ class StreamKind(enum.Enum):
     STRINGS = "STRINGS"
     MATRIX = "MATRIX"
     MP_IMAGE = "MP_IMAGE"
+    PROTO = "PROTO"  # a serialized MediaPipe proto; the message type is read from the graph
 
 
 #: OVMS's tag prefixes, in OVMS's order (no prefix is a prefix of another, so order is moot).
@@ -81,12 +82,17 @@ _STREAM = re.compile(r"(?:(?P<tag>[A-Z_][A-Z0-9_]*):(?:(?P<index>0|[1-9][0-9]*):
 
 @dataclass(frozen=True)
 class StreamSpec:
-    """One graph-level stream: its tag ("" when none), index (None when not written), name and kind."""
+    """One graph-level stream: its tag ("" when none), index (None when not written), name and kind.
+
+    `message` is the full proto name a `PROTO` input carries (e.g. `mediapipe.NormalizedLandmarkList`),
+    read from the graph when it loads; "" for every other stream.
+    """
 
     tag: str
     index: int | None
     name: str
     kind: StreamKind
+    message: str = ""
 
 
 def kind_of_tag(tag: str) -> StreamKind:
