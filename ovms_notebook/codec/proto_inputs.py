@@ -94,9 +94,12 @@ def resolve_proto_inputs(inputs: Mapping[str, StreamSpec], native_config: object
             )
         found = message_name(cpp)
         if found is None:
+            hint = (
+                f'; an image input is tagged IMAGE: write input_stream: "IMAGE:{spec.name}"' if "Image" in cpp else ""
+            )
             raise ProtoInputError(
                 f"input_stream {shown!r}: the graph requires {cpp} there, which is not a protobuf message "
-                "the mediapipe wheel knows; PROTO: carries one serialized message"
+                f"the mediapipe wheel knows; PROTO: carries one serialized message{hint}"
             )
         full_name, repeated = found
         if repeated:
