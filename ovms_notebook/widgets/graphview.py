@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ovms_notebook.errors import GraphLoadError, OvmsNotebookError
+from ovms_notebook.widgets.drawing_size import EDGE_FONT_PT, NODE_FONT_PT, DrawingSize, fit_svg, png_dpi
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +146,8 @@ def graph_dot(source: object, counts: Mapping[str, int] | None = None, title: st
         f'  graph [rankdir=TB, fontname="{_FONT}", fontsize=12, nodesep=0.35, ranksep=0.45'
         + (f", labelloc=t, label={_quote(title)}" if title else "")
         + "];",
-        f'  node [fontname="{_FONT}", fontsize=11];',
-        f'  edge [fontname="{_FONT}", fontsize=9, color="#374151"];',
+        f'  node [fontname="{_FONT}", fontsize={NODE_FONT_PT:g}];',
+        f'  edge [fontname="{_FONT}", fontsize={EDGE_FONT_PT:g}, color="#374151"];',
     ]
     producers: dict[str, tuple[str, _Ref | None]] = {}
     side_producers: dict[str, tuple[str, _Ref | None]] = {}
@@ -206,8 +207,11 @@ def graph_dot(source: object, counts: Mapping[str, int] | None = None, title: st
         back = _back_edges(node)
         for ref, index in _numbered([_ref(text) for text in node.input_stream]):
             tail, produced_as = source_of(producers, ref.name, side=False)
-            style = 'style=dashed, constraint=false, color="#9333ea", fontcolor="#7e22ce"' if (
-                ref.tag, index) in back else ""
+            style = (
+                'style=dashed, constraint=false, color="#9333ea", fontcolor="#7e22ce"'
+                if (ref.tag, index) in back
+                else ""
+            )
             edge(tail, node_id, stream_label(ref.name, produced_as, ref), style)
         for text in node.input_side_packet:
             ref = _ref(text)
@@ -228,11 +232,9 @@ def graph_dot(source: object, counts: Mapping[str, int] | None = None, title: st
         edge(tail, node_id, _edge_label(ref.name, produced_as, None), 'style=dotted, color="#a16207"')
 
     if config.input_stream:
-        lines.append("  { rank=min; " + " ".join(_quote(f"input:{_ref(t).name}") for t in config.input_stream)
-                     + " }")
+        lines.append("  { rank=min; " + " ".join(_quote(f"input:{_ref(t).name}") for t in config.input_stream) + " }")
     if config.output_stream:
-        lines.append("  { rank=max; " + " ".join(_quote(f"output:{_ref(t).name}") for t in config.output_stream)
-                     + " }")
+        lines.append("  { rank=max; " + " ".join(_quote(f"output:{_ref(t).name}") for t in config.output_stream) + " }")
     return "\n".join([*lines, *edges, "}"]) + "\n"
 
 
@@ -241,8 +243,9 @@ def dot_available() -> bool:
     return shutil.which("dot") is not None
 
 
-def render_graph(dot_source: str, fmt: Literal["svg", "png"] = "svg", timeout: float = 10.0,
-                 dpi: int | None = None) -> bytes | None:
+def render_graph(
+    dot_source: str, fmt: Literal["svg", "png"] = "svg", timeout: float = 10.0, dpi: float | None = None
+) -> bytes | None:
     """Run `dot -T<fmt>` on the source: the drawing's bytes, or None when `dot` is not installed.
 
     Raises GraphRenderError when dot rejects the source or runs past `timeout` seconds.
@@ -252,7 +255,7 @@ def render_graph(dot_source: str, fmt: Literal["svg", "png"] = "svg", timeout: f
     binary = shutil.which("dot")
     if binary is None:
         return None
-    command = [binary, f"-T{fmt}"] + ([f"-Gdpi={dpi}"] if dpi else [])
+    command = [binary, f"-T{fmt}"] + ([f"-Gdpi={dpi:g}"] if dpi else [])
     try:
         done = subprocess.run(command, input=dot_source.encode(), capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as error:
@@ -263,11 +266,39 @@ def render_graph(dot_source: str, fmt: Literal["svg", "png"] = "svg", timeout: f
     return done.stdout
 
 
+def fitted_svg(dot_source: str) -> tuple[bytes, DrawingSize] | None:
+    """The drawing as SVG sized to read in a notebook (see `drawing_size`), or None without Graphviz.
+
+    A top-to-bottom drawing too wide for the page (many nodes side by side) is
+    also drawn left-to-right, and whichever is shown larger is kept.
+    """
+    fitted = _fitted(dot_source)
+    return None if fitted is None else (fitted[1], fitted[2])
+
+
+def _fitted(dot_source: str) -> tuple[str, bytes, DrawingSize] | None:
+    """(the DOT drawn, its fitted SVG, the size shown) as `fitted_svg` chooses them."""
+    svg = render_graph(dot_source, "svg")
+    if svg is None:
+        return None
+    fitted, size = fit_svg(svg)
+    if size.scale < 1.0 and "rankdir=TB" in dot_source:
+        across_dot = dot_source.replace("rankdir=TB", "rankdir=LR", 1)
+        across = render_graph(across_dot, "svg")
+        if across is not None:
+            across_svg, across_size = fit_svg(across)
+            if across_size.scale > size.scale:
+                return across_dot, across_svg, across_size
+    return dot_source, fitted, size
+
+
 class GraphView:
     """A graph drawing for notebook display: SVG from Graphviz when available, the DOT text always.
 
     `GraphView(server.graphs[0].spec)` as the last line of a cell draws the graph;
-    `counts` adds packet counts to the edges, `title` a caption.
+    `counts` adds packet counts to the edges, `title` a caption. The drawing
+    keeps its natural size (1 pt = 4/3 px) unless wider than the notebook, and
+    never shrinks node labels below 10 px: a wider graph scrolls sideways.
     """
 
     def __init__(self, source: object, counts: Mapping[str, int] | None = None, title: str | None = None) -> None:
@@ -275,17 +306,25 @@ class GraphView:
         self.dot = graph_dot(config, counts=counts, title=title)
         self.title = title
         self._nodes = len(config.node)
-        self._svg: bytes | None = None
+        self._fitted: tuple[str, bytes, DrawingSize] | None = None
 
     def svg(self) -> bytes | None:
-        """The SVG drawing (cached), or None when Graphviz is missing."""
-        if self._svg is None:
-            self._svg = render_graph(self.dot, "svg")
-        return self._svg
+        """The SVG drawing sized to read (cached), or None when Graphviz is missing."""
+        if self._fitted is None:
+            self._fitted = _fitted(self.dot)
+        return None if self._fitted is None else self._fitted[1]
 
-    def png(self, dpi: int | None = None) -> bytes | None:
-        """A PNG drawing, or None when Graphviz is missing."""
-        return render_graph(self.dot, "png", dpi=dpi)
+    @property
+    def size(self) -> DrawingSize | None:
+        """The size the SVG is shown at, or None when Graphviz is missing."""
+        return None if self.svg() is None or self._fitted is None else self._fitted[2]
+
+    def png(self, dpi: float | None = None) -> bytes | None:
+        """A PNG drawing, or None when Graphviz is missing; by default at the SVG's shown size."""
+        if self.svg() is None or self._fitted is None:
+            return None
+        dot, _, size = self._fitted
+        return render_graph(dot, "png", dpi=png_dpi(size.scale) if dpi is None else dpi)
 
     def __repr__(self) -> str:
         name = f" {self.title}" if self.title else ""
@@ -300,4 +339,12 @@ class GraphView:
             svg = None
         if svg is not None:
             bundle["image/svg+xml"] = svg.decode()
+            if self.size is not None and self.size.scrolls:  # too wide to shrink readably: a box that scrolls
+                bundle["text/html"] = f'<div style="max-width:100%;overflow-x:auto">{_svg_element(svg)}</div>'
         return bundle
+
+
+def _svg_element(svg: bytes) -> str:
+    """The `<svg>` element of an SVG document, for inlining in HTML."""
+    text = svg.decode()
+    return text[text.index("<svg") :]

@@ -18,7 +18,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ovms_notebook.widgets.graphview import GraphRenderError, graph_dot, render_graph
+from ovms_notebook.widgets.graphview import GraphRenderError, fitted_svg, graph_dot
 from ovms_notebook.widgets.render import THREAD_PREFIX
 
 _GREEN, _RED, _GREY = "#15803d", "#b91c1c", "#6b7280"
@@ -106,7 +106,10 @@ class ServerPanel(widgets.VBox):
         self.graph_picker = widgets.Dropdown(description="Graph", layout=widgets.Layout(width="22em"))
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh",
                                              tooltip="Re-read the server's graphs and counts")
-        self.drawing = widgets.Image(format="svg+xml", layout=widgets.Layout(max_width="100%"))
+        # Shown at the SVG's own fitted size (not stretched to the box): a wider graph scrolls in its box.
+        self.drawing = widgets.Image(format="svg+xml", layout=widgets.Layout(align_self="flex-start",
+                                                                            max_width="none"))
+        self.drawing_box = widgets.Box([self.drawing], layout=widgets.Layout(max_width="100%", overflow="auto hidden"))
         self.dot_text = widgets.Textarea(layout=widgets.Layout(width="100%", height="16em", display="none"))
         self.portability_button = widgets.Button(description="Portability", icon="check",
                                                  tooltip="Could a stock OpenVINO Model Server serve these graphs?")
@@ -115,7 +118,7 @@ class ServerPanel(widgets.VBox):
         super().__init__(
             children=[self.header, self.table,
                       widgets.HBox([self.graph_picker, self.refresh_button, self.portability_button]),
-                      self.portability, self.drawing, self.dot_text, self.output],
+                      self.portability, self.drawing_box, self.dot_text, self.output],
             **kwargs,
         )
         self._number = next(_numbers)
@@ -182,26 +185,29 @@ class ServerPanel(widgets.VBox):
             else:
                 dot = graph_dot(definition.spec, counts=counts, title=name)
                 try:
-                    svg = render_graph(dot, "svg")
+                    fitted = fitted_svg(dot)
                 except GraphRenderError as error:
                     self.output.append_stderr(f"{error}; showing the DOT source instead\n")
-                    svg = None
-                if svg is None:
+                    fitted = None
+                if fitted is None:
                     self._show_text(dot)
                 else:
-                    with self.drawing.hold_sync(), self.dot_text.layout.hold_sync():
+                    svg, size = fitted
+                    with self.drawing.hold_sync(), self.drawing.layout.hold_sync(), self.dot_text.layout.hold_sync():
                         self.drawing.value = svg
-                        self.drawing.layout.display = None
+                        self.drawing.layout.width = f"{size.width_px}px"
+                        self.drawing.layout.height = f"{size.height_px}px"
+                        self.drawing.layout.display = self.drawing_box.layout.display = None
                         self.dot_text.layout.display = "none"
             self.dot = dot
             self.draw_count += 1
             return True
 
     def _show_text(self, text: str) -> None:
-        with self.dot_text.hold_sync(), self.drawing.layout.hold_sync():
+        with self.dot_text.hold_sync(), self.drawing.layout.hold_sync(), self.drawing_box.layout.hold_sync():
             self.dot_text.value = text
             self.dot_text.layout.display = None
-            self.drawing.layout.display = "none"
+            self.drawing.layout.display = self.drawing_box.layout.display = "none"
 
     # -- live updates -----------------------------------------------------------------------------------------
 
