@@ -20,6 +20,7 @@ from typing import Any
 from google.protobuf import text_format
 
 from ovms_notebook.codec import StreamKind, StreamSpec, parse_stream
+from ovms_notebook.codec.proto_inputs import ProtoInputError, resolve_proto_inputs
 from ovms_notebook.engine.split import Split, split_graph
 from ovms_notebook.errors import GraphLoadError
 from ovms_notebook.framework.protos import parse_graph_config
@@ -94,6 +95,10 @@ def parse_graph(text: str) -> GraphSpec:
         if split.native is not None:
             _dry_run(split.native)
         _check_python(split.python)
+    try:  # after the dry run: MediaPipe's validation then runs on a graph it accepts
+        inputs = resolve_proto_inputs(inputs, config if split.python is None else split.native)
+    except ProtoInputError as error:
+        raise GraphLoadError(str(error)) from error
     return GraphSpec(
         text=text,
         config=config,
