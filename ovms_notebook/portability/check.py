@@ -61,9 +61,14 @@ class Finding:
     kind: str
     subject: str
     reason: str
+    #: The pbtxt to write instead (one or more lines), when the fix is a known edit; "" otherwise.
+    fix: str = ""
 
     def __str__(self) -> str:
-        return f"{self.severity}: [{self.kind}] {self.subject}: {self.reason}"
+        text = f"{self.severity}: [{self.kind}] {self.subject}: {self.reason}"
+        if self.fix:
+            text += "\n  write:\n" + "\n".join(f"    {line}" for line in self.fix.splitlines())
+        return text
 
 
 @dataclass
@@ -106,10 +111,10 @@ class Report:
         verdict = "portable" if self.portable else "NOT portable"
         out = [f"{self.config_path}: {verdict} to OVMS {self.ovms_version} "
                f"(OVMS calculators from {ovms_source()}; mediapipe wheel {mediapipe_version()})"]
-        out += [f"  {finding}" for finding in self.findings]
+        out += [f"  {line}" for finding in self.findings for line in str(finding).splitlines()]
         for graph in self.graphs:
             out.append(f"  graph {graph.name}: {'portable' if graph.portable else 'NOT portable'}")
-            out += [f"    {finding}" for finding in graph.findings]
+            out += [f"    {line}" for finding in graph.findings for line in str(finding).splitlines()]
         return out
 
     def __str__(self) -> str:
@@ -120,16 +125,25 @@ class Report:
         return f"<Report {self.config_path.name}: {len(self.graphs)} graphs, not portable: {bad or 'none'}>"
 
     def _repr_html_(self) -> str:
-        colour = {"error": "#b00020", "warning": "#a15c00", "note": "#555"}
         rows = []
         for graph in self.graphs:
             mark = "✔" if graph.portable else "✘"
-            items = "".join(f'<li style="color:{colour[f.severity]}">{html.escape(str(f))}</li>'
-                            for f in graph.findings)
+            items = "".join(finding_html(f) for f in graph.findings)
             rows.append(f"<li><b>{mark} {html.escape(graph.name)}</b><ul>{items}</ul></li>")
-        top = "".join(f'<li style="color:{colour[f.severity]}">{html.escape(str(f))}</li>' for f in self.findings)
+        top = "".join(finding_html(f) for f in self.findings)
         title = html.escape(self.lines()[0])
         return f"<div><p>{title}</p><ul>{top}{''.join(rows)}</ul></div>"
+
+
+_COLOURS = {"error": "#b00020", "warning": "#a15c00", "note": "#555"}
+
+
+def finding_html(finding: Finding) -> str:
+    """One finding as an HTML list item, its fix (if any) as a block of pbtxt to copy."""
+    head = f"{finding.severity}: [{finding.kind}] {finding.subject}: {finding.reason}"
+    fix = (f'<pre style="margin:2px 0 4px 1em;padding:3px 6px;background:#f3f4f6;color:#111">'
+           f"{html.escape(finding.fix)}</pre>") if finding.fix else ""
+    return f'<li style="color:{_COLOURS[finding.severity]}">{html.escape(head)}{fix}</li>'
 
 
 def _version(text: str) -> tuple[int, int]:
@@ -285,11 +299,25 @@ def check_graph(entry: GraphEntry, ovms_version: str = DEFAULT_OVMS_VERSION,
     report.findings += stream_findings(config)
     report.findings += handler_findings(config, entry.base_path)
     report.findings += subgraph_findings(entry.name, (node.calculator for node in config.node), set(models))
+    report.findings += graph_shape_findings(config, entry.base_path)
     has_python = any(n.calculator == "PythonExecutorCalculator" for n in config.node)
     if has_python and _version(ovms_version) < _PYTHON_NODES_SINCE:
         report.findings.append(Finding("error", "python-nodes", "PythonExecutorCalculator",
                                        f"Python nodes arrived in OVMS 2023.3; {ovms_version} has none"))
     return report
+
+
+def graph_shape_findings(config: object, base_path: Path | None = None) -> list[Finding]:
+    """Fixable shapes of a parsed (not yet expanded) graph, each with the pbtxt to write (`fixes`)."""
+    from ovms_notebook.errors import GraphLoadError
+    from ovms_notebook.framework.subgraphs import expand_subgraphs
+    from ovms_notebook.portability.fixes import shape_findings
+
+    try:
+        expanded = expand_subgraphs(config)
+    except GraphLoadError:
+        return []  # a subgraph node wired wrongly: the graph's own load error says how
+    return shape_findings(expanded, base_path)
 
 
 def check(config: str | Path, *, ovms_version: str = DEFAULT_OVMS_VERSION, timestamps: str = "counter",

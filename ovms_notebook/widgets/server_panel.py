@@ -69,6 +69,7 @@ def graphs_table_html(server: Any) -> str:
         if definition.error:
             reason = "<br>".join(html.escape(line) for line in definition.error.splitlines())
             status += f'<br><span style="color:{_RED}">{reason}</span>'
+        status += advice_html(definition)
         spec = definition.spec
         inputs = ", ".join(_stream_text(s) for s in spec.inputs.values()) if spec else ""
         outputs = ", ".join(_stream_text(s) for s in spec.outputs.values()) if spec else ""
@@ -80,6 +81,20 @@ def graphs_table_html(server: Any) -> str:
         )
     rows.append("</tbody></table>")
     return "".join(rows)
+
+
+def advice_html(definition: Any) -> str:
+    """What to change in the graph's pbtxt (fixable shapes found before it runs), with the lines to write."""
+    from ovms_notebook.portability.check import finding_html
+    from ovms_notebook.portability.fixes import graph_advice
+
+    entry = getattr(definition, "entry", None)
+    if entry is None:
+        return ""
+    found = graph_advice(entry.graph_path, entry.base_path)
+    if not found:
+        return ""
+    return '<ul style="margin:2px 0;padding-left:1.2em">' + "".join(finding_html(f) for f in found) + "</ul>"
 
 
 class ServerPanel(widgets.VBox):
