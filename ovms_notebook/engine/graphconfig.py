@@ -59,6 +59,8 @@ class GraphSpec:
     outputs: dict[str, StreamSpec]
     side_packets: tuple[str, ...]
     md5: str = field(default="")
+    #: The graph folder's own subgraphs it was expanded with (type -> pbtxt text).
+    subgraphs: Mapping[str, str] = field(default_factory=dict)
     split: Split | None = field(default=None)  # set when some nodes run on the Python side
     #: Side packets the Python half gets at every start, beside the request's: OVMS's `py` map of loaded
     #: Python node handlers and each OpenVINO session node's SESSION (set by `bind_resources`).
@@ -75,10 +77,15 @@ class GraphSpec:
         return list(self.outputs)
 
 
-def parse_graph(text: str) -> GraphSpec:
-    """Parse pbtxt text and apply OVMS's load-time rules; raises GraphLoadError with the reason."""
+def parse_graph(text: str, subgraphs: Mapping[str, str] | None = None) -> GraphSpec:
+    """Parse pbtxt text and apply OVMS's load-time rules; raises GraphLoadError with the reason.
+
+    `subgraphs` are the graph folder's own subgraphs (type -> pbtxt text, see `folder_subgraphs`), expanded
+    like the package's own.
+    """
     try:
-        config = expand_subgraphs(parse_graph_config(text))  # subgraphs the wheel lacks, inlined (runtime/subgraphs)
+        # subgraphs the wheel lacks (ours, then the folder's), inlined (framework/subgraphs)
+        config = expand_subgraphs(parse_graph_config(text), subgraphs)
     except text_format.ParseError as error:
         raise GraphLoadError(f"graph pbtxt does not parse: {error}") from error
     inputs = _streams(config.input_stream, "input")
@@ -106,6 +113,7 @@ def parse_graph(text: str) -> GraphSpec:
         outputs=outputs,
         side_packets=side_packets,
         md5=hashlib.md5(text.encode()).hexdigest(),
+        subgraphs=dict(subgraphs or {}),
         split=split if split.python is not None else None,
     )
 

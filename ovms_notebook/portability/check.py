@@ -18,6 +18,10 @@ Problems found (each a `Finding` with the reason in words):
 * `shared-state`: a Python calculator keeps per-stream state on self, which OVMS shares across
   streams (state.py) — a warning.
 * `timestamps`, `timestamp-check`: where our defaults differ from the target OVMS version (notes).
+* `user-subgraph`: a subgraph the graph folder brings as a .pbtxt file: expanded here, but OVMS needs it
+  compiled into its build.
+* `untagged-image-input`, `untagged-proto-input`, `side-packet-type`, `unserializable-output`,
+  `model-file-missing`: fixable shapes of the graph, each with the pbtxt to write (fixes.py).
 * `graph-file`: the graph file cannot be read or parsed.
 
 Errors make a graph not portable; warnings and notes do not.
@@ -28,13 +32,15 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 from ovms_notebook.codec.streams import EXTENSION_KINDS, parse_stream
+from ovms_notebook.errors import GraphLoadError
+from ovms_notebook.framework.subgraphs import expand_subgraphs, folder_subgraphs, subgraph_config
 from ovms_notebook.portability.registry import (
     OVMS_EMULATED,
     mediapipe_version,
@@ -295,11 +301,20 @@ def check_graph(entry: GraphEntry, ovms_version: str = DEFAULT_OVMS_VERSION,
     except (OSError, text_format.ParseError) as error:
         report.findings.append(Finding("error", "graph-file", str(entry.graph_path), f"cannot be read: {error}"))
         return report
-    report.findings += calculator_findings(node.calculator for node in config.node)
+    try:
+        own = folder_subgraphs(entry.base_path, entry.graph_path)
+    except GraphLoadError as error:
+        report.findings.append(Finding("error", "graph-file", str(entry.base_path), str(error)))
+        own = {}
+    used = used_subgraphs(config, own)
+    report.findings += [user_subgraph_finding(name, own) for name in used]
+    calculators = [n.calculator for n in config.node if n.calculator not in own]
+    calculators += [n.calculator for name in used for n in subgraph_config(name, own).node if n.calculator not in own]
+    report.findings += calculator_findings(calculators)
     report.findings += stream_findings(config)
     report.findings += handler_findings(config, entry.base_path)
-    report.findings += subgraph_findings(entry.name, (node.calculator for node in config.node), set(models))
-    report.findings += graph_shape_findings(config, entry.base_path)
+    report.findings += subgraph_findings(entry.name, calculators, set(models))
+    report.findings += graph_shape_findings(config, entry.base_path, own)
     has_python = any(n.calculator == "PythonExecutorCalculator" for n in config.node)
     if has_python and _version(ovms_version) < _PYTHON_NODES_SINCE:
         report.findings.append(Finding("error", "python-nodes", "PythonExecutorCalculator",
@@ -307,14 +322,36 @@ def check_graph(entry: GraphEntry, ovms_version: str = DEFAULT_OVMS_VERSION,
     return report
 
 
-def graph_shape_findings(config: object, base_path: Path | None = None) -> list[Finding]:
-    """Fixable shapes of a parsed (not yet expanded) graph, each with the pbtxt to write (`fixes`)."""
-    from ovms_notebook.errors import GraphLoadError
-    from ovms_notebook.framework.subgraphs import expand_subgraphs
+def used_subgraphs(config: object, own: Mapping[str, str]) -> list[str]:
+    """The graph folder's own subgraphs (`own`, type -> pbtxt) the graph uses, nested uses followed, in first-use
+    order."""
+    used: list[str] = []
+    pending = [n.calculator for n in config.node]  # type: ignore[attr-defined]
+    while pending:
+        name = pending.pop(0)
+        if name in own and name not in used:
+            used.append(name)
+            pending += [n.calculator for n in subgraph_config(name, own).node]  # type: ignore[attr-defined]
+    return used
+
+
+def user_subgraph_finding(name: str, own: Mapping[str, str]) -> Finding:
+    """The error for a subgraph the graph folder brings: OVMS reads no subgraph files, it needs them built in."""
+    return Finding("error", "user-subgraph", name,
+                   "a subgraph from a .pbtxt file in the graph folder; ovms_notebook expands it, but OVMS's "
+                   "MediaPipe knows only the subgraphs compiled into its build and fails with Unable to find "
+                   f'Calculator "{name}": OVMS needs it compiled in (a mediapipe_simple_subgraph rule in its '
+                   "build), or copy its nodes into the graph")
+
+
+def graph_shape_findings(config: object, base_path: Path | None = None,
+                         own: Mapping[str, str] | None = None) -> list[Finding]:
+    """Fixable shapes of a parsed (not yet expanded) graph, each with the pbtxt to write (`fixes`); `own` are
+    the graph folder's own subgraphs."""
     from ovms_notebook.portability.fixes import shape_findings
 
     try:
-        expanded = expand_subgraphs(config)
+        expanded = expand_subgraphs(config, own)
     except GraphLoadError:
         return []  # a subgraph node wired wrongly: the graph's own load error says how
     return shape_findings(expanded, base_path)
