@@ -13,8 +13,9 @@ names the outer node gives them, every internal name gets a per-instance
 prefix (`holistictrackingtorenderdata__render_scale`), and nested subgraphs
 are expanded in turn. A graph folder may bring its own subgraph pbtxt files
 (`folder_subgraphs`): they expand the same way, and win over ours. The
-expanded nodes are then stock calculators (native) or Python calculators (ovms_notebook.calculators.render, render_shapes, iris, tflite), and `split_graph` cuts
-between them as for any graph.
+expanded nodes are then stock calculators (native) or Python calculators
+(ovms_notebook.calculators.render, render_shapes, iris, tflite), and
+`split_graph` cuts between them as for any graph.
 """
 
 from __future__ import annotations
