@@ -261,3 +261,89 @@ def test_the_server_panel_shows_a_three_node_graph_at_its_own_size_not_stretched
         assert sorted({round(f, 1) for f in fonts}) == [12.0, 14.7, 16.0]  # edge labels, nodes, title
     finally:
         panel.close()
+
+
+# -- drawing for exploration -------------------------------------------------------------------------------------
+
+
+def boxes(dot: str) -> list[str]:
+    """The first label line of every node box in a DOT text (the calculator names)."""
+    return re.findall(r'^\s*"node:\d+" \[shape=box[^\n]*label="([^"\\]+)', dot, flags=re.MULTILINE)
+
+
+def test_an_inlined_subgraph_is_drawn_as_the_pbtxt_names_it_and_opens_on_demand() -> None:
+    spec = parse_graph((GRAPHS / "holistic_tracking" / "holistic_tracking.pbtxt").read_text())
+    assert len(spec.config.node) == 32  # what runs: the render subgraph inlined node by node
+    closed = GraphView(spec)
+    assert boxes(closed.dot) == [
+        "HolisticLandmarkCpu",
+        "ImagePropertiesCalculator",
+        "HolisticTrackingToRenderData",
+        "AnnotationOverlayCalculator",
+    ]
+    assert "__" not in closed.dot and closed.size.scale == 1.0 and not closed.size.scrolls
+    assert 'label="HolisticTrackingToRenderData\\n[subgraph: expand to open]"' in closed.dot
+    assert 'peripheries=2, style="rounded,filled", fillcolor="#e0f2fe"' in closed.dot
+    assert 'label="HolisticLandmarkCpu\\n[the wheel\'s subgraph]"' in closed.dot
+    opened = GraphView(spec, expand=True)
+    assert sorted(boxes(opened.dot)) == sorted(node.calculator for node in spec.config.node)
+    frames = re.findall(r'subgraph "cluster_([a-z_0-9]+)" \{\n\s*graph \[[^\]]*label="(\w+)"\]', opened.dot)
+    assert frames == [
+        ("holistictrackingtorenderdata", "HolisticTrackingToRenderData"),
+        ("handwristforpose", "HandWristForPose"),
+        ("handwristforpose_1", "HandWristForPose"),
+    ]
+    assert "holistictrackingtorenderdata__" not in "".join(re.findall(r'label="([^"]*)"', opened.dot))
+    only = GraphView(spec, expand=["HandWristForPose"])  # nested inside a closed one: nothing opens
+    assert boxes(only.dot) == boxes(closed.dot)
+
+
+def test_python_run_nodes_and_unknown_calculators_are_told_apart() -> None:
+    tracking = GraphView(example("face_tracking"))
+    assert tracking.kinds == {"FaceDetectionShortRangeCpu": "wheel-subgraph", "DetectionTrackerCalculator": "python"}
+    assert (
+        'fillcolor="#ede9fe", color="#6d28d9", label="DetectionTrackerCalculator\\nname: tracker\\n[runs in Python]"'
+        in (tracking.dot)
+    )
+    unknown = GraphView(
+        'input_stream: "in" output_stream: "out" '
+        'node { calculator: "NoSuchCalculator" input_stream: "in" output_stream: "out" }'
+    )
+    assert unknown.kinds == {"NoSuchCalculator": "unknown"}
+    assert 'color="#b91c1c", fontcolor="#b91c1c", label="NoSuchCalculator\\n[unknown calculator]"' in unknown.dot
+    assert b"[unknown calculator]" in unknown.svg()
+    plain = GraphView(example("face_tracking"), mark=False)
+    assert plain.kinds == {} and "[runs in Python]" not in plain.dot
+
+
+def test_graph_view_draws_the_wheels_modules_by_name() -> None:
+    front = GraphView("FaceLandmarkFrontCpu")
+    assert front.title == "FaceLandmarkFrontCpu" and repr(front) == "<GraphView FaceLandmarkFrontCpu: 17 nodes>"
+    assert "FaceDetectionShortRangeCpu" in boxes(front.dot) and b"<svg" in front.svg()
+    by_stem = GraphView.module("face_detection_short_range_cpu")
+    assert by_stem.title == "FaceDetectionShortRangeCpu" and boxes(by_stem.dot) == ["FaceDetectionShortRange"]
+    with pytest.raises(KeyError, match=r"ships no module 'IrisLandmarkCpu'; it has FaceDetectionFullRangeCpu, "):
+        GraphView.module("IrisLandmarkCpu")
+
+
+def test_the_server_panel_draws_a_folders_subgraph_closed_and_opens_it_with_the_checkbox(tmp_path: Path) -> None:
+    import ovms_notebook
+    from ovms_notebook.widgets import ServerPanel
+    from tests.test_user_subgraphs import MIRROR, MIRROR_TWICE, folder
+
+    server = ovms_notebook.serve(folder(tmp_path, {"mirror.pbtxt": MIRROR, "subgraphs/twice.pbtxt": MIRROR_TWICE}))
+    panel = ServerPanel(server)
+    try:
+        assert boxes(panel.dot) == ["MirrorCpu", "MirrorTwiceCpu"] and "cluster_" not in panel.dot
+        panel.expand.value = True
+        assert boxes(panel.dot) == ["ImageTransformationCalculator"] * 3
+        assert re.findall(r'label="(Mirror\w+)"\]', panel.dot) == [
+            "MirrorCpu",
+            "MirrorTwiceCpu",
+            "MirrorCpu",
+            "MirrorCpu",
+        ]
+        assert b"MirrorTwiceCpu" in bytes(panel.drawing.value)
+    finally:
+        panel.close()
+        server.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -75,13 +76,18 @@ def test_the_first_graph_is_drawn_as_svg(panel: ServerPanel) -> None:
     assert 'label="previous_value"' in panel.dot
 
 
-def test_picking_another_graph_redraws_it_and_a_failed_one_shows_its_reason(panel: ServerPanel) -> None:
+def test_picking_another_graph_redraws_it_and_a_failed_one_is_drawn_with_its_unknown_calculator_marked(
+    panel: ServerPanel,
+) -> None:
     panel.graph_picker.value = "ticker"
     assert b"SidePacketToStreamCalculator" in bytes(panel.drawing.value) and '"side:offset"' in panel.dot
     panel.graph_picker.value = "broken"
-    assert panel.drawing.layout.display == "none" and panel.dot_text.layout.display is None
-    assert panel.dot_text.value.startswith("broken: LOADING_PRECONDITION_FAILED\n")
-    assert "NoSuchCalculator" in panel.dot_text.value and panel.dot == ""
+    assert panel.drawing.layout.display is None and panel.dot_text.layout.display == "none"
+    assert 'label="broken (LOADING_PRECONDITION_FAILED)"' in panel.dot
+    assert re.search(r'"node:0" \[shape=box, style="rounded,filled,bold", fillcolor="#fee2e2", color="#b91c1c".*'
+                     r'label="NoSuchCalculator\\n\[unknown calculator\]"', panel.dot)
+    assert b"[unknown calculator]" in bytes(panel.drawing.value)
+    assert 'Unable to find Calculator &quot;NoSuchCalculator&quot;' in panel.table.value  # the reason, in the table
 
 
 def test_refresh_shows_packet_counts_after_a_real_stream(server, panel: ServerPanel) -> None:

@@ -97,6 +97,27 @@ def advice_html(definition: Any) -> str:
     return '<ul style="margin:2px 0;padding-left:1.2em">' + "".join(finding_html(f) for f in found) + "</ul>"
 
 
+def graph_source(definition: Any) -> tuple[Any, dict[str, str]] | None:
+    """(what to draw, the folder's subgraphs) for a graph, loaded or not: a loaded graph's spec, else its pbtxt
+    file as written; None when there is no file to read or it does not parse."""
+    if definition.spec is not None:
+        return definition.spec, dict(definition.spec.subgraphs)
+    from ovms_notebook.errors import GraphLoadError
+    from ovms_notebook.framework.protos import parse_graph_config
+    from ovms_notebook.framework.subgraphs import folder_subgraphs
+
+    entry = definition.entry
+    try:
+        config = parse_graph_config(entry.graph_path.read_text())
+    except Exception:  # unreadable or not pbtxt: the reason is the load error shown instead
+        return None
+    try:
+        own = folder_subgraphs(entry.base_path, entry.graph_path)
+    except GraphLoadError:
+        own = {}
+    return config, own
+
+
 class ServerPanel(widgets.VBox):
     """Header, graphs table and a drawing of the chosen graph with live packet counts.
 
@@ -129,10 +150,13 @@ class ServerPanel(widgets.VBox):
         self.portability_button = widgets.Button(description="Portability", icon="check",
                                                  tooltip="Could a stock OpenVINO Model Server serve these graphs?")
         self.portability = widgets.HTML()
+        self.expand = widgets.Checkbox(
+            description="Open subgraphs", indent=False, layout=widgets.Layout(width="12em"),
+            tooltip="Draw the subgraphs this package or the graph folder inlines node by node")
         self.output = widgets.Output()
         super().__init__(
             children=[self.header, self.table,
-                      widgets.HBox([self.graph_picker, self.refresh_button, self.portability_button]),
+                      widgets.HBox([self.graph_picker, self.expand, self.refresh_button, self.portability_button]),
                       self.portability, self.drawing_box, self.dot_text, self.output],
             **kwargs,
         )
@@ -145,6 +169,7 @@ class ServerPanel(widgets.VBox):
         self._syncing = False
         self.refresh()
         self.graph_picker.observe(self._on_pick, names="value")
+        self.expand.observe(self._on_pick, names="value")
         self.refresh_button.on_click(lambda _button: self.refresh())
         self.portability_button.on_click(lambda _button: self.check_portability())
 
@@ -193,12 +218,16 @@ class ServerPanel(widgets.VBox):
             if not force and self._drawn == (name, counts):
                 return False
             self._drawn = (name, counts)
-            if definition is None or definition.spec is None:
+            drawable = graph_source(definition) if definition is not None else None
+            if drawable is None:
                 reason = definition.error if definition is not None and definition.error else "no graph chosen"
                 dot = ""
                 self._show_text(f"{name}: {_state_of(definition)}\n{reason}" if definition else reason)
             else:
-                dot = graph_dot(definition.spec, counts=counts, title=name)
+                source, own = drawable
+                title = name if definition.available else f"{name} ({_state_of(definition)})"
+                dot = graph_dot(source, counts=counts, title=title, kinds=self._kinds(source, own),
+                                expand=self.expand.value, subgraphs=own)
                 try:
                     fitted = fitted_svg(dot)
                 except GraphRenderError as error:
@@ -217,6 +246,13 @@ class ServerPanel(widgets.VBox):
             self.dot = dot
             self.draw_count += 1
             return True
+
+    def _kinds(self, source: Any, own: dict[str, str]) -> dict[str, str]:
+        """How each calculator of the graph runs here (Python, subgraph, unknown...), to mark its box."""
+        from ovms_notebook.widgets.graph_parts import calculator_kinds, drawn_nodes, source_config
+
+        config, own = source_config(source, own)
+        return calculator_kinds((item.node.calculator for item in drawn_nodes(config, True, own)), own)
 
     def _show_text(self, text: str) -> None:
         with self.dot_text.hold_sync(), self.drawing.layout.hold_sync(), self.drawing_box.layout.hold_sync():

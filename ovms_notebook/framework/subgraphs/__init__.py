@@ -28,7 +28,7 @@ from importlib import resources
 from ovms_notebook.errors import GraphLoadError
 from ovms_notebook.framework.subgraphs.folder import folder_subgraphs
 
-__all__ = ["SUBGRAPHS", "expand_subgraphs", "folder_subgraphs", "subgraph_config"]
+__all__ = ["SUBGRAPHS", "expand_subgraphs", "folder_subgraphs", "instance_nodes", "subgraph_config"]
 
 #: Subgraph type -> its pbtxt file here (google-ai-edge/mediapipe v0.10.21, commit cad7f3ab).
 SUBGRAPHS: dict[str, str] = {
@@ -140,6 +140,15 @@ def _instance(node: object, taken: set[str], extra: Mapping[str, str] | None = N
             inner.name = f"{prefix}__{inner.name}"
         nodes.append(inner)
     return nodes
+
+
+def instance_nodes(node: object, taken: set[str], extra: Mapping[str, str] | None = None) -> tuple[str, list[object]]:
+    """(the per-instance prefix, the subgraph's nodes) that one subgraph node stands for, wired to its streams and
+    not expanded further: what a drawing shows as one collapsible box. `taken` collects the prefixes in use."""
+    before = set(taken)
+    nodes = _instance(node, taken, extra)
+    [prefix] = taken - before
+    return prefix, nodes
 
 
 def expand_subgraphs(config: object, extra: Mapping[str, str] | None = None) -> object:
