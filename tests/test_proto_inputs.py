@@ -17,8 +17,8 @@ from mediapipe.framework.formats import landmark_pb2
 
 from ovms_notebook.codec import StreamKind, decode_input, encode_input, parse_stream
 from ovms_notebook.codec.proto_inputs import ProtoInputError, resolve_proto_inputs
-from ovms_notebook.errors import GraphLoadError
 from ovms_notebook.engine.graphconfig import parse_graph
+from ovms_notebook.errors import GraphLoadError
 from ovms_notebook.framework.protos import parse_graph_config
 from ovms_notebook.sources import astronaut
 from ovms_notebook.status import OvmsStatus, StatusCode
