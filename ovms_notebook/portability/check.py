@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ovms_notebook.codec.streams import EXTENSION_KINDS, parse_stream
 from ovms_notebook.errors import GraphLoadError
@@ -297,7 +297,7 @@ def check_graph(entry: GraphEntry, ovms_version: str = DEFAULT_OVMS_VERSION,
 
     report = GraphReport(entry.name, entry.graph_path)
     try:
-        config = parse_graph_config(entry.graph_path.read_text())
+        config: Any = parse_graph_config(entry.graph_path.read_text())
     except (OSError, text_format.ParseError) as error:
         report.findings.append(Finding("error", "graph-file", str(entry.graph_path), f"cannot be read: {error}"))
         return report
@@ -309,7 +309,9 @@ def check_graph(entry: GraphEntry, ovms_version: str = DEFAULT_OVMS_VERSION,
     used = used_subgraphs(config, own)
     report.findings += [user_subgraph_finding(name, own) for name in used]
     calculators = [n.calculator for n in config.node if n.calculator not in own]
-    calculators += [n.calculator for name in used for n in subgraph_config(name, own).node if n.calculator not in own]
+    for name in used:
+        inner: Any = subgraph_config(name, own)
+        calculators += [n.calculator for n in inner.node if n.calculator not in own]
     report.findings += calculator_findings(calculators)
     report.findings += stream_findings(config)
     report.findings += handler_findings(config, entry.base_path)

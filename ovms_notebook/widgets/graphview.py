@@ -395,7 +395,7 @@ class GraphView:
         stem: `GraphView.module("FaceLandmarkFrontCpu")`. KeyError lists the modules there are."""
         from ovms_notebook.framework.subgraphs.wheel import wheel_module_config
 
-        config = wheel_module_config(name)
+        config: Any = wheel_module_config(name)
         return cls(config, title=options.pop("title", None) or config.type or name, **options)
 
     def svg(self) -> bytes | None:

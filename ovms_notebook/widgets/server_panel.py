@@ -219,7 +219,7 @@ class ServerPanel(widgets.VBox):
                 return False
             self._drawn = (name, counts)
             drawable = graph_source(definition) if definition is not None else None
-            if drawable is None:
+            if drawable is None or definition is None:
                 reason = definition.error if definition is not None and definition.error else "no graph chosen"
                 dot = ""
                 self._show_text(f"{name}: {_state_of(definition)}\n{reason}" if definition else reason)

@@ -170,7 +170,7 @@ def expand_subgraphs(config: object, extra: Mapping[str, str] | None = None) -> 
     for _ in range(_MAX_DEPTH):
         if not any(node.calculator in known for node in expanded.node):
             return expanded
-        nodes = []
+        nodes: list[object] = []
         for node in expanded.node:
             nodes.extend(_instance(node, taken, extra) if node.calculator in known else [node])
         copies = [calculator_pb2.CalculatorGraphConfig.Node() for _ in nodes]
