@@ -206,3 +206,36 @@ def test_graphs_that_were_portable_get_no_new_findings(name: str) -> None:
     from tests.conftest import GRAPHS
 
     assert findings((GRAPHS / name / "graph.pbtxt").read_text(), GRAPHS / name) == []
+
+
+HEAVY_POSE = """
+input_stream: "IMAGE:image"
+output_stream: "pose"
+node {
+  calculator: "ConstantSidePacketCalculator"
+  output_side_packet: "PACKET:complexity"
+  options: { [mediapipe.ConstantSidePacketCalculatorOptions.ext]: { packet { int_value: 2 } } }
+}
+node { calculator: "PoseLandmarkCpu" input_stream: "IMAGE:image" input_side_packet: "MODEL_COMPLEXITY:complexity"
+       output_stream: "LANDMARKS:pose" }
+"""
+
+
+def test_a_pose_model_complexity_whose_model_the_wheel_lacks_is_named_with_the_value_that_works(serve_graphs) -> None:
+    missing = [f for f in findings(HEAVY_POSE) if f.kind == "model-file-missing"]
+    assert [(f.subject, f.fix) for f in missing] == [
+        (
+            "node PoseLandmarkCpu MODEL_COMPLEXITY 2 ('complexity')",
+            "packet { int_value: 1 }  # in the ConstantSidePacketCalculator making complexity",
+        )
+    ]
+    assert "loads mediapipe/modules/pose_landmark/pose_landmark_heavy.tflite, which the mediapipe wheel does not" in (
+        missing[0].reason
+    )
+    fixed = apply(HEAVY_POSE, "packet { int_value: 2 }", "packet { int_value: 1 }")
+    assert [f.kind for f in findings(fixed)] == ["unserializable-output"]  # the landmarks output, for OVMS
+    server = serve_graphs({"heavy": HEAVY_POSE, "full": fixed})
+    failed = stream(server.address, [request("heavy", {"image": astronaut()})])
+    assert "pose_landmark_heavy.tflite" in (failed.details + "".join(failed.errors))
+    worked = stream(server.address, [request("full", {"image": astronaut()})])
+    assert worked.errors == [] and worked.stamped() == [("pose", 0)]

@@ -43,6 +43,10 @@ _RENDERERS = {
     ("mediapipe.NormalizedRect", False): ("RectToRenderDataCalculator", "NORM_RECT"),
 }
 _MODEL_PATH = re.compile(r'model_path:\s*"([^"]+)"')
+_POSE_MODELS = {0: "pose_landmark_lite.tflite", 1: "pose_landmark_full.tflite", 2: "pose_landmark_heavy.tflite"}
+#: The wheel's subgraphs that pick a pose landmark model by their MODEL_COMPLEXITY side packet (default 1).
+_COMPLEXITY_SUBGRAPHS = frozenset({"PoseLandmarkCpu", "PoseLandmarkByRoiCpu", "HolisticLandmarkCpu"})
+_INT_VALUE = re.compile(r"int_value:\s*(-?\d+)")
 
 
 def native_part(config: object) -> object | None:
@@ -240,8 +244,8 @@ def graph_advice(graph_path: Path, base_path: Path | None = None) -> list[Findin
 
 
 def model_findings(config: object, base_path: Path | None = None) -> list[Finding]:
-    """Model files the graph's nodes name (`model_path: "..."`) that neither the mediapipe wheel ships nor the
-    graph's folder holds."""
+    """Model files the graph's nodes name (`model_path: "..."`), or pick by a constant MODEL_COMPLEXITY, that
+    neither the mediapipe wheel ships nor the graph's folder holds."""
     import mediapipe as mp
 
     wheel_root = Path(mp.__file__).parent.parent
@@ -266,6 +270,40 @@ def model_findings(config: object, base_path: Path | None = None) -> list[Findin
                     fix=f'model_path: "{(wheel_root / path).parent.relative_to(wheel_root) / shipped[0]}"'
                     if shipped
                     else "",
+                )
+            )
+    return found + _complexity_findings(config, wheel_root)
+
+
+def _complexity_findings(config: object, wheel_root: Path) -> list[Finding]:
+    """Pose subgraphs given a constant MODEL_COMPLEXITY whose model the wheel does not ship (it has only 1)."""
+    constants: dict[str, int] = {}
+    for node in config.node:  # type: ignore[attr-defined]
+        if node.calculator == "ConstantSidePacketCalculator" and len(node.output_side_packet) == 1:
+            values = _INT_VALUE.findall(str(node))
+            if len(values) == 1:
+                constants[node.output_side_packet[0].rsplit(":", 1)[-1]] = int(values[0])
+    found = []
+    for node in config.node:  # type: ignore[attr-defined]
+        if node.calculator not in _COMPLEXITY_SUBGRAPHS:
+            continue
+        for text in node.input_side_packet:
+            tag, _, name = text.partition(":")
+            name = name.rsplit(":", 1)[-1]
+            if tag != "MODEL_COMPLEXITY" or name not in constants:
+                continue
+            value = constants[name]
+            model = _POSE_MODELS.get(value)
+            if model is None or (wheel_root / "mediapipe/modules/pose_landmark" / model).is_file():
+                continue
+            found.append(
+                Finding(
+                    "error",
+                    "model-file-missing",
+                    f"node {node.calculator} MODEL_COMPLEXITY {value} ({name!r})",
+                    f"it loads mediapipe/modules/pose_landmark/{model}, which the mediapipe wheel does not ship "
+                    "(it has pose_landmark_full.tflite, model complexity 1): the graph fails when it starts",
+                    fix=f"packet {{ int_value: 1 }}  # in the ConstantSidePacketCalculator making {name}",
                 )
             )
     return found

@@ -18,6 +18,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ovms_notebook.errors import GraphLoadError
 from ovms_notebook.widgets.graphview import GraphRenderError, fitted_svg, graph_dot
 from ovms_notebook.widgets.render import THREAD_PREFIX
 
@@ -102,7 +103,6 @@ def graph_source(definition: Any) -> tuple[Any, dict[str, str]] | None:
     file as written; None when there is no file to read or it does not parse."""
     if definition.spec is not None:
         return definition.spec, dict(definition.spec.subgraphs)
-    from ovms_notebook.errors import GraphLoadError
     from ovms_notebook.framework.protos import parse_graph_config
     from ovms_notebook.framework.subgraphs import folder_subgraphs
 
@@ -166,6 +166,7 @@ class ServerPanel(widgets.VBox):
         self._stop_live = threading.Event()
         self._closed = False
         self._drawn: tuple[str | None, dict[str, int]] | None = None
+        self._kinds_seen: tuple[object, dict[str, str]] | None = None
         self._syncing = False
         self.refresh()
         self.graph_picker.observe(self._on_pick, names="value")
@@ -226,8 +227,13 @@ class ServerPanel(widgets.VBox):
             else:
                 source, own = drawable
                 title = name if definition.available else f"{name} ({_state_of(definition)})"
-                dot = graph_dot(source, counts=counts, title=title, kinds=self._kinds(source, own),
-                                expand=self.expand.value, subgraphs=own)
+                try:
+                    dot = graph_dot(source, counts=counts, title=title, kinds=self._kinds(source, own),
+                                    expand=self.expand.value, subgraphs=own)
+                except GraphLoadError as error:  # a subgraph cannot be opened: say why instead of drawing
+                    self._show_text(f"{name}: {error}")
+                    self.dot, self.draw_count = "", self.draw_count + 1
+                    return True
                 try:
                     fitted = fitted_svg(dot)
                 except GraphRenderError as error:
@@ -248,11 +254,20 @@ class ServerPanel(widgets.VBox):
             return True
 
     def _kinds(self, source: Any, own: dict[str, str]) -> dict[str, str]:
-        """How each calculator of the graph runs here (Python, subgraph, unknown...), to mark its box."""
+        """How each calculator of the graph runs here (Python, subgraph, unknown...), to mark its box; kept per
+        graph version, since the live thread redraws on every packet count change."""
         from ovms_notebook.widgets.graph_parts import calculator_kinds, drawn_nodes, source_config
 
         config, own = source_config(source, own)
-        return calculator_kinds((item.node.calculator for item in drawn_nodes(config, True, own)), own)
+        key = (config.SerializeToString(deterministic=True), tuple(sorted(own.items())))
+        if self._kinds_seen is None or self._kinds_seen[0] != key:
+            try:
+                items = drawn_nodes(config, True, own)
+            except GraphLoadError:  # a subgraph node wired wrongly: its own box is still drawn
+                items = drawn_nodes(config, False, own)
+            kinds = calculator_kinds((item.node.calculator for item in items), own)
+            self._kinds_seen = (key, kinds)
+        return dict(self._kinds_seen[1])
 
     def _show_text(self, text: str) -> None:
         with self.dot_text.hold_sync(), self.drawing.layout.hold_sync(), self.drawing_box.layout.hold_sync():
