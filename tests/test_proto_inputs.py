@@ -197,3 +197,20 @@ def test_iris_module_fed_eye_corner_landmark_lists_over_a_stream_gives_iris_land
         assert abs(centre[1] - eye_y) < (xs[1] - xs[0]) / 2, f"{name}: the iris centre is at the eye's height"
         radius = np.mean([np.hypot(p.x * width - centre[0], p.y * height - centre[1]) for p in iris[1:]])
         assert 0.1 * (xs[1] - xs[0]) < radius < 0.5 * (xs[1] - xs[0]), f"{name}: an iris, not the whole eye"
+
+
+def test_stream_client_sends_a_message_itself_to_a_proto_input(serve_graphs) -> None:
+    from mediapipe.framework.formats import detection_pb2
+
+    from ovms_notebook.client.stream import StreamClient
+
+    server = serve_graphs({"to_detection": LANDMARKS_TO_DETECTION})
+    client = StreamClient(server.address, "to_detection")
+    client.send({"landmarks": landmark_list((0.25, 0.5), (0.75, 0.25))})
+    client.close()
+    [response] = client.responses
+    detection = response.values["detection"]
+    assert isinstance(detection, detection_pb2.Detection) and response.timestamp == 0
+    box = detection.location_data.relative_bounding_box
+    assert (box.xmin, box.ymin, box.width, box.height) == pytest.approx((0.25, 0.25, 0.5, 0.25))
+    assert client.status.text == "OK"
