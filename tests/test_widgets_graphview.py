@@ -229,7 +229,8 @@ def test_a_wide_graph_never_exceeds_the_notebook_width_unless_its_text_would_bec
     assert very_wide.size.scrolls and width > 860
     assert max(fonts) == pytest.approx(10.0, abs=0.1), "node labels at the smallest readable size"
     bundle = very_wide._repr_mimebundle_()
-    assert bundle["text/html"].startswith('<div style="max-width:100%;overflow-x:auto"><svg width=')
+    html = bundle["text/html"]
+    assert html.startswith('<div style="max-width:100%;overflow-x:auto"><svg style="max-width:none" width=')
 
 
 def test_the_png_has_the_size_the_svg_is_shown_at() -> None:

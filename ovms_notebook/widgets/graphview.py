@@ -435,6 +435,7 @@ class GraphView:
 
 
 def _svg_element(svg: bytes) -> str:
-    """The `<svg>` element of an SVG document, for inlining in HTML."""
+    """The `<svg>` element of an SVG document, for inlining in HTML at its own size."""
     text = svg.decode()
-    return text[text.index("<svg") :]
+    # JupyterLab's rendered-HTML CSS caps an inline <svg> at the output's width: keep the fitted size, scroll
+    return '<svg style="max-width:none"' + text[text.index("<svg") + 4 :]
