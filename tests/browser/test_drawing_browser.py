@@ -52,6 +52,8 @@ def test_drawings_keep_a_readable_size_in_chromium(lab: JupyterLab, tmp_path_fac
 
     artifacts = ARTIFACTS / "drawing"
     artifacts.mkdir(parents=True, exist_ok=True)
+    for stale in ("failure.png", "failure.html", "page.png", "panel.png"):
+        (artifacts / stale).unlink(missing_ok=True)
     write_notebook(lab.notebook_dir / "drawing.ipynb", CELLS)
     with chromium(tmp_path_factory.mktemp("browser-home")) as browser:
         page = new_page(browser)
