@@ -297,6 +297,17 @@ def test_an_inlined_subgraph_is_drawn_as_the_pbtxt_names_it_and_opens_on_demand(
     assert "holistictrackingtorenderdata__" not in "".join(re.findall(r'label="([^"]*)"', opened.dot))
     only = GraphView(spec, expand=["HandWristForPose"])  # nested inside a closed one: nothing opens
     assert boxes(only.dot) == boxes(closed.dot)
+    wheel = GraphView(spec, expand=["HolisticLandmarkCpu"])  # the wheel's own, opened from its .binarypb by name
+    assert boxes(wheel.dot) == [
+        "ImagePropertiesCalculator",
+        "HolisticTrackingToRenderData",
+        "AnnotationOverlayCalculator",
+        "PoseLandmarkCpu",
+        "HandLandmarksLeftAndRightCpu",
+        "SplitNormalizedLandmarkListCalculator",
+        "FaceLandmarksFromPoseCpu",
+    ]
+    assert 'subgraph "cluster_holisticlandmarkcpu" {' in wheel.dot and 'label="HolisticLandmarkCpu"];' in wheel.dot
 
 
 def test_python_run_nodes_and_unknown_calculators_are_told_apart() -> None:

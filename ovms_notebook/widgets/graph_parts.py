@@ -77,19 +77,29 @@ def drawn_nodes(
 ) -> list[DrawnNode]:
     """The boxes of `config`: every node, with the subgraphs `expand` names (True: all) opened, recursively.
 
-    `expand` may name subgraph types or node names. Subgraphs that cannot be
-    opened (the wheel's own, compiled in) stay one box.
+    `expand` may name subgraph types or node names. True opens the subgraphs
+    the package or the folder inlines; a module the wheel ships (compiled in,
+    `HolisticLandmarkCpu`) opens only when named, from its `.binarypb`. A
+    subgraph that cannot be opened stays one box.
     """
+    from ovms_notebook.errors import GraphLoadError
     from ovms_notebook.framework.subgraphs import instance_nodes
+    from ovms_notebook.framework.subgraphs.wheel import wheel_module_text, wheel_modules
 
     names = None if isinstance(expand, bool) else set(expand)
-    kinds = openable(subgraphs)
+    sources = dict(subgraphs or {})
+    for name in sorted(names or ()):
+        if name in wheel_modules() and name not in openable(sources):
+            sources[name] = wheel_module_text(name)
+    kinds = openable(sources)
     taken: set[str] = set()
 
     def wanted(node: Any) -> bool:
         if node.calculator not in kinds or expand is False:
             return False
-        return names is None or node.calculator in names or bool(node.name and node.name in names)
+        if names is None:
+            return node.calculator in openable(subgraphs)
+        return node.calculator in names or bool(node.name and node.name in names)
 
     def walk(nodes: Iterable[Any], clusters: tuple[tuple[str, str], ...]) -> list[DrawnNode]:
         out: list[DrawnNode] = []
@@ -97,7 +107,11 @@ def drawn_nodes(
             if not wanted(node):
                 out.append(DrawnNode(node, clusters))
                 continue
-            prefix, inner = instance_nodes(node, taken, subgraphs)
+            try:
+                prefix, inner = instance_nodes(node, taken, sources)
+            except GraphLoadError:  # e.g. options on the subgraph node: drawn closed
+                out.append(DrawnNode(node, clusters))
+                continue
             caption = node.calculator + (f" ({node.name})" if node.name else "")
             out += walk(inner, (*clusters, (prefix, caption)))
         return out

@@ -37,3 +37,10 @@ def wheel_module_config(name: str) -> object:
         types = sorted(n for n in modules if not n.islower())
         raise KeyError(f"the mediapipe wheel ships no module {name!r}; it has {', '.join(types)}")
     return calculator_pb2.CalculatorGraphConfig.FromString(modules[name].read_bytes())
+
+
+def wheel_module_text(name: str) -> str:
+    """The wheel module `name` as pbtxt text (what subgraph expansion reads)."""
+    from google.protobuf import text_format
+
+    return str(text_format.MessageToString(wheel_module_config(name)))
