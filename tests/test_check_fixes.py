@@ -251,3 +251,16 @@ def test_the_panel_folds_what_only_fails_on_ovms(serve_graphs) -> None:
     assert "[untagged-image-input]" in faces.split("<details>")[0]
     assert "on OVMS: 1 to change</summary>" in faces and "[unserializable-output]" in faces.split("<details>")[1]
     assert "[untagged-image-input]" not in rest and "on OVMS: 1 to change</summary>" in rest
+
+
+def test_an_input_wanting_a_vector_of_protos_is_told_no_tag_carries_it() -> None:
+    text = (
+        'input_stream: "detections"\noutput_stream: "rects"\n'
+        'node { calculator: "DetectionsToRectsCalculator" input_stream: "DETECTIONS:detections" '
+        'output_stream: "NORM_RECTS:rects" }\n'
+    )
+    [finding] = [f for f in findings(text) if f.kind == "untagged-proto-input"]
+    assert (finding.subject, finding.fix) == ("input_stream 'detections'", "")
+    assert "reads a ::std::vector<::mediapipe::Detection> there: a vector of messages, which no input tag" in (
+        finding.reason
+    )

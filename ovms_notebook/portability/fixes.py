@@ -110,6 +110,17 @@ def _input_findings(config: object, types: dict[str, str]) -> list[Finding]:
                     fix=f'input_stream: "MP_IMAGE:{spec.name}"',
                 )
             )
+        elif (message_name(required) or ("", False))[1]:
+            found.append(
+                Finding(
+                    "error",
+                    "untagged-proto-input",
+                    f"input_stream {text!r}",
+                    f"the graph reads a {required} there: a vector of messages, which no input tag can carry "
+                    "(mediapipe 0.10.21 cannot create one from Python, and OVMS has no way to feed a proto). Feed "
+                    "one message with PROTO: and build the vector inside the graph",
+                )
+            )
         elif message_name(required) is not None:
             found.append(
                 Finding(
