@@ -12,7 +12,7 @@ from PIL import Image
 
 from ovms_notebook.engine.graphconfig import parse_graph
 from ovms_notebook.widgets import PNG_SIGNATURE, GraphRenderError, GraphView, graph_dot, render_graph
-from ovms_notebook.widgets import graphview as graphview_module
+from ovms_notebook.widgets import graph_render as graph_render_module
 from ovms_notebook.widgets.drawing_size import DrawingSize, fitted_size
 from tests.conftest import GRAPHS
 
@@ -145,7 +145,7 @@ def test_dot_draws_real_svg_and_png() -> None:
 
 
 def test_without_dot_rendering_returns_none_and_the_view_shows_dot_text(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(graphview_module.shutil, "which", lambda name: None)
+    monkeypatch.setattr(graph_render_module.shutil, "which", lambda name: None)
     assert render_graph("digraph { a -> b }", "png") is None
     view = GraphView(example("passthrough"))
     assert view._repr_mimebundle_() == {"text/plain": view.dot}

@@ -11,7 +11,7 @@ import pytest
 
 import ovms_notebook
 from ovms_notebook.widgets import THREAD_PREFIX, ServerPanel, panel_for, server_mimebundle
-from ovms_notebook.widgets import graphview as graphview_module
+from ovms_notebook.widgets import graph_render as graph_render_module
 from tests.conftest import GRAPHS, request, stream
 
 PREVIOUS_VALUE = (GRAPHS / "previous_value" / "graph.pbtxt").read_text()
@@ -121,7 +121,7 @@ def test_live_thread_ends_by_itself_when_the_server_stops(server, panel: ServerP
 
 
 def test_without_graphviz_the_dot_source_is_shown(server, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(graphview_module.shutil, "which", lambda name: None)
+    monkeypatch.setattr(graph_render_module.shutil, "which", lambda name: None)
     panel = ServerPanel(server)
     try:
         assert panel.dot_text.layout.display is None and panel.drawing.layout.display == "none"

@@ -19,7 +19,8 @@ from typing import Any
 import ipywidgets as widgets
 
 from ovms_notebook.errors import GraphLoadError
-from ovms_notebook.widgets.graphview import GraphRenderError, fitted_svg, graph_dot
+from ovms_notebook.widgets.graph_render import GraphRenderError, fitted_svg
+from ovms_notebook.widgets.graphview import graph_dot
 from ovms_notebook.widgets.render import THREAD_PREFIX
 
 _GREEN, _RED, _GREY = "#15803d", "#b91c1c", "#6b7280"
