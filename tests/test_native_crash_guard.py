@@ -24,8 +24,9 @@ import pytest
 
 from ovms_notebook.codec import encode_output
 from ovms_notebook.engine.convert import native_timestamp
+from ovms_notebook.engine.engines import make_graph
 from ovms_notebook.engine.graphconfig import parse_graph
-from ovms_notebook.engine.native import NativeGraph, make_graph
+from ovms_notebook.engine.native import NativeGraph
 from ovms_notebook.framework import timestamps as ts
 from ovms_notebook.status import OvmsStatus
 from tests.conftest import PASSTHROUGH, request

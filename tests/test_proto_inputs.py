@@ -16,7 +16,7 @@ import tritonclient.grpc as triton
 from mediapipe.framework.formats import landmark_pb2
 
 from ovms_notebook.codec import StreamKind, decode_input, encode_input, parse_stream
-from ovms_notebook.codec.proto_inputs import ProtoInputError, resolve_proto_inputs
+from ovms_notebook.codec.proto_inputs import resolve_proto_inputs
 from ovms_notebook.engine.graphconfig import parse_graph
 from ovms_notebook.errors import GraphLoadError
 from ovms_notebook.framework.protos import parse_graph_config
@@ -154,7 +154,7 @@ def test_a_proto_input_where_the_graph_wants_an_image_says_tag_it_image() -> Non
         '"ImagePropertiesCalculator" input_stream: "IMAGE:x" output_stream: "SIZE:y" }'
     )
     with pytest.raises(
-        ProtoInputError,
+        GraphLoadError,
         match=r"requires OneOf<::mediapipe::Image, ::mediapipe::ImageFrame>.*"
         r"not a protobuf message.*write input_stream: \"IMAGE:x\"",
     ):

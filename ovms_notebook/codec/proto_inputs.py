@@ -23,11 +23,8 @@ from ovms_notebook.codec.datatypes import element_count, shape_to_string
 from ovms_notebook.codec.protos import message_class, message_name
 from ovms_notebook.codec.streams import StreamKind, StreamSpec
 from ovms_notebook.codec.tensors import InputTensor, check_dims, read_array
+from ovms_notebook.errors import GraphLoadError
 from ovms_notebook.status import OvmsStatus, StatusCode
-
-
-class ProtoInputError(ValueError):
-    """A `PROTO:` graph input whose message type the graph does not fix, or fixes to something not a proto."""
 
 
 def stream_types(config: object) -> dict[str, str]:
@@ -72,7 +69,7 @@ def resolve_proto_inputs(inputs: Mapping[str, StreamSpec], native_config: object
     """`inputs` with each `PROTO:` stream's message name filled in from the graph's required types.
 
     `native_config` is the part of the graph MediaPipe runs (None when every
-    node runs on the Python side). ProtoInputError names the stream and what
+    node runs on the Python side). GraphLoadError names the stream and what
     the graph requires when no single message type can be read: the stream
     reaches only type-agnostic or Python-side nodes, or its type is not a
     message (an ImageFrame wants `IMAGE:`), or a vector of messages (which the
@@ -87,7 +84,7 @@ def resolve_proto_inputs(inputs: Mapping[str, StreamSpec], native_config: object
         shown = f"PROTO:{spec.index}:{spec.name}" if spec.index is not None else f"PROTO:{spec.name}"
         cpp = types.get(spec.name)
         if cpp is None:
-            raise ProtoInputError(
+            raise GraphLoadError(
                 f"input_stream {shown!r}: the graph does not fix the message type of {spec.name!r} (it reaches only "
                 "type-agnostic or Python-side nodes); PROTO: inputs need a native node that requires one message "
                 "type, e.g. LandmarksToDetectionCalculator's NORM_LANDMARKS"
@@ -97,13 +94,13 @@ def resolve_proto_inputs(inputs: Mapping[str, StreamSpec], native_config: object
             hint = (
                 f'; an image input is tagged IMAGE: write input_stream: "IMAGE:{spec.name}"' if "Image" in cpp else ""
             )
-            raise ProtoInputError(
+            raise GraphLoadError(
                 f"input_stream {shown!r}: the graph requires {cpp} there, which is not a protobuf message "
                 f"the mediapipe wheel knows; PROTO: carries one serialized message{hint}"
             )
         full_name, repeated = found
         if repeated:
-            raise ProtoInputError(
+            raise GraphLoadError(
                 f"input_stream {shown!r}: the graph requires {cpp}, a vector of messages; mediapipe 0.10.21 cannot "
                 f"create such a packet from Python. Feed one {full_name} (a node like "
                 "ConcatenateDetectionVectorCalculator can make the vector inside the graph)"

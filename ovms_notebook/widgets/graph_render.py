@@ -12,12 +12,8 @@ import shutil
 import subprocess
 from typing import Literal
 
-from ovms_notebook.errors import OvmsNotebookError
+from ovms_notebook.errors import GraphRenderError
 from ovms_notebook.widgets.drawing_size import DrawingSize, fit_svg
-
-
-class GraphRenderError(OvmsNotebookError):
-    """The `dot` binary failed or timed out while drawing a graph."""
 
 
 def dot_available() -> bool:

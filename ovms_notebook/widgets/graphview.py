@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ovms_notebook.errors import GraphRenderError
+from ovms_notebook.framework.tags import split_tag_index_name
 from ovms_notebook.widgets.drawing_size import EDGE_FONT_PT, NODE_FONT_PT, DrawingSize, png_dpi
 from ovms_notebook.widgets.graph_parts import (
     NATIVE,
@@ -26,12 +28,7 @@ from ovms_notebook.widgets.graph_parts import (
     openable,
     source_config,
 )
-from ovms_notebook.widgets.graph_render import (
-    GraphRenderError,
-    _fitted,
-    _svg_element,
-    render_graph,
-)
+from ovms_notebook.widgets.graph_render import _fitted, _svg_element, render_graph
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +77,11 @@ class _Ref:
 
 
 def _ref(text: str) -> _Ref:
-    parts = text.split(":")
-    if len(parts) == 1:
-        return _Ref("", None, parts[0])
-    if len(parts) == 2:
-        return _Ref(parts[0], None, parts[1])
-    index = int(parts[1]) if parts[1].isdigit() else None
-    return _Ref(parts[0], index, parts[-1])
+    """The parts of an entry (framework/tags.py); one MediaPipe would refuse is drawn under its whole text."""
+    try:
+        return _Ref(*split_tag_index_name(text))
+    except ValueError:
+        return _Ref("", None, text)
 
 
 def _quote(text: str) -> str:

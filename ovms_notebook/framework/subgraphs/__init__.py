@@ -21,12 +21,14 @@ expanded nodes are then stock calculators (native) or Python calculators
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Mapping
 from importlib import resources
+from typing import Any
 
 from ovms_notebook.errors import GraphLoadError
+from ovms_notebook.framework.protos import GraphConfig
 from ovms_notebook.framework.subgraphs.folder import folder_subgraphs
+from ovms_notebook.framework.tags import split_tag_index_name
 
 __all__ = ["SUBGRAPHS", "expand_subgraphs", "folder_subgraphs", "instance_nodes", "subgraph_config"]
 
@@ -42,7 +44,6 @@ SUBGRAPHS: dict[str, str] = {
 }
 
 _MAX_DEPTH = 8
-_ENTRY = re.compile(r"^(?:(?P<tag>[A-Z_][A-Z0-9_]*)(?::(?P<index>[0-9]+))?:)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
 
 
 @functools.cache
@@ -62,10 +63,11 @@ def subgraph_config(type_name: str, extra: Mapping[str, str] | None = None) -> o
 
 def _split(entry: str) -> tuple[str, int, str]:
     """`TAG:index:name` -> (tag, index, name), as MediaPipe's ParseTagIndexName."""
-    match = _ENTRY.match(entry)
-    if match is None:
-        raise GraphLoadError(f"stream or side packet {entry!r} is not TAG:index:name")
-    return match["tag"] or "", int(match["index"] or 0), match["name"]
+    try:
+        tag, index, name = split_tag_index_name(entry)
+    except ValueError as error:
+        raise GraphLoadError(f"stream or side packet {entry!r} is not TAG:index:name: {error}") from None
+    return tag, index or 0, name
 
 
 def _join(tag: str, index: int, name: str) -> str:
@@ -151,7 +153,7 @@ def instance_nodes(node: object, taken: set[str], extra: Mapping[str, str] | Non
     return prefix, nodes
 
 
-def expand_subgraphs(config: object, extra: Mapping[str, str] | None = None) -> object:
+def expand_subgraphs(config: GraphConfig, extra: Mapping[str, str] | None = None) -> GraphConfig:
     """`config` with every node naming one of `SUBGRAPHS` or of `extra` (a graph folder's own subgraphs, type ->
     pbtxt text; they win over ours) replaced by that subgraph's nodes (recursively).
 
@@ -160,17 +162,17 @@ def expand_subgraphs(config: object, extra: Mapping[str, str] | None = None) -> 
     subgraph does not declare, or subgraphs nest past a sane depth.
     """
     known = set(SUBGRAPHS) | set(extra or {})
-    if not any(node.calculator in known for node in config.node):  # type: ignore[attr-defined]
+    if not any(node.calculator in known for node in config.node):
         return config
     from mediapipe.framework import calculator_pb2
 
     expanded = calculator_pb2.CalculatorGraphConfig()
-    expanded.CopyFrom(config)  # type: ignore[arg-type]
+    expanded.CopyFrom(config)
     taken: set[str] = set()
     for _ in range(_MAX_DEPTH):
         if not any(node.calculator in known for node in expanded.node):
             return expanded
-        nodes: list[object] = []
+        nodes: list[Any] = []  # CalculatorGraphConfig.Node messages
         for node in expanded.node:
             nodes.extend(_instance(node, taken, extra) if node.calculator in known else [node])
         copies = [calculator_pb2.CalculatorGraphConfig.Node() for _ in nodes]
