@@ -16,7 +16,8 @@ from ovms_notebook.codec import decode_output
 from ovms_notebook.engine.graphconfig import parse_graph
 from ovms_notebook.framework.protos import parse_graph_config
 from ovms_notebook.portability import check
-from ovms_notebook.portability.check import Finding, graph_shape_findings
+from ovms_notebook.portability.check import Finding
+from ovms_notebook.portability.fixes import graph_shape_findings
 from ovms_notebook.sources import astronaut
 from tests.conftest import request, stream, write_graphs
 

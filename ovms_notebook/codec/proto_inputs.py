@@ -24,6 +24,7 @@ from ovms_notebook.codec.protos import message_class, message_name
 from ovms_notebook.codec.streams import StreamKind, StreamSpec
 from ovms_notebook.codec.tensors import InputTensor, check_dims, read_array
 from ovms_notebook.errors import GraphLoadError
+from ovms_notebook.framework.tags import split_tag_index_name
 from ovms_notebook.status import OvmsStatus, StatusCode
 
 
@@ -41,7 +42,7 @@ def stream_types(config: object) -> dict[str, str]:
     validated.initialize(graph_config=config)
     types: dict[str, str] = {}
     for text in [*config.input_stream, *config.output_stream]:  # type: ignore[attr-defined]
-        name = text.rsplit(":", 1)[-1]
+        name = split_tag_index_name(text)[2]
         try:
             types[name] = validated.registered_stream_type_name(name)
         except RuntimeError:  # "Unable to find the type for stream ...": left open by the graph
@@ -57,7 +58,7 @@ def side_packet_types(config: object) -> dict[str, str]:
     validated.initialize(graph_config=config)
     types: dict[str, str] = {}
     for text in config.input_side_packet:  # type: ignore[attr-defined]
-        name = text.rsplit(":", 1)[-1]
+        name = split_tag_index_name(text)[2]
         try:
             types[name] = validated.registered_side_packet_type_name(name)
         except RuntimeError:

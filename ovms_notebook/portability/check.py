@@ -41,10 +41,11 @@ from typing import Any
 from ovms_notebook.codec.streams import EXTENSION_KINDS, parse_stream
 from ovms_notebook.errors import GraphLoadError
 from ovms_notebook.framework.protos import GraphConfig
-from ovms_notebook.framework.subgraphs import expand_subgraphs, folder_subgraphs, subgraph_config
+from ovms_notebook.framework.subgraphs import folder_subgraphs, subgraph_config
 from ovms_notebook.ovms_config import config_schema as config_schema  # re-export: its home was here
 from ovms_notebook.ovms_config import schema_errors
 from ovms_notebook.portability.findings import Finding
+from ovms_notebook.portability.fixes import graph_shape_findings
 from ovms_notebook.portability.registry import (
     OVMS_EMULATED,
     mediapipe_version,
@@ -317,19 +318,6 @@ def user_subgraph_finding(name: str, own: Mapping[str, str]) -> Finding:
                    "MediaPipe knows only the subgraphs compiled into its build and fails with Unable to find "
                    f'Calculator "{name}": OVMS needs it compiled in (a mediapipe_simple_subgraph rule in its '
                    "build), or copy its nodes into the graph")
-
-
-def graph_shape_findings(config: object, base_path: Path | None = None,
-                         own: Mapping[str, str] | None = None) -> list[Finding]:
-    """Fixable shapes of a parsed (not yet expanded) graph, each with the pbtxt to write (`fixes`); `own` are
-    the graph folder's own subgraphs."""
-    from ovms_notebook.portability.fixes import shape_findings
-
-    try:
-        expanded = expand_subgraphs(config, own)
-    except GraphLoadError:
-        return []  # a subgraph node wired wrongly: the graph's own load error says how
-    return shape_findings(expanded, base_path)
 
 
 def check(config: str | Path, *, ovms_version: str = DEFAULT_OVMS_VERSION, timestamps: str = "counter",

@@ -18,12 +18,14 @@ write. The wire error a client gets stays OVMS's text; these findings are what
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from ovms_notebook.codec.proto_inputs import side_packet_types, stream_types
 from ovms_notebook.codec.protos import message_name
 from ovms_notebook.codec.streams import StreamKind, parse_stream
-from ovms_notebook.portability.check import Finding
+from ovms_notebook.framework.tags import split_tag_index_name
+from ovms_notebook.portability.findings import Finding
 
 #: C++ types a request parameter becomes as a side packet (int64_param, bool_param, string_param), as in OVMS.
 PARAMETER_TYPES = frozenset({"int64_t", "long", "long long", "bool", "std::string", "::std::string", "string"})
@@ -57,6 +59,21 @@ def native_part(config: object) -> object | None:
 
     split = split_graph(config, python_registry())
     return config if split.python is None else split.native
+
+
+def graph_shape_findings(
+    config: object, base_path: Path | None = None, own: Mapping[str, str] | None = None
+) -> list[Finding]:
+    """Fixable shapes of a parsed (not yet expanded) graph, each with the pbtxt to write; `own` are the graph
+    folder's own subgraphs."""
+    from ovms_notebook.errors import GraphLoadError
+    from ovms_notebook.framework.subgraphs import expand_subgraphs
+
+    try:
+        expanded = expand_subgraphs(config, own)
+    except GraphLoadError:
+        return []  # a subgraph node wired wrongly: the graph's own load error says how
+    return shape_findings(expanded, base_path)
 
 
 def shape_findings(config: object, base_path: Path | None = None) -> list[Finding]:
@@ -240,7 +257,6 @@ def graph_advice(graph_path: Path, base_path: Path | None = None) -> list[Findin
     """
     from ovms_notebook.framework.protos import parse_graph_config
     from ovms_notebook.framework.subgraphs import folder_subgraphs
-    from ovms_notebook.portability.check import graph_shape_findings
 
     try:
         own = folder_subgraphs(base_path, graph_path) if base_path is not None else {}
@@ -293,14 +309,13 @@ def _complexity_findings(config: object, wheel_root: Path) -> list[Finding]:
         if node.calculator == "ConstantSidePacketCalculator" and len(node.output_side_packet) == 1:
             values = _INT_VALUE.findall(str(node))
             if len(values) == 1:
-                constants[node.output_side_packet[0].rsplit(":", 1)[-1]] = int(values[0])
+                constants[split_tag_index_name(node.output_side_packet[0])[2]] = int(values[0])
     found = []
     for node in config.node:  # type: ignore[attr-defined]
         if node.calculator not in _COMPLEXITY_SUBGRAPHS:
             continue
         for text in node.input_side_packet:
-            tag, _, name = text.partition(":")
-            name = name.rsplit(":", 1)[-1]
+            tag, _, name = split_tag_index_name(text)
             if tag != "MODEL_COMPLEXITY" or name not in constants:
                 continue
             value = constants[name]
