@@ -60,7 +60,7 @@ def graphs_table_html(server: Any) -> str:
     """An HTML table of the server's graphs: name, status (and the reason when failed), streams, side packets."""
     cell = 'style="padding:2px 10px;text-align:left;vertical-align:top;border-bottom:1px solid #e5e7eb"'
     rows = [
-        "<table style=\"border-collapse:collapse;font-size:12px\"><thead><tr>"
+        '<table style="border-collapse:collapse;font-size:12px"><thead><tr>'
         + "".join(f"<th {cell}>{name}</th>" for name in ("graph", "status", "inputs", "outputs", "side packets"))
         + "</tr></thead><tbody>"
     ]
@@ -142,8 +142,10 @@ class ServerPanel(widgets.VBox):
 
     def __init__(self, server: Any, *, live_interval: float = 1.0, **kwargs: Any) -> None:
         if isinstance(server, str):
-            raise TypeError(f"ServerPanel shows an in-kernel Server, got the address {server!r}: "
-                            "use RemotePanel(address, graphs=[...]) for a server known only by its address")
+            raise TypeError(
+                f"ServerPanel shows an in-kernel Server, got the address {server!r}: "
+                "use RemotePanel(address, graphs=[...]) for a server known only by its address"
+            )
         if live_interval <= 0:
             raise ValueError(f"live_interval must be > 0 seconds, got {live_interval}")
         self.server = server
@@ -153,24 +155,34 @@ class ServerPanel(widgets.VBox):
         self.header = widgets.HTML()
         self.table = widgets.HTML()
         self.graph_picker = widgets.Dropdown(description="Graph", layout=widgets.Layout(width="22em"))
-        self.refresh_button = widgets.Button(description="Refresh", icon="refresh",
-                                             tooltip="Re-read the server's graphs and counts")
+        self.refresh_button = widgets.Button(
+            description="Refresh", icon="refresh", tooltip="Re-read the server's graphs and counts"
+        )
         # Shown at the SVG's own fitted size (not stretched to the box): a wider graph scrolls in its box.
-        self.drawing = widgets.Image(format="svg+xml", layout=widgets.Layout(align_self="flex-start",
-                                                                            max_width="none"))
+        self.drawing = widgets.Image(format="svg+xml", layout=widgets.Layout(align_self="flex-start", max_width="none"))
         self.drawing_box = widgets.Box([self.drawing], layout=widgets.Layout(max_width="100%", overflow="auto hidden"))
         self.dot_text = widgets.Textarea(layout=widgets.Layout(width="100%", height="16em", display="none"))
-        self.portability_button = widgets.Button(description="Portability", icon="check",
-                                                 tooltip="Could a stock OpenVINO Model Server serve these graphs?")
+        self.portability_button = widgets.Button(
+            description="Portability", icon="check", tooltip="Could a stock OpenVINO Model Server serve these graphs?"
+        )
         self.portability = widgets.HTML()
         self.expand = widgets.Checkbox(
-            description="Open subgraphs", indent=False, layout=widgets.Layout(width="12em"),
-            tooltip="Draw the subgraphs this package or the graph folder inlines node by node")
+            description="Open subgraphs",
+            indent=False,
+            layout=widgets.Layout(width="12em"),
+            tooltip="Draw the subgraphs this package or the graph folder inlines node by node",
+        )
         self.output = widgets.Output()
         super().__init__(
-            children=[self.header, self.table,
-                      widgets.HBox([self.graph_picker, self.expand, self.refresh_button, self.portability_button]),
-                      self.portability, self.drawing_box, self.dot_text, self.output],
+            children=[
+                self.header,
+                self.table,
+                widgets.HBox([self.graph_picker, self.expand, self.refresh_button, self.portability_button]),
+                self.portability,
+                self.drawing_box,
+                self.dot_text,
+                self.output,
+            ],
             **kwargs,
         )
         self._number = next(_numbers)
@@ -213,8 +225,11 @@ class ServerPanel(widgets.VBox):
 
         try:
             options = self.server.options
-            report = check(self.server.repository.config_path, timestamps=options.timestamps,
-                           timestamp_check=options.timestamp_check)
+            report = check(
+                self.server.repository.config_path,
+                timestamps=options.timestamps,
+                timestamp_check=options.timestamp_check,
+            )
             self.portability.value = report._repr_html_()
         except Exception:
             self.output.append_stderr(traceback.format_exc())
@@ -241,8 +256,14 @@ class ServerPanel(widgets.VBox):
                 source, own = drawable
                 title = name if definition.available else f"{name} ({_state_of(definition)})"
                 try:
-                    dot = graph_dot(source, counts=counts, title=title, kinds=self._kinds(source, own),
-                                    expand=self.expand.value, subgraphs=own)
+                    dot = graph_dot(
+                        source,
+                        counts=counts,
+                        title=title,
+                        kinds=self._kinds(source, own),
+                        expand=self.expand.value,
+                        subgraphs=own,
+                    )
                 except GraphLoadError as error:  # a subgraph cannot be opened: say why instead of drawing
                     self._show_text(f"{name}: {error}")
                     self.dot, self.draw_count = "", self.draw_count + 1
@@ -299,8 +320,12 @@ class ServerPanel(widgets.VBox):
         if self._closed or (self._live is not None and self._live.is_alive()):
             return
         self._stop_live = threading.Event()
-        self._live = threading.Thread(target=self._live_loop, args=(self._stop_live,),
-                                      name=f"{THREAD_PREFIX}panel-{self._number}-live", daemon=True)
+        self._live = threading.Thread(
+            target=self._live_loop,
+            args=(self._stop_live,),
+            name=f"{THREAD_PREFIX}panel-{self._number}-live",
+            daemon=True,
+        )
         self._live.start()
 
     @property

@@ -133,8 +133,12 @@ def _instance(node: object, taken: set[str], extra: Mapping[str, str] | None = N
     }
     nodes = []
     for inner in sub.node:  # type: ignore[attr-defined]
-        for field, names in (("input_stream", streams), ("output_stream", streams),
-                             ("input_side_packet", sides), ("output_side_packet", sides)):
+        for field, names in (
+            ("input_stream", streams),
+            ("output_stream", streams),
+            ("input_side_packet", sides),
+            ("output_side_packet", sides),
+        ):
             renamed = _rename(getattr(inner, field), names, prefix)
             del getattr(inner, field)[:]
             getattr(inner, field).extend(renamed)
