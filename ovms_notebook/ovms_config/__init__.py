@@ -154,7 +154,7 @@ def _graph_entry(item: object, root: Path, where: str) -> GraphEntry:
 
 def read_config(config_path: str | Path, *, validate: bool = True) -> OvmsConfig:
     """Read config.json (a file, or a folder holding one): ConfigError when it is not JSON or misses what an
-    entry needs. With `validate`, a file OVMS's schema rejects is logged as a warning naming the first place
+    entry needs. With `validate`, a file OVMS's schema rejects is logged (INFO) naming the first place
     (OVMS would refuse to start; here it is served); `check` reads with `validate=False` and reports every
     place itself."""
     path = find_config(config_path)
@@ -175,11 +175,10 @@ def read_config(config_path: str | Path, *, validate: bool = True) -> OvmsConfig
         else:  # without a graph file the entry is a model
             models.append(ModelConfig(entry.name, entry.base_path, item["config"], where))
     problems = schema_errors(document) if validate else []
-    if problems:  # served here all the same (a notebook's configs are often partial); OVMS would not start
+    if problems:  # served here all the same (lessons write partial configs); OVMS would not start, `check` says so
         where, message = problems[0]
         more = f" (and {len(problems) - 1} more; `ovms_notebook.check` lists them)" if len(problems) > 1 else ""
-        log.warning("%s: OVMS would refuse this file: its config schema rejects %s: %s%s", path, where, message,
-                    more)
+        log.info("%s: OVMS would refuse this file: its config schema rejects %s: %s%s", path, where, message, more)
     unique: dict[str, GraphEntry] = {}
     for entry in [*listed, *in_models]:
         if entry.name in unique:
