@@ -56,6 +56,7 @@ __all__ = [
     "Server",
     "ServerError",
     "__version__",
+    "capture_native_logs",
     "check",
     "examples",
     "export",
@@ -69,6 +70,7 @@ __all__ = [
 #: any working folder, in a clone or after `pip install`.
 examples: Path = Path(__file__).resolve().parent / "examples"
 verbose_native_logs = _native_logs.verbose_native_logs
+capture_native_logs = _native_logs.capture_native_logs
 
 #: Names loaded on first access, and the module each comes from.
 _LAZY = {

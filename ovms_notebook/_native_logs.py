@@ -18,6 +18,8 @@ warnings. Every other line (warnings, errors, fatal messages, Python tracebacks
 written to fd 2) passes unchanged. Outside a kernel (a terminal, the CLI,
 pytest) nothing is replaced: a native abort's last words must not wait in a
 pipe. `verbose_native_logs(True)` lets the informational lines through again.
+`capture_native_logs()` takes the other lines written while it is open into a
+list instead of the notebook's stderr, for a cell that explains them.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ import re
 import select
 import sys
 import threading
+from collections.abc import Iterator
 
 THREAD_NAME = "ovms-native-logs"
+_MARKER = b"ovms-native-logs-marker-"
 
 # absl / glog line prefix: severity letter, MMDD (absl before InitializeLog prints 0000), time, thread id, file:line]
 _ABSL = rb"[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w./+-]+:\d+\] "
@@ -52,6 +56,58 @@ INFORMATIONAL = re.compile(
 _lock = threading.Lock()
 _verbose = False
 _installed: tuple[int, threading.Thread] | None = None  # (the original fd 2, the reader)
+_capture: NativeLogCapture | None = None  # where lines go instead of fd 2 while capture_native_logs() is open
+_marker_seen = threading.Condition(_lock)
+_markers: set[bytes] = set()  # markers written by a closing capture that the reader has not reached yet
+
+
+class NativeLogCapture:
+    """The native log lines (warnings and errors; informational ones only when verbose) a `with` block caught."""
+
+    MAX_LINES = 1000  # a bound: past it the oldest lines are dropped and counted
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.dropped = 0
+
+    def _add(self, line: bytes) -> None:
+        self.lines.append(line.decode("utf-8", "replace"))
+        if len(self.lines) > self.MAX_LINES:
+            del self.lines[0]
+            self.dropped += 1
+
+    def __repr__(self) -> str:
+        return f"<NativeLogCapture: {len(self.lines)} lines>"
+
+
+@contextlib.contextmanager
+def capture_native_logs(timeout: float = 2.0) -> Iterator[NativeLogCapture]:
+    """Collect the native log lines written while the block runs, instead of showing them as stderr.
+
+    For a notebook cell that expects a native warning and explains it: the
+    lines are in `.lines` after the block. When the block ends, everything
+    written to fd 2 before that moment has been read (a marker line goes through
+    the pipe; up to `timeout` seconds). Outside a kernel nothing is filtered, so
+    nothing is captured and `.lines` stays empty.
+    """
+    global _capture
+    capture = NativeLogCapture()
+    with _lock:
+        active = _installed is not None
+        if active:
+            _capture = capture
+    try:
+        yield capture
+    finally:
+        if active:
+            marker = _MARKER + b"%d" % id(capture)
+            with _lock:
+                _markers.add(marker)
+            _write(2, marker + b"\n")
+            with _marker_seen:
+                _marker_seen.wait_for(lambda: marker not in _markers, timeout)
+                _markers.discard(marker)
+                _capture = None
 
 
 def verbose_native_logs(on: bool = True) -> None:
@@ -119,10 +175,26 @@ def _pump(read_fd: int, out_fd: int) -> None:
             if not chunk:
                 break
             *lines, pending = (pending + chunk).split(b"\n")
-            _write(out_fd, b"".join(line + b"\n" for line in lines if _verbose or not is_informational(line)))
+            _write(out_fd, b"".join(line + b"\n" for line in _route(lines)))
         _write(out_fd, pending)
     finally:
         os.close(read_fd)
+
+
+def _route(lines: list[bytes]) -> list[bytes]:
+    """The lines to forward to fd 2; the rest are dropped, or taken by an open capture."""
+    shown = [line for line in lines if _verbose or not is_informational(line)]
+    markers = {line for line in shown if line.startswith(_MARKER)}
+    with _lock:
+        if markers:
+            _markers.difference_update(markers)
+            _marker_seen.notify_all()
+            shown = [line for line in shown if line not in markers]
+        if _capture is None:
+            return shown
+        for line in shown:
+            _capture._add(line)
+    return []
 
 
 def _write(fd: int, data: bytes) -> None:

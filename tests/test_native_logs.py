@@ -110,3 +110,39 @@ def test_a_kernel_shows_no_native_info_lines_but_shows_errors_and_verbose_lines(
     assert verbose["stdout"] == "faces at [0, 1, 2]\n"
     # TFLite's XNNPACK line comes once per process; the feedback-manager warning with every model load
     assert "inference_feedback_manager.cc:114] Feedback manager requires a model" in verbose.get("stderr", "")
+
+
+CAPTURED = f"""
+import time, ovms_notebook
+from ovms_notebook.client import StreamClient
+server = ovms_notebook.serve({str(GRAPHS)!r})
+with ovms_notebook.capture_native_logs() as native:
+    for _ in range(3):
+        client = StreamClient(server.address, "concat_immediate")
+        client.send({{"a": [1.0], "b": [2.0]}})
+        client.close()
+print(len(native.lines), sorted({{line.split("] ", 1)[1][:60] for line in native.lines}}))
+"""
+AFTER_CAPTURE = """
+import os, time
+os.write(2, b"W0000 00:00:1796579171.762186   21565 some_calculator.cc:12] after the capture\\n")
+time.sleep(0.5)
+server.stop()
+"""
+
+
+def test_a_capture_takes_the_native_warnings_of_its_block_and_later_ones_show_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # concat_immediate's ConcatenateFloatVectorCalculator makes MediaPipe warn once per graph instance (stream)
+    monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in (CAPTURED, AFTER_CAPTURE)])
+    nbclient.NotebookClient(
+        notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    captured, after = (_streams(cell) for cell in notebook.cells)
+
+    assert captured == {
+        "stdout": "3 ['Calculator node \"ConcatenateFloatVectorCalculator\" is config']\n"
+    }  # three streams, three warnings, none of them on stderr
+    assert after == {"stderr": "W0000 00:00:1796579171.762186   21565 some_calculator.cc:12] after the capture\n"}

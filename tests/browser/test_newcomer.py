@@ -46,9 +46,13 @@ URL = re.compile(r"http://127\.0\.0\.1:(\d+)/lab\?token=([0-9a-f]+)")
 SETUP_TIMEOUT = 1200  # the first run creates .venv: about a minute here with pip's cache, more without
 LESSON_TIMEOUT = 600
 FIGURES: dict[str, dict[str, Any]] = {}
-# The kernel's Python threads, but ipykernel's subshells: JupyterLab's widget manager asks for one when the first
-# widget shows, and it lives as long as the kernel, whatever the lesson does.
-THREAD_NAMES = "sorted(t.name for t in __import__('threading').enumerate() if not t.name.startswith('subshell-'))"
+# The kernel's Python threads but two that serve the whole kernel process once started, whatever the lesson does:
+# ipykernel's subshells (JupyterLab's widget manager asks for one when the first widget shows) and pyzmq's
+# GarbageCollectorThread (started by the first zero-copy send of a large message, e.g. a widget's image).
+THREAD_NAMES = (
+    "sorted(t.name for t in __import__('threading').enumerate()"
+    " if not t.name.startswith('subshell-') and type(t).__name__ != 'GarbageCollectorThread')"
+)
 
 # The outputs of every cell of the notebook open at `path`, from JupyterLab's own model.
 _OUTPUTS_JS = """path => {
