@@ -32,12 +32,14 @@ RUNS = 10
 # Native MediaPipe/TFLite write a few informational lines straight to the process's stderr; they are not errors.
 NATIVE_LOG_PREFIXES = ("INFO: Created TensorFlow Lite", "WARNING: All log messages before absl", "W0000 ", "I0000 ")
 # Appended to every run: our threads (server, clients, widgets) must be gone once the lesson's last cell ran.
+# The native-log filter's reader is the one the package keeps for the kernel's whole life (started on import).
 THREADS_CELL = '''import threading as _threading, time as _time
+def _ours():
+    return sorted(t.name for t in _threading.enumerate() if t.name.startswith("ovms-") and t.name != "ovms-native-logs")
 _deadline = _time.monotonic() + 15
-while _time.monotonic() < _deadline and any(t.name.startswith("ovms-") for t in _threading.enumerate()):
+while _time.monotonic() < _deadline and _ours():
     _time.sleep(0.1)
-_ours = sorted(t.name for t in _threading.enumerate() if t.name.startswith("ovms-"))
-print("THREADS", __import__("json").dumps(_ours))'''
+print("THREADS", __import__("json").dumps(_ours()))'''
 
 
 @dataclass
