@@ -32,7 +32,7 @@ import mediapipe as mp
 from common import REPO, StreamDriver, make_request, report
 
 import ovms_notebook
-from ovms_notebook.runtime.graph import use_wheel_resources
+from ovms_notebook.engine.native import use_wheel_resources
 from ovms_notebook.sources import astronaut, pan_zoom
 
 MODEL = "holisticLandmarks"

@@ -41,11 +41,11 @@ from common import report
 from google.protobuf import text_format
 from mediapipe.framework import calculator_pb2
 
+from ovms_notebook.calculators.openvino import bind_sessions
 from ovms_notebook.codec import TensorValue
+from ovms_notebook.engine.python.scheduler import PythonGraph
+from ovms_notebook.framework.protos import import_wheel_protos
 from ovms_notebook.models import ModelRepository, wheel_model_repository
-from ovms_notebook.nodes.openvino import bind_sessions
-from ovms_notebook.nodes.scheduler import PythonGraph
-from ovms_notebook.runtime.protos import import_wheel_protos
 from ovms_notebook.sources import astronaut
 
 MODELS = ("face_detection_short_range", "palm_detection_lite", "hand_landmark_full", "pose_detection")

@@ -35,7 +35,7 @@ import numpy as np
 from common import REPO, StreamDriver, make_request, pb, report, start_echo_server
 
 import ovms_notebook
-from ovms_notebook.runtime.graph import use_wheel_resources
+from ovms_notebook.engine.native import use_wheel_resources
 from ovms_notebook.sources import astronaut, pan_zoom
 
 FACE_GRAPH = (REPO / "graphs" / "face_detection" / "graph.pbtxt").read_text()

@@ -10,8 +10,8 @@ import threading
 
 from ovms_notebook import __version__
 from ovms_notebook.errors import OvmsNotebookError
-from ovms_notebook.runtime.session import TIMESTAMP_CHECKS
-from ovms_notebook.runtime.timestamps import TIMESTAMP_MODES
+from ovms_notebook.framework.timestamps import TIMESTAMP_MODES
+from ovms_notebook.serving.session import TIMESTAMP_CHECKS
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ovms_notebook.nodes.api import Calculator, register
+from ovms_notebook.engine.python.api import Calculator, register
 
 SCALE = 2.0
 

@@ -14,8 +14,8 @@ import pytest
 import tritonclient.grpc as triton
 
 import ovms_notebook
+from ovms_notebook.calculators.tracking import IouTracker, boxes_of, iou
 from ovms_notebook.codec import TensorValue, decode_output
-from ovms_notebook.nodes.tracking import IouTracker, boxes_of, iou
 from ovms_notebook.sources import astronaut, pan_zoom
 from tests.conftest import GRAPHS, request, stream, triton_stream
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import ovms_notebook
+from ovms_notebook.engine.native import graph_instances
 from ovms_notebook.proto.service import METHODS
-from ovms_notebook.runtime.graph import graph_instances
 from tests.conftest import PASSTHROUGH, write_graphs
 from tests.vanish import listening_ports, request, settle, vanish
 

@@ -18,14 +18,14 @@ from mediapipe.framework.formats import landmark_pb2, rect_pb2
 from mediapipe.util import color_pb2
 
 import ovms_notebook
+from ovms_notebook.calculators.render import LandmarksOptions, landmarks_to_render_data, render_scale
 from ovms_notebook.codec import decode_output
+from ovms_notebook.engine.convert import image_size
+from ovms_notebook.engine.graphconfig import parse_graph
+from ovms_notebook.engine.hybrid import HybridGraph
 from ovms_notebook.errors import GraphLoadError
-from ovms_notebook.nodes.render import LandmarksOptions, landmarks_to_render_data, render_scale
-from ovms_notebook.runtime.convert import image_size
-from ovms_notebook.runtime.graphconfig import parse_graph
-from ovms_notebook.runtime.hybrid import HybridGraph
-from ovms_notebook.runtime.protos import parse_graph_config
-from ovms_notebook.runtime.subgraphs import expand_subgraphs
+from ovms_notebook.framework.protos import parse_graph_config
+from ovms_notebook.framework.subgraphs import expand_subgraphs
 from ovms_notebook.sources import astronaut
 from tests.conftest import GRAPHS, demo_frame_input, git_blob_sha1, triton_stream
 

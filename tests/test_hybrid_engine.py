@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ovms_notebook.codec import decode_output
-from ovms_notebook.nodes.api import Calculator, register, unregister
+from ovms_notebook.engine.python.api import Calculator, register, unregister
 from tests.conftest import request, stream
 from tests.test_goldens_server import (
     GOLDENS,
@@ -158,8 +158,8 @@ def test_the_last_request_settles_across_the_cut_on_half_close_as_in_one_graph(s
 
 
 def test_cut_streams_close_after_what_their_native_producers_wait_for_back_edges_aside():
-    from ovms_notebook.runtime.graphconfig import parse_graph
-    from ovms_notebook.runtime.split import cut_dependencies
+    from ovms_notebook.engine.graphconfig import parse_graph
+    from ovms_notebook.engine.split import cut_dependencies
 
     limited = parse_graph("""
 input_stream: "in"

@@ -16,15 +16,15 @@ from mediapipe.framework.formats import detection_pb2, landmark_pb2, rect_pb2
 from mediapipe.util import color_pb2
 
 import ovms_notebook
-from ovms_notebook.nodes.iris import EYE_LANDMARK_INDICES, IrisOptions, iris_to_render_data, update_face_landmarks
-from ovms_notebook.nodes.render_shapes import (
+from ovms_notebook.calculators.iris import EYE_LANDMARK_INDICES, IrisOptions, iris_to_render_data, update_face_landmarks
+from ovms_notebook.calculators.render_shapes import (
     DetectionsOptions,
     RectOptions,
     detections_to_render_data,
     rects_to_render_data,
 )
-from ovms_notebook.nodes.tflite import LandmarksOptions, crop_rotated, resolve_model_path, tensors_to_landmarks
-from ovms_notebook.runtime.graphconfig import parse_graph
+from ovms_notebook.calculators.tflite import LandmarksOptions, crop_rotated, resolve_model_path, tensors_to_landmarks
+from ovms_notebook.engine.graphconfig import parse_graph
 from ovms_notebook.sources import astronaut
 from tests.conftest import GRAPHS, demo_frame_input, git_blob_sha1, triton_stream
 

@@ -632,8 +632,8 @@ def test_server_log_has_no_tracebacks_from_the_corpus(server, channel, caplog):
 
 
 def test_graph_errors_show_a_traceback_only_when_user_code_is_in_it():
-    from ovms_notebook.nodes.node import describe
-    from ovms_notebook.runtime.timestamps import check_range
+    from ovms_notebook.engine.python.node import describe
+    from ovms_notebook.framework.timestamps import check_range
 
     def calculator_method() -> None:  # user code that calls into the package, which raises
         check_range(2**63 - 1)

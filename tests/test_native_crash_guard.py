@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 
 from ovms_notebook.codec import encode_output
-from ovms_notebook.runtime import timestamps as ts
-from ovms_notebook.runtime.convert import native_timestamp
-from ovms_notebook.runtime.graph import NativeGraph, make_graph
-from ovms_notebook.runtime.graphconfig import parse_graph
+from ovms_notebook.engine.convert import native_timestamp
+from ovms_notebook.engine.graphconfig import parse_graph
+from ovms_notebook.engine.native import NativeGraph, make_graph
+from ovms_notebook.framework import timestamps as ts
 from ovms_notebook.status import OvmsStatus
 from tests.conftest import PASSTHROUGH, request
 from tests.wire import Conversation
@@ -142,7 +142,7 @@ def test_observers_are_installed_before_start_and_cannot_be_added_later():
 def test_a_failing_packet_sink_is_logged_and_never_reaches_mediapipe(sink, caplog):
     graph = passthrough_graph(sink)
     graph.start({})
-    with caplog.at_level(logging.ERROR, logger="ovms_notebook.runtime.graph"):
+    with caplog.at_level(logging.ERROR, logger="ovms_notebook.engine.native"):
         graph.push({"in": mp.packet_creator.create_int(1)}, 0)
         graph.wait_until_idle()
         assert graph.close() is None

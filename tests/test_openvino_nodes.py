@@ -12,10 +12,7 @@ import pytest
 from google.protobuf import text_format
 from mediapipe.framework import calculator_pb2
 
-from ovms_notebook.codec import TensorValue, pack_tensor
-from ovms_notebook.models import ModelRepository, wheel_model_repository
-from ovms_notebook.nodes.api import Registry, default_registry
-from ovms_notebook.nodes.openvino import (
+from ovms_notebook.calculators.openvino import (
     NOT_ALL_INPUTS,
     SESSION_LOAD_FAILED,
     OpenVINOInferenceCalculator,
@@ -26,8 +23,11 @@ from ovms_notebook.nodes.openvino import (
     parse_servable_version,
     register_openvino_calculators,
 )
-from ovms_notebook.nodes.scheduler import PythonGraph, PythonGraphError
-from ovms_notebook.runtime.protos import import_wheel_protos
+from ovms_notebook.codec import TensorValue, pack_tensor
+from ovms_notebook.engine.python.api import Registry, default_registry
+from ovms_notebook.engine.python.scheduler import PythonGraph, PythonGraphError
+from ovms_notebook.framework.protos import import_wheel_protos
+from ovms_notebook.models import ModelRepository, wheel_model_repository
 
 FACE = "face_detection_short_range"
 

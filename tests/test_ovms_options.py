@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from google.protobuf import text_format
 
-from ovms_notebook.nodes.proto import ovms_calculators_pb2 as ovms
-from ovms_notebook.runtime.protos import import_wheel_protos
+from ovms_notebook.calculators.proto import ovms_calculators_pb2 as ovms
+from ovms_notebook.framework.protos import import_wheel_protos
 
 PYTHON_NODE = """
 input_stream: "OVMS_PY_TENSOR:input"

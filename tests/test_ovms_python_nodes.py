@@ -17,9 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ovms_notebook.codec.blob import TensorValue
-from ovms_notebook.nodes.api import Registry
-from ovms_notebook.nodes.ovms_python import (
+from ovms_notebook.calculators.ovms_python import (
     ALREADY_PROCESSING,
     EXECUTION_FAILED,
     LOOPBACK_ON_BOTH,
@@ -31,8 +29,10 @@ from ovms_notebook.nodes.ovms_python import (
     load_python_nodes,
     register_ovms_calculators,
 )
-from ovms_notebook.nodes.pyovms_tensor import Tensor
-from ovms_notebook.nodes.scheduler import PythonGraph, PythonGraphError, _parse
+from ovms_notebook.calculators.pyovms_tensor import Tensor
+from ovms_notebook.codec.blob import TensorValue
+from ovms_notebook.engine.python.api import Registry
+from ovms_notebook.engine.python.scheduler import PythonGraph, PythonGraphError, _parse
 from tests.ovms_python_graphs import (
     GENERATOR_ONE,
     GENERATOR_TWO,
@@ -190,7 +190,7 @@ def test_row19_generator_two_streams_in_two_requests_at_64(base, cache):
 
 def test_row20_execute_yields_but_no_loopback(base, cache, caplog):
     graph, received = start(YIELDS_WITHOUT_LOOPBACK, base, cache, ["output1", "output2"])
-    with caplog.at_level(logging.INFO, logger="ovms_notebook.nodes.ovms_python"):
+    with caplog.at_level(logging.INFO, logger="ovms_notebook.calculators.ovms_python"):
         graph.add_packet_to_input_stream("input1", fp32("input1", 3.5), 64)
         graph.add_packet_to_input_stream("input2", fp32("input2", 3.5), 64)
     assert received == []
@@ -284,7 +284,7 @@ def test_two_graph_instances_share_one_model_initialized_once_and_finalized_on_r
     assert model_class.finalized == []
     graphs[0].close()
     assert model_class.finalized == []
-    with caplog.at_level(logging.ERROR, logger="ovms_notebook.nodes.ovms_python"):
+    with caplog.at_level(logging.ERROR, logger="ovms_notebook.calculators.ovms_python"):
         graphs[1].close()
     assert model_class.finalized == [id(resources.model)]
     assert "Failed to process python node finalize method" in caplog.text
@@ -670,7 +670,7 @@ def test_pyovms_is_importable_and_is_the_same_tensor():
 
 
 def test_both_calculators_are_registered_by_importing_the_module():
-    from ovms_notebook.nodes.api import registered
+    from ovms_notebook.engine.python.api import registered
 
     assert registered("PythonExecutorCalculator") is PythonExecutorCalculator
     assert registered("PyTensorOvTensorConverterCalculator") is PyTensorOvTensorConverterCalculator

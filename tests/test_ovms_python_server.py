@@ -19,7 +19,7 @@ import tritonclient.grpc as triton
 from tritonclient.utils import InferenceServerException
 
 import ovms_notebook
-from ovms_notebook.nodes.python_cache import NODE_RESOURCES
+from ovms_notebook.calculators.python_cache import NODE_RESOURCES
 from tests.conftest import triton_stream
 from tests.ovms_python_graphs import (
     GENERATOR_ONE,

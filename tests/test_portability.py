@@ -18,7 +18,7 @@ import tests.portability_calcs  # noqa: F401  (registers RunningSum and StampedC
 from ovms_notebook.client import StreamClient
 from ovms_notebook.client.recording import Recording
 from ovms_notebook.client.replay import compare, replay
-from ovms_notebook.nodes.api import unregister
+from ovms_notebook.engine.python.api import unregister
 from ovms_notebook.portability import check
 from ovms_notebook.portability.check import Finding, config_schema
 from ovms_notebook.portability.export import export
@@ -43,7 +43,7 @@ def test_a_portable_graph_reports_clean(tmp_path: Path) -> None:
 
 def test_each_calculator_problem_is_found_with_its_reason(tmp_path: Path) -> None:
     notebook: dict = {"__name__": "__main__"}
-    exec("from ovms_notebook.nodes.api import Calculator, register\n"
+    exec("from ovms_notebook.engine.python.api import Calculator, register\n"
          "@register('CellCalculator')\nclass CellCalculator(Calculator):\n"
          "    inputs = (':0',)\n    outputs = (':0',)\n",
          notebook)
@@ -83,7 +83,7 @@ def test_our_own_tracker_and_the_example_graphs() -> None:
     report = check(GRAPHS)
     tracker, state, models = report.graph("face_tracking").findings
     assert (tracker.kind, tracker.subject) == ("python-calculator", "DetectionTrackerCalculator")
-    assert "module ovms_notebook.nodes.tracking" in tracker.reason
+    assert "module ovms_notebook.calculators.tracking" in tracker.reason
     assert (state.severity, state.kind, state.subject) == ("warning", "shared-state", "DetectionTrackerCalculator")
     assert (models.kind, models.subject) == ("ovms-subgraph-models", "FaceDetectionShortRangeCpu")  # see
     # tests/test_portability_ovms_subgraphs.py for face_detection and holisticTracking
@@ -97,7 +97,7 @@ def test_what_ovms_notebook_runs_in_place_of_ovms_calculators_is_portable(tmp_pa
     stand in for them, so a graph naming them runs in both places. A notebook calculator that takes the name
     of an OVMS calculator is still a notebook calculator."""
     notebook: dict = {"__name__": "__main__"}
-    exec("from ovms_notebook.nodes.api import Calculator, register\n"
+    exec("from ovms_notebook.engine.python.api import Calculator, register\n"
          "@register('BoxTrackerCalculator')\nclass Impostor(Calculator):\n"
          "    inputs = (':0',)\n    outputs = (':0',)\n",
          notebook)

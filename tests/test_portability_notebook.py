@@ -19,7 +19,7 @@ from ovms_notebook.portability.source import class_source
 
 CELL = '''\
 import numpy as np
-from ovms_notebook.nodes.api import Calculator, register
+from ovms_notebook.engine.python.api import Calculator, register
 
 GAIN = 3.0
 
@@ -87,7 +87,7 @@ def test_class_source_reads_a_class_from_the_cell_it_was_defined_in() -> None:
         source = class_source(namespace["CellScale"])
     finally:
         linecache.cache.pop(filename, None)
-        from ovms_notebook.nodes.api import unregister
+        from ovms_notebook.engine.python.api import unregister
         unregister("CellScale")
     assert source.startswith('@register("CellScale")\nclass CellScale(Calculator):\n')
     assert source.rstrip().endswith("+ self.count}")

@@ -18,7 +18,7 @@ import pytest
 import tritonclient.grpc as triton
 
 import ovms_notebook
-from ovms_notebook.nodes.api import Calculator, register, unregister
+from ovms_notebook.engine.python.api import Calculator, register, unregister
 from ovms_notebook.portability import check, subgraphs
 from ovms_notebook.portability.check import Finding, config_schema
 from ovms_notebook.portability.export import Exported, export

@@ -23,10 +23,20 @@ from mediapipe.calculators.core import (
     gate_calculator_pb2,
 )
 
-from ovms_notebook.nodes.api import EMPTY, STOP, Bound, Calculator, Packet, Registry, register, registered, unregister
-from ovms_notebook.nodes.scheduler import GraphConfigError, PythonGraph, PythonGraphError
-from ovms_notebook.nodes.streams import next_allowed
-from ovms_notebook.runtime.timestamps import MAX, MIN, POSTSTREAM, PRESTREAM, UNSET, UNSTARTED
+from ovms_notebook.engine.python.api import (
+    EMPTY,
+    STOP,
+    Bound,
+    Calculator,
+    Packet,
+    Registry,
+    register,
+    registered,
+    unregister,
+)
+from ovms_notebook.engine.python.scheduler import GraphConfigError, PythonGraph, PythonGraphError
+from ovms_notebook.engine.python.streams import next_allowed
+from ovms_notebook.framework.timestamps import MAX, MIN, POSTSTREAM, PRESTREAM, UNSET, UNSTARTED
 
 GOLDENS = json.loads((Path(__file__).parent / "goldens" / "mediapipe_0_10_21_timestamps.json").read_text())["goldens"]
 NAMED = {"PRESTREAM": PRESTREAM, "POSTSTREAM": POSTSTREAM, "MIN": MIN, "MAX": MAX}
@@ -388,7 +398,7 @@ def test_registering_a_name_again_replaces_the_class_and_says_so(caplog):
     class First(Calculator):
         pass
 
-    with caplog.at_level(logging.INFO, logger="ovms_notebook.nodes.api"):
+    with caplog.at_level(logging.INFO, logger="ovms_notebook.engine.python.api"):
 
         @registry.register("Node")
         class Second(Calculator):

@@ -12,7 +12,7 @@ import pytest
 import ovms_notebook
 from ovms_notebook.client import Comparison, Recording, StreamClient, compare, replay
 from ovms_notebook.client.steps import EndStep, ErrorStep, RecordedTensor, RequestStep, ResponseStep
-from ovms_notebook.nodes.api import Calculator, register, unregister
+from ovms_notebook.engine.python.api import Calculator, register, unregister
 from tests.conftest import GRAPHS, PASSTHROUGH
 
 F = np.float32

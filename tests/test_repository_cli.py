@@ -14,7 +14,7 @@ import pytest
 import tritonclient.grpc as triton
 
 from ovms_notebook.errors import ConfigError
-from ovms_notebook.repository import GraphState, Repository, find_config, read_entries
+from ovms_notebook.repository.graphs import GraphState, Repository, find_config, read_entries
 from tests.conftest import PASSTHROUGH, REPO
 
 

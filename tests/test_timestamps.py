@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from ovms_notebook.framework import timestamps as ts
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
-from ovms_notebook.runtime import timestamps as ts
 from ovms_notebook.status import OvmsStatus
 
 

@@ -12,8 +12,8 @@ from matplotlib.collections import PolyCollection
 
 import ovms_notebook
 from ovms_notebook.client import StreamClient
-from ovms_notebook.nodes.api import Calculator, register, unregister
-from ovms_notebook.runtime.trace import INPUT
+from ovms_notebook.engine.python.api import Calculator, register, unregister
+from ovms_notebook.framework.trace import INPUT
 from ovms_notebook.sources import astronaut, pan_zoom
 from ovms_notebook.widgets import PNG_SIGNATURE, Timeline, plot_trace, trace_png
 from tests.conftest import GRAPHS, request
@@ -220,7 +220,7 @@ def test_plot_trace_draws_one_lane_per_node_with_a_bar_per_call_and_a_png(serve_
 
 
 def test_the_timeline_shows_a_trace_under_its_lanes_and_hides_it_again():
-    from ovms_notebook.runtime.trace import TraceEvent, build_trace
+    from ovms_notebook.framework.trace import TraceEvent, build_trace
 
     events = [TraceEvent(INPUT, "input", "PROCESS", 0, None, 1_000, outputs=(("in", 0),)),
               TraceEvent("n", "native", "PROCESS", 0, 1_100, 1_300, inputs=(), outputs=(("out", 0),))]

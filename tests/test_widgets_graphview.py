@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ovms_notebook.runtime.graphconfig import parse_graph
+from ovms_notebook.engine.graphconfig import parse_graph
 from ovms_notebook.widgets import PNG_SIGNATURE, GraphRenderError, GraphView, graph_dot, render_graph
 from ovms_notebook.widgets import graphview as graphview_module
 from tests.conftest import GRAPHS

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import ovms_notebook
-from ovms_notebook.runtime.events import EventLog, StreamEvent
+from ovms_notebook.serving.events import EventLog, StreamEvent
 from ovms_notebook.widgets import (
     PNG_SIGNATURE,
     SPECIAL_TIMESTAMPS,

@@ -23,9 +23,9 @@ import grpc
 import numpy as np
 
 from ovms_notebook.codec import encode_input
+from ovms_notebook.engine.native import graph_instances
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
 from ovms_notebook.proto.service import METHODS
-from ovms_notebook.runtime.graph import graph_instances
 
 KINDS = ("cancel", "close", "kill")
 POOL_PREFIX = "ovms-grpc"  # the server's thread pool: sized by max_workers, kept between calls

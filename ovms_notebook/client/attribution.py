@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from ovms_notebook.runtime.timestamps import next_allowed
+from ovms_notebook.framework.timestamps import next_allowed
 
 __all__ = ["Sent", "SentRequests", "advance"]
 

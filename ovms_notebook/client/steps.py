@@ -17,8 +17,8 @@ from google.protobuf.message import Message
 from ovms_notebook.client.stream import LogEntry
 from ovms_notebook.codec import PROTO_REPEATED, PROTO_TYPE, decode_output, encode_input
 from ovms_notebook.codec.datatypes import serialize_bytes
+from ovms_notebook.framework.timestamps import TIMESTAMP_PARAMETER
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
-from ovms_notebook.runtime.timestamps import TIMESTAMP_PARAMETER
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,1 @@
-"""Python-side calculators: OVMS's calculators the wheel lacks, and ones written in a notebook."""
+"""Former home of the Python calculator API; `ovms_notebook.engine.python.api` keeps old imports working."""

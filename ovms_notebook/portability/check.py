@@ -42,7 +42,7 @@ from ovms_notebook.portability.registry import (
     ovms_source,
     wheel_has,
 )
-from ovms_notebook.repository import GraphEntry, find_config, read_entries
+from ovms_notebook.repository.graphs import GraphEntry, find_config, read_entries
 
 Severity = Literal["error", "warning", "note"]
 
@@ -189,9 +189,9 @@ def _python_calculator(name: str, cls: type) -> Finding:
 
 def calculator_findings(calculators: Iterable[str]) -> list[Finding]:
     """For each calculator name: is it in OVMS's build, in the wheel, or a Python calculator of ours?"""
+    from ovms_notebook.engine.graphconfig import python_registry
+    from ovms_notebook.framework.subgraphs import SUBGRAPHS
     from ovms_notebook.portability.state import shared_state_finding
-    from ovms_notebook.runtime.graphconfig import python_registry
-    from ovms_notebook.runtime.subgraphs import SUBGRAPHS
 
     names = list(dict.fromkeys(calculators))
     registry = python_registry()
@@ -247,7 +247,7 @@ def stream_findings(config: object) -> list[Finding]:
 
 def handler_findings(config: object, base_path: Path) -> list[Finding]:
     """PythonExecutorCalculator handlers that import ovms_notebook (absent from OVMS's image)."""
-    from ovms_notebook.nodes.proto.ovms_calculators_pb2 import PythonExecutorCalculatorOptions
+    from ovms_notebook.calculators.proto.ovms_calculators_pb2 import PythonExecutorCalculatorOptions
 
     found = []
     for node in config.node:  # type: ignore[attr-defined]
@@ -272,8 +272,8 @@ def check_graph(entry: GraphEntry, ovms_version: str = DEFAULT_OVMS_VERSION,
     """The portability findings of one graph entry; `models` are the model names config.json serves."""
     from google.protobuf import text_format
 
+    from ovms_notebook.framework.protos import parse_graph_config
     from ovms_notebook.portability.subgraphs import subgraph_findings
-    from ovms_notebook.runtime.protos import parse_graph_config
 
     report = GraphReport(entry.name, entry.graph_path)
     try:

@@ -27,7 +27,7 @@ from ovms_notebook.portability.registry import OVMS_EMULATED
 from ovms_notebook.portability.serving import docker_command, inference_service
 from ovms_notebook.portability.state import shared_state_finding
 from ovms_notebook.portability.subgraphs import configured_models, export_models, needed_models
-from ovms_notebook.repository import GraphEntry, find_config, read_entries
+from ovms_notebook.repository.graphs import GraphEntry, find_config, read_entries
 
 _PYTHON_SIDE = ("PythonExecutorCalculator",)
 _PY_OUTPUT_TAG = "OVMS_PY_TENSOR"
@@ -108,8 +108,8 @@ def _copy_models(document: dict, root: Path, out_dir: Path, graph_names: set[str
 
 def _convert(graph: str, config: object, folder: Path, exported: Exported) -> bool:
     """Turn each notebook calculator node of `config` into a PythonExecutorCalculator; True when any changed."""
-    from ovms_notebook.nodes.proto.ovms_calculators_pb2 import PythonExecutorCalculatorOptions
-    from ovms_notebook.runtime.graphconfig import python_registry
+    from ovms_notebook.calculators.proto.ovms_calculators_pb2 import PythonExecutorCalculatorOptions
+    from ovms_notebook.engine.graphconfig import python_registry
 
     registry = python_registry()
     python_nodes = {i for i, n in enumerate(config.node)  # type: ignore[attr-defined]
@@ -168,7 +168,7 @@ def _convert(graph: str, config: object, folder: Path, exported: Exported) -> bo
 
 
 def _key(text: str) -> str:
-    from ovms_notebook.nodes.api import tag_key
+    from ovms_notebook.engine.python.api import tag_key
 
     spec = parse_stream(text)
     return tag_key(spec.tag, spec.index or 0)
@@ -211,7 +211,7 @@ def export(source: str | Path, out_dir: str | Path, *, image: str | None = None,
     """
     from google.protobuf import text_format
 
-    from ovms_notebook.runtime.protos import parse_graph_config
+    from ovms_notebook.framework.protos import parse_graph_config
 
     source, out_dir = Path(source), Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):

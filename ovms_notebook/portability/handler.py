@@ -17,12 +17,12 @@ import textwrap
 import types
 from collections.abc import Mapping
 
-from ovms_notebook.nodes.api import Calculator
+from ovms_notebook.engine.python.api import Calculator
 from ovms_notebook.portability.source import class_source
 
 #: Calculator helpers with no counterpart in OVMS's Python node API.
 _CONTEXT_ONLY = ("emit", "set_next_timestamp_bound", "close_output", "input_timestamp", "input_done", "options")
-#: Names from ovms_notebook.nodes.api the handler cannot offer.
+#: Names from ovms_notebook.engine.python.api the handler cannot offer.
 _API_ONLY = {"Packet": "stamps packets explicitly", "Bound": "sets timestamp bounds",
              "STOP": "is a source node (STOP)", "EMPTY": "sends bound-only updates"}
 #: Top-level packages OVMS's Python image does not have.
@@ -35,7 +35,7 @@ from pyovms import Tensor
 
 
 class Calculator:
-    """Stand-in for ovms_notebook.nodes.api.Calculator, which the calculator below subclasses."""
+    """Stand-in for ovms_notebook.engine.python.api.Calculator, which the calculator below subclasses."""
 
     inputs = ()
     outputs = ()

@@ -20,11 +20,11 @@ from typing import Any
 import grpc
 
 from ovms_notebook.errors import ServerError
-from ovms_notebook.repository import GraphDefinition, Repository
-from ovms_notebook.runtime.events import EventLog
-from ovms_notebook.runtime.session import SessionOptions, StreamSession
-from ovms_notebook.runtime.trace import Trace
+from ovms_notebook.framework.trace import Trace
+from ovms_notebook.repository.graphs import GraphDefinition, Repository
 from ovms_notebook.server.servicer import Servicer
+from ovms_notebook.serving.events import EventLog
+from ovms_notebook.serving.session import SessionOptions, StreamSession
 from ovms_notebook.tls import PemSource, server_credentials
 
 log = logging.getLogger(__name__)

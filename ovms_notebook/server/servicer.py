@@ -17,14 +17,14 @@ from collections.abc import Callable, Iterator
 
 import grpc
 
+from ovms_notebook.framework.trace import Trace
 from ovms_notebook.models import model_infer, model_metadata, model_ready
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
 from ovms_notebook.proto.service import METHODS, SERVICE_NAME
-from ovms_notebook.repository import GraphState, Repository
-from ovms_notebook.runtime.events import EventLog
-from ovms_notebook.runtime.session import GRAPH_VERSION, SessionOptions, StreamSession
-from ovms_notebook.runtime.trace import Trace
-from ovms_notebook.runtime.unary import run_unary
+from ovms_notebook.repository.graphs import GraphState, Repository
+from ovms_notebook.serving.events import EventLog
+from ovms_notebook.serving.session import GRAPH_VERSION, SessionOptions, StreamSession
+from ovms_notebook.serving.unary import run_unary
 from ovms_notebook.status import OvmsStatus, StatusCode
 
 log = logging.getLogger(__name__)

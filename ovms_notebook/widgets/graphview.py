@@ -69,7 +69,7 @@ def _config_of(source: object) -> Any:
     if isinstance(source, str):
         from google.protobuf import text_format
 
-        from ovms_notebook.runtime.protos import parse_graph_config
+        from ovms_notebook.framework.protos import parse_graph_config
 
         try:
             return parse_graph_config(source)

@@ -15,7 +15,7 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ovms_notebook.runtime.trace import INPUT, Trace
+from ovms_notebook.framework.trace import INPUT, Trace
 from ovms_notebook.widgets.render import RENDER_LOCK, figure_to_png
 
 _COLOURS = {"native": "#2563eb", "python": "#ea580c", "input": "#16a34a"}

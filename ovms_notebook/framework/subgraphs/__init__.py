@@ -1,0 +1,163 @@
+"""Subgraphs the mediapipe wheel lacks, expanded on the Python side before a graph is split.
+
+MediaPipe expands a node whose `calculator` names a registered subgraph into the
+subgraph's own nodes (`ExpandSubgraphs` in the C++ framework). The 0.10.21
+wheel registers only the subgraphs it was built with; OVMS's demo graphs name
+others (`HolisticTrackingToRenderData`, and inside it `HandWristForPose`; the
+iris demo's `IrisLandmarkLeftAndRightCpu`, `IrisLandmarkCpu`, `IrisLandmarkLandmarksToRoi`
+and `IrisRendererCpu`).
+Their pbtxt files, copied unchanged from google-ai-edge/mediapipe v0.10.21,
+live next to this module; `expand_subgraphs` inlines them the way MediaPipe
+does: the subgraph's `TAG:index` streams and side packets are wired to the
+names the outer node gives them, every internal name gets a per-instance
+prefix (`holistictrackingtorenderdata__render_scale`), and nested subgraphs
+are expanded in turn. The expanded nodes are then stock calculators (native)
+or Python calculators (ovms_notebook.calculators.render, render_shapes, iris, tflite), and `split_graph` cuts
+between them as for any graph.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from importlib import resources
+
+from ovms_notebook.errors import GraphLoadError
+
+__all__ = ["SUBGRAPHS", "expand_subgraphs", "subgraph_config"]
+
+#: Subgraph type -> its pbtxt file here (google-ai-edge/mediapipe v0.10.21, commit cad7f3ab).
+SUBGRAPHS: dict[str, str] = {
+    "HolisticTrackingToRenderData": "holistic_tracking_to_render_data.pbtxt",  # mediapipe/graphs/holistic_tracking/
+    "HandWristForPose": "hand_wrist_for_pose.pbtxt",  # mediapipe/modules/holistic_landmark/
+    # OVMS's iris tracking demo (demos/mediapipe/iris_tracking):
+    "IrisLandmarkLeftAndRightCpu": "iris_landmark_left_and_right_cpu.pbtxt",  # mediapipe/modules/iris_landmark/
+    "IrisLandmarkCpu": "iris_landmark_cpu.pbtxt",  # mediapipe/modules/iris_landmark/
+    "IrisLandmarkLandmarksToRoi": "iris_landmark_landmarks_to_roi.pbtxt",  # mediapipe/modules/iris_landmark/
+    "IrisRendererCpu": "iris_renderer_cpu.pbtxt",  # mediapipe/graphs/iris_tracking/subgraphs/
+}
+
+_MAX_DEPTH = 8
+_ENTRY = re.compile(r"^(?:(?P<tag>[A-Z_][A-Z0-9_]*)(?::(?P<index>[0-9]+))?:)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
+
+
+@functools.cache
+def _text(type_name: str) -> str:
+    return resources.files(__name__).joinpath(SUBGRAPHS[type_name]).read_text()
+
+
+def subgraph_config(type_name: str) -> object:
+    """A fresh parsed CalculatorGraphConfig of the subgraph `type_name` (KeyError if it is not one of ours)."""
+    from ovms_notebook.framework.protos import parse_graph_config
+
+    return parse_graph_config(_text(type_name))
+
+
+def _split(entry: str) -> tuple[str, int, str]:
+    """`TAG:index:name` -> (tag, index, name), as MediaPipe's ParseTagIndexName."""
+    match = _ENTRY.match(entry)
+    if match is None:
+        raise GraphLoadError(f"stream or side packet {entry!r} is not TAG:index:name")
+    return match["tag"] or "", int(match["index"] or 0), match["name"]
+
+
+def _join(tag: str, index: int, name: str) -> str:
+    if not tag:
+        return name
+    return f"{tag}:{index}:{name}" if index else f"{tag}:{name}"
+
+
+def _keyed(entries: object) -> dict[tuple[str, int], str]:
+    """Outer node's `TAG:index` -> the name it connects there; untagged entries count by position."""
+    keyed: dict[tuple[str, int], str] = {}
+    untagged = 0
+    for entry in entries:  # type: ignore[attr-defined]
+        tag, index, name = _split(entry)
+        if not tag:
+            index, untagged = untagged, untagged + 1
+        keyed[(tag, index)] = name
+    return keyed
+
+
+def _boundary(declared: object, outer: dict[tuple[str, int], str], what: str, type_name: str) -> dict[str, str]:
+    """Subgraph-internal names of its declared streams -> the outer names the node connects to them."""
+    mapping: dict[str, str] = {}
+    untagged = 0
+    for entry in declared:  # type: ignore[attr-defined]
+        tag, index, name = _split(entry)
+        if not tag:
+            index, untagged = untagged, untagged + 1
+        if (tag, index) in outer:
+            mapping[name] = outer[(tag, index)]
+    unknown = set(outer) - {k for k in _keyed(declared)}
+    if unknown:
+        raise GraphLoadError(f"node {type_name} connects {what} {sorted(unknown)} the subgraph does not declare")
+    return mapping
+
+
+def _rename(entries: object, names: dict[str, str], prefix: str) -> list[str]:
+    renamed = []
+    for entry in entries:  # type: ignore[attr-defined]
+        tag, index, name = _split(entry)
+        renamed.append(_join(tag, index, names.get(name, f"{prefix}__{name}")))
+    return renamed
+
+
+def _instance(node: object, taken: set[str]) -> list[object]:
+    """The nodes `node` (an outer node naming a subgraph of ours) stands for, wired to its streams."""
+    type_name = node.calculator  # type: ignore[attr-defined]
+    sub = subgraph_config(type_name)
+    if node.HasField("options") or len(node.node_options):  # type: ignore[attr-defined]
+        raise GraphLoadError(f"node {type_name}: options on a subgraph node (graph_options) are not supported here")
+    base = node.name or type_name.lower()  # type: ignore[attr-defined]
+    prefix, n = base, 1
+    while prefix in taken:
+        prefix, n = f"{base}_{n}", n + 1
+    taken.add(prefix)
+    streams = {
+        **_boundary(sub.input_stream, _keyed(node.input_stream), "input streams", type_name),  # type: ignore[attr-defined]
+        **_boundary(sub.output_stream, _keyed(node.output_stream), "output streams", type_name),  # type: ignore[attr-defined]
+    }
+    sides = {
+        **_boundary(sub.input_side_packet, _keyed(node.input_side_packet), "input side packets", type_name),  # type: ignore[attr-defined]
+        **_boundary(sub.output_side_packet, _keyed(node.output_side_packet), "output side packets", type_name),  # type: ignore[attr-defined]
+    }
+    nodes = []
+    for inner in sub.node:  # type: ignore[attr-defined]
+        for field, names in (("input_stream", streams), ("output_stream", streams),
+                             ("input_side_packet", sides), ("output_side_packet", sides)):
+            renamed = _rename(getattr(inner, field), names, prefix)
+            del getattr(inner, field)[:]
+            getattr(inner, field).extend(renamed)
+        if inner.name:
+            inner.name = f"{prefix}__{inner.name}"
+        nodes.append(inner)
+    return nodes
+
+
+def expand_subgraphs(config: object) -> object:
+    """`config` with every node naming one of `SUBGRAPHS` replaced by that subgraph's nodes (recursively).
+
+    Returns `config` itself when no node names one of them, otherwise a new
+    CalculatorGraphConfig. GraphLoadError when a node connects a stream the
+    subgraph does not declare, or subgraphs nest past a sane depth.
+    """
+    if not any(node.calculator in SUBGRAPHS for node in config.node):  # type: ignore[attr-defined]
+        return config
+    from mediapipe.framework import calculator_pb2
+
+    expanded = calculator_pb2.CalculatorGraphConfig()
+    expanded.CopyFrom(config)  # type: ignore[arg-type]
+    taken: set[str] = set()
+    for _ in range(_MAX_DEPTH):
+        if not any(node.calculator in SUBGRAPHS for node in expanded.node):
+            return expanded
+        nodes = []
+        for node in expanded.node:
+            nodes.extend(_instance(node, taken) if node.calculator in SUBGRAPHS else [node])
+        copies = [calculator_pb2.CalculatorGraphConfig.Node() for _ in nodes]
+        for copy, node in zip(copies, nodes, strict=True):
+            copy.CopyFrom(node)
+        del expanded.node[:]
+        expanded.node.extend(copies)
+    raise GraphLoadError(f"subgraphs nest deeper than {_MAX_DEPTH} levels")

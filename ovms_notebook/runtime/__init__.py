@@ -1,1 +1,0 @@
-"""Running graphs: timestamp policy, native graph guard, stream sessions, unary calls."""

@@ -1,0 +1,236 @@
+"""A graph instance serving one stream (or one unary request) with OVMS's semantics.
+
+`StreamSession` knows nothing of gRPC: the servicer hands it requests from a
+reader thread and takes `Outbound` items from its queue in a writer thread, so
+outputs flow whenever the graph emits them. In-band errors, responses and the
+final status all travel through that one queue, in the order they happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import mediapipe as mp
+
+from ovms_notebook.codec import encode_output
+from ovms_notebook.engine.graphconfig import GraphSpec
+from ovms_notebook.engine.native import NativeGraph, make_graph
+from ovms_notebook.framework.timestamps import TIMESTAMP_PARAMETER, TimestampMode, TimestampPolicy
+from ovms_notebook.framework.trace import Trace
+from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
+from ovms_notebook.serving.events import EventLog, StreamEvent, next_stream_id
+from ovms_notebook.serving.requests import check_increasing, decode_packets, side_packets
+from ovms_notebook.status import OvmsStatus, StatusCode
+
+log = logging.getLogger(__name__)
+
+GRAPH_VERSION = "1"
+ACCEPTED_VERSIONS = ("", "0", GRAPH_VERSION)
+FIRST = "partial deserialization of first request"
+SUBSEQUENT = "partial deserialization of subsequent requests"
+VALIDATE = "validate subsequent requests"
+TimestampCheck = Literal["strict", "mediapipe"]
+TIMESTAMP_CHECKS: tuple[str, ...] = ("strict", "mediapipe")
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """Per-server choices where we differ from, or follow, a given OVMS (spec README)."""
+
+    timestamps: TimestampMode = "counter"
+    timestamp_check: TimestampCheck = "strict"
+    #: Record every stream's execution trace (a client can also ask per stream, see `StreamSession`).
+    trace: bool = False
+
+    def __post_init__(self) -> None:
+        TimestampPolicy(self.timestamps)  # validates the mode
+        if self.timestamp_check not in TIMESTAMP_CHECKS:
+            raise ValueError(
+                f"timestamp_check must be one of {', '.join(TIMESTAMP_CHECKS)}, got {self.timestamp_check!r}"
+            )
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """An item for the writer: a response, an in-band error, or the end with its final status."""
+
+    kind: Literal["packet", "error", "end"]
+    stream: str = ""
+    packet: mp.Packet | None = None
+    text: str = ""
+    status: OvmsStatus | None = None
+
+
+def output_response(
+    graph: str, stream: str, packet: mp.Packet, response: pb.ModelInferResponse | None = None
+) -> pb.ModelInferResponse:
+    """One output packet as OVMS serializes it: one output, raw bytes, name, version "1", timestamp.
+
+    Fills `response` in place when given (the writer passes the one inside its stream message: no copy).
+    """
+    tensor, raw = encode_output(stream, packet)
+    if response is None:
+        response = pb.ModelInferResponse()
+    response.model_name, response.model_version = graph, GRAPH_VERSION
+    response.outputs.append(tensor)
+    response.raw_output_contents.append(raw)
+    response.parameters[TIMESTAMP_PARAMETER].int64_param = packet.timestamp.value
+    return response
+
+
+class StreamSession:
+    """One stream's graph instance: open with the first request, handle each request, finish once."""
+
+    def __init__(
+        self,
+        graph_name: str,
+        spec: GraphSpec,
+        options: SessionOptions,
+        events: EventLog | None = None,
+        client_tag: str = "",
+        trace: bool | None = None,
+    ) -> None:
+        """`trace` records the graph's execution trace (None: as `options.trace` says); see `trace`."""
+        self.graph_name = graph_name
+        self.tracing = options.trace if trace is None else trace
+        self.opened_us = 0
+        self._trace: Trace | None = None
+        self.client_tag = client_tag
+        self.spec = spec
+        self.options = options
+        self.id = next_stream_id()
+        self.outbound: queue.SimpleQueue[Outbound] = queue.SimpleQueue()
+        self._events = events
+        self._policy = TimestampPolicy(options.timestamps)
+        self._last: dict[str, int] = {}
+        self._graph: NativeGraph | None = None
+        self._finish_lock = threading.Lock()
+        self._final: OvmsStatus | None = None
+        self._end_logged = False
+        self.finished = threading.Event()
+
+    # -- life -------------------------------------------------------------------------------------------------
+
+    def open(self, first: pb.ModelInferRequest) -> None:
+        """Build and start the graph with side packets from the first request's parameters."""
+        packets = side_packets(first.parameters)
+        self.opened_us = time.time_ns() // 1000
+        self._graph = make_graph(self.spec, self._on_packet, trace=self.tracing)
+        self._graph.start(packets)
+        self._event("open", detail=self.graph_name)
+
+    def _on_packet(self, stream: str, packet: mp.Packet) -> None:
+        # Runs on a MediaPipe thread behind the process-wide observer mutex: enqueue only.
+        self.outbound.put(Outbound("packet", stream=stream, packet=packet))
+
+    def handle(self, request: pb.ModelInferRequest, first: bool) -> None:
+        """Validate and push one request; failures become in-band errors, the stream lives on."""
+        if not first:
+            if request.model_name != self.graph_name:
+                return self._reject(OvmsStatus(StatusCode.MEDIAPIPE_INCORRECT_SERVABLE_NAME), VALIDATE)
+            if request.model_version not in ACCEPTED_VERSIONS:
+                return self._reject(OvmsStatus(StatusCode.MEDIAPIPE_INCORRECT_SERVABLE_VERSION), VALIDATE)
+        context = FIRST if first else SUBSEQUENT
+        try:
+            self.push(request)
+        except OvmsStatus as status:
+            self._reject(status, context)
+        return None
+
+    def push(self, request: pb.ModelInferRequest) -> int:
+        """Push a request's packets at its timestamp; returns the timestamp. Raises OvmsStatus."""
+        assert self._graph is not None, "open() first"
+        timestamp, manual = self._policy.resolve(request.parameters)
+        packets = decode_packets(self.spec, request)
+        names = list(packets)
+        try:
+            check_increasing(self._last, names, timestamp)
+        except OvmsStatus:
+            if self.options.timestamp_check == "strict":
+                raise
+            # OVMS-exact: MediaPipe itself fails the graph. Let earlier packets finish first so
+            # their outputs are delivered before the stream ends, as they would be on a quiet OVMS.
+            self._graph.wait_until_idle()
+        self._graph.push(packets, timestamp)
+        self._policy.commit(timestamp)
+        for name in names:
+            self._last[name] = timestamp
+        self._event("request", timestamp=timestamp, streams=tuple(names), manual=manual)
+        return timestamp
+
+    def _reject(self, status: OvmsStatus, context: str) -> None:
+        text = status.in_band(context)
+        self._event("error", detail=text)
+        self.outbound.put(Outbound("error", text=text))
+
+    @property
+    def has_error(self) -> bool:
+        """True once the graph is in error: the stream should end."""
+        return self._graph is not None and self._graph.has_error()
+
+    def next_timestamp(self) -> int:
+        """The timestamp an automatic request would get next."""
+        return self._policy.peek()
+
+    def finish(self) -> OvmsStatus | None:
+        """Close every input, drain the graph, then queue the end. Only the first call does work."""
+        with self._finish_lock:
+            if self.finished.is_set():
+                return self._final
+            if self._graph is not None:
+                self._final = self._graph.close()
+                self._trace = self._read_trace()
+            self.finished.set()
+        self.outbound.put(Outbound("end", status=self._final))
+        return self._final
+
+    @property
+    def trace(self) -> Trace | None:
+        """The execution trace (time 0 = when the stream opened): complete once the stream finished, what was
+        written so far while it runs (MediaPipe writes every 500 ms); None for a stream without tracing."""
+        if self.finished.is_set():
+            return self._trace
+        return self._read_trace()
+
+    def _read_trace(self) -> Trace | None:
+        if not self.tracing or self._graph is None:
+            return None
+        try:
+            return self._graph.trace(self.opened_us)
+        except Exception:  # a trace that cannot be read must not fail the stream
+            log.exception("stream %s: reading the execution trace failed", self.id)
+            return None
+
+    def mark_ended(self) -> None:
+        """Record the end on the event log, after the writer sent every output (idempotent)."""
+        with self._finish_lock:
+            if self._end_logged:
+                return
+            self._end_logged = True
+        self._event("end", detail=self._final.text if self._final else "OK")
+
+    def _event(self, kind: str, **fields: object) -> None:
+        if self._events is not None:
+            event = StreamEvent(kind, self.id, self.graph_name, client_tag=self.client_tag, **fields)  # type: ignore[arg-type]
+            self._events.append(event)
+
+    def to_response(self, item: Outbound) -> pb.ModelStreamInferResponse:
+        """The message for a queued packet or in-band error (called by the writer, off MediaPipe's threads)."""
+        if item.kind == "error":
+            return pb.ModelStreamInferResponse(error_message=item.text)
+        assert item.packet is not None
+        message = pb.ModelStreamInferResponse()
+        try:
+            output_response(self.graph_name, item.stream, item.packet, message.infer_response)
+        except OvmsStatus as status:
+            # OVMS would fail the graph here; we keep the stream and say which output could not travel.
+            text = f"{status.text}; serialize output {item.stream}"
+            self._event("error", timestamp=item.packet.timestamp.value, streams=(item.stream,), detail=text)
+            return pb.ModelStreamInferResponse(error_message=text)
+        self._event("output", timestamp=item.packet.timestamp.value, streams=(item.stream,))
+        return message
