@@ -16,7 +16,7 @@ from mediapipe.framework.formats import classification_pb2
 
 from ovms_notebook.calculators.labels import LabelsOptions, LabelsToRenderDataCalculator, labels_to_render_data
 from ovms_notebook.calculators.recolor import RecolorCalculator, recolor
-from ovms_notebook.nodes.api import registered
+from ovms_notebook.engine.python.api import registered
 
 PIXELS = np.array([[[100, 200, 50], [0, 255, 10]]], np.uint8)  # one row, two pixels
 BLUE = (0, 0, 255)

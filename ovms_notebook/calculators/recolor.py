@@ -23,8 +23,8 @@ from collections.abc import Mapping
 import numpy as np
 from mediapipe.calculators.image import recolor_calculator_pb2
 
-from ovms_notebook.nodes.api import Calculator, register
-from ovms_notebook.nodes.tflite import image_frame
+from ovms_notebook.calculators.tflite import image_frame
+from ovms_notebook.engine.python.api import Calculator, register
 
 __all__ = ["RecolorCalculator", "RecolorOptions", "recolor"]
 

@@ -38,6 +38,8 @@ _OVMS_CALCULATOR_MODULES = (
     "ovms_notebook.calculators.render_shapes",
     "ovms_notebook.calculators.iris",
     "ovms_notebook.calculators.tflite",
+    "ovms_notebook.calculators.recolor",
+    "ovms_notebook.calculators.labels",
 )
 
 # Kinds OVMS refuses at graph inputs/outputs, or that need OVMS's C++ calculators.

@@ -5,14 +5,17 @@ subgraph's own nodes (`ExpandSubgraphs` in the C++ framework). The 0.10.21
 wheel registers only the subgraphs it was built with; OVMS's demo graphs name
 others (`HolisticTrackingToRenderData`, and inside it `HandWristForPose`; the
 iris demo's `IrisLandmarkLeftAndRightCpu`, `IrisLandmarkCpu`, `IrisLandmarkLandmarksToRoi`
-and `IrisRendererCpu`).
+and `IrisRendererCpu`), and so do MediaPipe's own example graphs (the renderers
+`FaceRendererCpu`, `HandRendererSubgraph`, `PoseRendererCpu` with its
+`PoseLandmarksToRenderData`).
 Their pbtxt files, copied unchanged from google-ai-edge/mediapipe v0.10.21,
 live next to this module; `expand_subgraphs` inlines them the way MediaPipe
 does: the subgraph's `TAG:index` streams and side packets are wired to the
 names the outer node gives them, every internal name gets a per-instance
 prefix (`holistictrackingtorenderdata__render_scale`), and nested subgraphs
 are expanded in turn. The expanded nodes are then stock calculators (native)
-or Python calculators (ovms_notebook.calculators.render, render_shapes, iris, tflite), and `split_graph` cuts
+or Python calculators (ovms_notebook.calculators.render, render_shapes, iris, tflite, recolor,
+labels), and `split_graph` cuts
 between them as for any graph.
 """
 
@@ -35,6 +38,11 @@ SUBGRAPHS: dict[str, str] = {
     "IrisLandmarkCpu": "iris_landmark_cpu.pbtxt",  # mediapipe/modules/iris_landmark/
     "IrisLandmarkLandmarksToRoi": "iris_landmark_landmarks_to_roi.pbtxt",  # mediapipe/modules/iris_landmark/
     "IrisRendererCpu": "iris_renderer_cpu.pbtxt",  # mediapipe/graphs/iris_tracking/subgraphs/
+    # MediaPipe's own example graphs (ovms_notebook/examples/mediapipe):
+    "FaceRendererCpu": "face_renderer_cpu.pbtxt",  # mediapipe/graphs/face_mesh/subgraphs/
+    "HandRendererSubgraph": "hand_renderer_cpu.pbtxt",  # mediapipe/graphs/hand_tracking/subgraphs/
+    "PoseRendererCpu": "pose_renderer_cpu.pbtxt",  # mediapipe/graphs/pose_tracking/subgraphs/
+    "PoseLandmarksToRenderData": "pose_landmarks_to_render_data.pbtxt",  # mediapipe/graphs/pose_tracking/subgraphs/
 }
 
 _MAX_DEPTH = 8
