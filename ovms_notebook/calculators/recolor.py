@@ -48,9 +48,9 @@ def recolor(
     if mask.ndim == 3:
         mask = mask[..., 3] if alpha_channel and mask.shape[2] > 3 else mask[..., 0]
     height, width = image.shape[:2]
-    full = cv2.resize(np.ascontiguousarray(mask), (width, height))
+    full: np.ndarray = cv2.resize(np.ascontiguousarray(mask), (width, height))
     if full.dtype == np.uint8:
-        weight = (full * (1.0 / 255.0)).astype(np.float32)
+        weight: np.ndarray = (full * (1.0 / 255.0)).astype(np.float32)
     elif full.dtype == np.float32:
         weight = full
     else:

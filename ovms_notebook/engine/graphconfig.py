@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import hashlib
 import importlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from google.protobuf import text_format
 from ovms_notebook.codec import StreamKind, StreamSpec, parse_stream
 from ovms_notebook.engine.split import Split, split_graph
 from ovms_notebook.errors import GraphLoadError
+from ovms_notebook.framework.ovms_fork import fork_servables, model_entry_checks
 from ovms_notebook.framework.protos import parse_graph_config
 from ovms_notebook.framework.subgraphs import expand_subgraphs
 
@@ -76,12 +77,22 @@ class GraphSpec:
         return list(self.outputs)
 
 
-def parse_graph(text: str) -> GraphSpec:
-    """Parse pbtxt text and apply OVMS's load-time rules; raises GraphLoadError with the reason."""
+def parse_graph(text: str, models: Collection[str] = ()) -> GraphSpec:
+    """Parse pbtxt text and apply OVMS's load-time rules; raises GraphLoadError with the reason.
+
+    `models` are the model entries the graph's config.json serves. When they include any that OVMS's
+    MediaPipe fork would run the graph's subgraphs on, the graph uses them as OVMS does
+    (ovms_notebook.framework.ovms_fork); otherwise its subgraphs read the wheel's model files.
+    """
     try:
-        config = expand_subgraphs(parse_graph_config(text))  # subgraphs the wheel lacks, inlined (runtime/subgraphs)
+        config = parse_graph_config(text)
     except text_format.ParseError as error:
         raise GraphLoadError(f"graph pbtxt does not parse: {error}") from error
+    needed = fork_servables(node.calculator for node in config.node)  # type: ignore[attr-defined]
+    entries = bool(needed.keys() & set(models))
+    config = expand_subgraphs(config, model_entries=entries)  # subgraphs the wheel lacks, inlined
+    if entries:
+        config = model_entry_checks(config, needed)
     inputs = _streams(config.input_stream, "input")
     outputs = _streams(config.output_stream, "output")
     if not inputs:

@@ -156,7 +156,8 @@ def load_definition(entry: GraphEntry, models: ModelRepository | None = None) ->
     except OSError as error:
         return _failed(entry, f"graph file {entry.graph_path} cannot be read: {error.strerror or error}")
     try:
-        spec = bind_resources(parse_graph(text), entry.base_path, entry.name, models)
+        served = models.names if models is not None else ()
+        spec = bind_resources(parse_graph(text, served), entry.base_path, entry.name, models)
     except GraphLoadError as error:
         return _failed(entry, str(error))
     log.info("graph %r loaded from %s", entry.name, entry.graph_path)

@@ -26,6 +26,7 @@ import re
 from importlib import resources
 
 from ovms_notebook.errors import GraphLoadError
+from ovms_notebook.framework.ovms_fork import FORK_INFERENCE, ForkInference, inference_node_text, session_node_text
 
 __all__ = ["SUBGRAPHS", "expand_subgraphs", "subgraph_config"]
 
@@ -111,8 +112,9 @@ def _rename(entries: object, names: dict[str, str], prefix: str) -> list[str]:
     return renamed
 
 
-def _instance(node: object, taken: set[str]) -> list[object]:
-    """The nodes `node` (an outer node naming a subgraph of ours) stands for, wired to its streams."""
+def _instance(node: object, taken: set[str], model_entries: bool = False) -> list[object]:
+    """The nodes `node` (an outer node naming a subgraph of ours) stands for, wired to its streams; with
+    `model_entries`, inferring on a model entry as OVMS's fork does (ovms_notebook.framework.ovms_fork)."""
     type_name = node.calculator  # type: ignore[attr-defined]
     sub = subgraph_config(type_name)
     if node.HasField("options") or len(node.node_options):  # type: ignore[attr-defined]
@@ -140,11 +142,35 @@ def _instance(node: object, taken: set[str]) -> list[object]:
         if inner.name:
             inner.name = f"{prefix}__{inner.name}"
         nodes.append(inner)
+    if model_entries and type_name in FORK_INFERENCE:
+        return _fork_inference(nodes, FORK_INFERENCE[type_name], prefix)
     return nodes
 
 
-def expand_subgraphs(config: object) -> object:
+def _fork_inference(nodes: list[object], fork: ForkInference, prefix: str) -> list[object]:
+    """`nodes` with each TfLiteInferenceCalculator replaced, as in OVMS's fork, by a session on the model entry
+    and an OpenVINOInferenceCalculator from and to the same TfLite tensor streams."""
+    from ovms_notebook.framework.protos import parse_graph_config
+
+    replaced: list[object] = []
+    for inner in nodes:
+        if inner.calculator != "TfLiteInferenceCalculator":  # type: ignore[attr-defined]
+            replaced.append(inner)
+            continue
+        (source,), (target,) = ([_split(entry)[2] for entry in getattr(inner, field)]
+                                for field in ("input_stream", "output_stream"))
+        session = f"{prefix}__session"
+        pair = parse_graph_config(session_node_text(fork.servable, session) + " " + inference_node_text(
+            fork, session, source, target, inner.name))  # type: ignore[attr-defined]
+        replaced.extend(pair.node)  # type: ignore[attr-defined]
+    return replaced
+
+
+def expand_subgraphs(config: object, *, model_entries: bool = False) -> object:
     """`config` with every node naming one of `SUBGRAPHS` replaced by that subgraph's nodes (recursively).
+
+    `model_entries`: the graph's config.json serves the model entries OVMS's fork infers on, so the
+    subgraphs of `FORK_INFERENCE` infer on them (OpenVINO) instead of on the wheel's files.
 
     Returns `config` itself when no node names one of them, otherwise a new
     CalculatorGraphConfig. GraphLoadError when a node connects a stream the
@@ -162,7 +188,7 @@ def expand_subgraphs(config: object) -> object:
             return expanded
         nodes = []
         for node in expanded.node:
-            nodes.extend(_instance(node, taken) if node.calculator in SUBGRAPHS else [node])
+            nodes.extend(_instance(node, taken, model_entries) if node.calculator in SUBGRAPHS else [node])
         copies = [calculator_pb2.CalculatorGraphConfig.Node() for _ in nodes]
         for copy, node in zip(copies, nodes, strict=True):
             copy.CopyFrom(node)
