@@ -298,3 +298,16 @@ def test_selfie_segmentation_modules_mask_the_person(server, graph: str) -> None
     assert isinstance(mask, np.ndarray) and mask.shape == (512, 512, 1) and mask.dtype == np.float32
     assert mask[110:150, 200:250].mean() > 0.9 and mask[380:440, 150:230].mean() > 0.9  # face, suit
     assert mask[:40, :40].mean() < 0.1  # the flag
+
+
+def test_every_gallery_graph_draws_with_one_box_per_node(server) -> None:
+    from ovms_notebook.widgets.graphview import GraphView
+
+    for graph in server.graphs:
+        view = GraphView(graph.spec, title=graph.name)
+        svg = view.svg()
+        assert svg is not None and svg.startswith(b"<?xml"), graph.name
+        nodes = graph.spec.config.node
+        assert svg.count(b'class="node"') >= len(nodes), graph.name  # every node, plus the graph's inputs/outputs
+        for node in nodes:
+            assert node.calculator.encode() in svg, (graph.name, node.calculator)
