@@ -19,8 +19,10 @@ for, the graph is served the way OVMS serves it:
 * every other entry the graph's subgraphs ask for gets a session node of its
   own (`model_entry_checks`), so a missing or unloadable entry fails the
   stream at start with OVMS's `OpenVINOModelServerSessionCalculator failed to
-  load the model`. The wheel's native subgraphs still infer with their own
-  .tflite files: the wheel offers no way to swap their inference node.
+  load the model`. The wheel's native subgraphs (face detection and
+  landmarks, pose, hands) still infer on their own .tflite files: their
+  inference nodes take and give `std::vector<mediapipe::Tensor>` packets,
+  which no Python node can read or make, so OpenVINO cannot stand in there.
 
 A graph whose config.json serves none of them names no model entry: it runs
 MediaPipe's subgraphs on the wheel's files, as MediaPipe does.
