@@ -30,16 +30,20 @@ from ovms_notebook.sources import astronaut, pan_zoom
 EXAMPLES = REPO / "ovms_notebook" / "examples"
 INPUT, DONE = "first_input_video", frozenset({"output"})
 #: graph -> (its folder and pbtxt under the examples)
-DEMOS = {"irisTracking": ("iris_tracking", "iris_tracking.pbtxt"),
-         "holisticTracking": ("holistic_tracking", "holistic_tracking.pbtxt")}
+DEMOS = {
+    "irisTracking": ("iris_tracking", "iris_tracking.pbtxt"),
+    "holisticTracking": ("holistic_tracking", "holistic_tracking.pbtxt"),
+}
 #: model entry -> its .tflite in the wheel, as OVMS's demos serve them
-MODELS = {"face_detection": "face_detection/face_detection_short_range.tflite",
-          "face_landmark": "face_landmark/face_landmark.tflite",
-          "iris_landmark": "iris_landmark/iris_landmark.tflite",
-          "hand_landmark_full": "hand_landmark/hand_landmark_full.tflite",
-          "hand_recrop": "holistic_landmark/hand_recrop.tflite",
-          "pose_detection": "pose_detection/pose_detection.tflite",
-          "pose_landmark_full": "pose_landmark/pose_landmark_full.tflite"}
+MODELS = {
+    "face_detection": "face_detection/face_detection_short_range.tflite",
+    "face_landmark": "face_landmark/face_landmark.tflite",
+    "iris_landmark": "iris_landmark/iris_landmark.tflite",
+    "hand_landmark_full": "hand_landmark/hand_landmark_full.tflite",
+    "hand_recrop": "holistic_landmark/hand_recrop.tflite",
+    "pose_detection": "pose_detection/pose_detection.tflite",
+    "pose_landmark_full": "pose_landmark/pose_landmark_full.tflite",
+}
 
 
 def demo_folder(root: Path) -> Path:
@@ -49,10 +53,17 @@ def demo_folder(root: Path) -> Path:
     for name, file in MODELS.items():
         (root / name / "1").mkdir(parents=True)
         shutil.copyfile(wheel_modules_dir() / file, root / name / "1" / Path(file).name)
-    (root / "config.json").write_text(json.dumps({
-        "model_config_list": [{"config": {"name": name, "base_path": name}} for name in MODELS],
-        "mediapipe_config_list": [{"name": graph, "base_path": folder, "graph_path": pbtxt}
-                                  for graph, (folder, pbtxt) in DEMOS.items()]}))
+    (root / "config.json").write_text(
+        json.dumps(
+            {
+                "model_config_list": [{"config": {"name": name, "base_path": name}} for name in MODELS],
+                "mediapipe_config_list": [
+                    {"name": graph, "base_path": folder, "graph_path": pbtxt}
+                    for graph, (folder, pbtxt) in DEMOS.items()
+                ],
+            }
+        )
+    )
     return root
 
 
@@ -69,16 +80,24 @@ def main() -> None:
         try:
             runs = [f"{graph} {side}" for graph in DEMOS for side in servers]
             best = best_interleaved(
-                lambda run: lockstep_frames_per_second(servers[run.split()[1]].address, run.split()[0], INPUT,
-                                                       frames, DONE), runs, args.rounds)
+                lambda run: lockstep_frames_per_second(
+                    servers[run.split()[1]].address, run.split()[0], INPUT, frames, DONE
+                ),
+                runs,
+                args.rounds,
+            )
         finally:
             entries.stop()
             wheel.stop()
     for graph in DEMOS:
         with_entries, without = best[f"{graph} entries"], best[f"{graph} wheel"]
-        report(f"ENTRIES {graph} frames/s, model entries / wheel files", with_entries / without, "informational",
-               f"with entries {with_entries:.1f}/s, wheel files {without:.1f}/s "
-               f"(best of {args.rounds} x {args.frames} frames 320x320, lock-step, one stream each)")
+        report(
+            f"ENTRIES {graph} frames/s, model entries / wheel files",
+            with_entries / without,
+            "informational",
+            f"with entries {with_entries:.1f}/s, wheel files {without:.1f}/s "
+            f"(best of {args.rounds} x {args.frames} frames 320x320, lock-step, one stream each)",
+        )
 
 
 if __name__ == "__main__":
