@@ -311,3 +311,12 @@ def test_every_gallery_graph_draws_with_one_box_per_node(server) -> None:
         assert svg.count(b'class="node"') >= len(nodes), graph.name  # every node, plus the graph's inputs/outputs
         for node in nodes:
             assert node.calculator.encode() in svg, (graph.name, node.calculator)
+
+
+def test_check_says_ovms_lacks_the_renderers_the_package_inlines() -> None:
+    from ovms_notebook.portability.check import calculator_findings
+
+    (finding,) = calculator_findings(["FaceRendererCpu"])
+    assert (finding.severity, finding.kind, finding.subject) == ("error", "ovms-lacks-calculator", "FaceRendererCpu")
+    assert finding.reason.startswith("a MediaPipe subgraph ovms_notebook inlines from MediaPipe's own pbtxt")
+    assert finding.reason.endswith("registers it, so OVMS fails to load the graph")
