@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 
-from ovms_notebook import __version__
+from ovms_notebook._version import __version__
 from ovms_notebook.errors import OvmsNotebookError
 from ovms_notebook.framework.timestamps import TIMESTAMP_MODES
 from ovms_notebook.serving.session import TIMESTAMP_CHECKS

@@ -265,14 +265,15 @@ def test_editors_fit_their_stream_kinds(tmp_path) -> None:
         editor.close()
 
 
-def test_the_console_is_a_widget_exported_by_the_package(console_for) -> None:
+def test_the_console_is_exported_by_the_package_and_shows_the_box_it_owns(console_for) -> None:
     import ovms_notebook.widgets as package
 
     console = console_for(graph="passthrough")
-    assert package.StreamConsole is StreamConsole and isinstance(console, widgets.VBox)
-    assert type(console)._repr_mimebundle_ is widgets.Widget._repr_mimebundle_
+    assert package.StreamConsole is StreamConsole and isinstance(console.box, widgets.VBox)
+    assert not isinstance(console, widgets.Widget)  # composed, so no ipywidgets method means two things
     bundle = console._repr_mimebundle_()
-    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == console.model_id
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == console.box.model_id
+    assert console.outputs.box in console.box.children and console.timeline.box in console.box.children
     assert log_lines([], {}) == []
 
 

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from mediapipe.calculators.util import labels_to_render_data_calculator_pb2
 from mediapipe.util import render_data_pb2
 
-from ovms_notebook.engine.python.api import Calculator, register
+from ovms_notebook.engine.python.api import Calculator
 
 __all__ = ["LabelsOptions", "LabelsToRenderDataCalculator", "labels_to_render_data"]
 
@@ -65,7 +65,6 @@ def labels_to_render_data(
     return data
 
 
-@register()
 class LabelsToRenderDataCalculator(Calculator):
     """CLASSIFICATIONS, or LABELS [+ SCORES] -> RENDER_DATA: the labels as text at the top left."""
 

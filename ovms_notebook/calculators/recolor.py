@@ -24,7 +24,7 @@ import numpy as np
 from mediapipe.calculators.image import recolor_calculator_pb2
 
 from ovms_notebook.calculators.tflite import image_frame
-from ovms_notebook.engine.python.api import Calculator, register
+from ovms_notebook.engine.python.api import Calculator
 
 __all__ = ["RecolorCalculator", "RecolorOptions", "recolor"]
 
@@ -70,7 +70,6 @@ def recolor(
     return np.clip(kept + added, 0, 255).astype(np.uint8)
 
 
-@register()
 class RecolorCalculator(Calculator):
     """IMAGE + MASK -> IMAGE: the image tinted towards the options' colour where the mask says (CPU only)."""
 

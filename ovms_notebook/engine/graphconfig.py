@@ -8,40 +8,24 @@ later (unknown stream names, unsupported kinds) is settled here, once.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import hashlib
-import importlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from google.protobuf import text_format
 
 from ovms_notebook.codec import StreamKind, StreamSpec, parse_stream
+from ovms_notebook.engine.python.api import Registry, default_registry
+from ovms_notebook.engine.python.scheduler import PythonGraph
 from ovms_notebook.engine.split import Split, split_graph
 from ovms_notebook.errors import GraphLoadError
 from ovms_notebook.framework.ovms_fork import fork_servables, model_entry_checks
-from ovms_notebook.framework.protos import parse_graph_config
+from ovms_notebook.framework.protos import GraphConfig, parse_graph_config
 from ovms_notebook.framework.subgraphs import expand_subgraphs
 
-#: The side packet OVMS reserves for its map of Python node resources (spec §6.4); clients cannot set it.
+#: The side packet OVMS reserves for its map of Python node resources (OVMS's
+#: src/mediapipe_internal/side_packet_builder.cpp); clients cannot set it.
 RESERVED_SIDE_PACKET = "py"
-
-# Modules that register calculators on the Python side when imported: OVMS's (PythonExecutor, OpenVINO...)
-# and the toolkit's own (DetectionTrackerCalculator).
-_OVMS_CALCULATOR_MODULES = (
-    "ovms_notebook.calculators.ovms_python",
-    "ovms_notebook.calculators.openvino",
-    "ovms_notebook.calculators.tracking",
-    "ovms_notebook.calculators.render",
-    "ovms_notebook.calculators.render_shapes",
-    "ovms_notebook.calculators.iris",
-    "ovms_notebook.calculators.tflite",
-    "ovms_notebook.calculators.recolor",
-    "ovms_notebook.calculators.labels",
-)
 
 # Kinds OVMS refuses at graph inputs/outputs, or that need OVMS's C++ calculators.
 _UNSUPPORTED_IO = {
@@ -56,7 +40,7 @@ class GraphSpec:
     """A validated graph: config, input/output streams by name, declared side packets."""
 
     text: str
-    config: object  # mediapipe.framework.calculator_pb2.CalculatorGraphConfig
+    config: GraphConfig  # mediapipe.framework.calculator_pb2.CalculatorGraphConfig
     inputs: dict[str, StreamSpec]
     outputs: dict[str, StreamSpec]
     side_packets: tuple[str, ...]
@@ -88,7 +72,7 @@ def parse_graph(text: str, models: Collection[str] = ()) -> GraphSpec:
         config = parse_graph_config(text)
     except text_format.ParseError as error:
         raise GraphLoadError(f"graph pbtxt does not parse: {error}") from error
-    needed = fork_servables(node.calculator for node in config.node)  # type: ignore[attr-defined]
+    needed = fork_servables(node.calculator for node in config.node)
     entries = bool(needed.keys() & set(models))
     config = expand_subgraphs(config, model_entries=entries)  # subgraphs the wheel lacks, inlined
     if entries:
@@ -118,60 +102,14 @@ def parse_graph(text: str, models: Collection[str] = ()) -> GraphSpec:
     )
 
 
-def bind_resources(spec: GraphSpec, base_path: str | Path, graph_name: str, models: Any) -> GraphSpec:
-    """What a graph definition holds once loaded, as OVMS's definition does: Python node handlers and sessions.
-
-    Every `PythonExecutorCalculator` node's handler is imported and `initialize`d
-    (one model per node, shared by every graph instance; spec §7.3) and handed
-    to each run as the side packet `py`; every `OpenVINOModelServerSessionCalculator`
-    node gets a session on `models` (the model repository) for its servable.
-    GraphLoadError (OVMS's status name and text) when a node would not load in OVMS.
-    """
-    split = spec.split
-    if split is None or split.python is None:
-        return spec
-    from ovms_notebook.calculators.openvino import bind_sessions
-    from ovms_notebook.calculators.python_cache import load_python_nodes
-    from ovms_notebook.calculators.python_handlers import PythonNodeError
-
-    try:
-        resources = load_python_nodes(split.python, base_path, graph_name)
-    except PythonNodeError as error:
-        raise GraphLoadError(f"{error.status}: {error}") from error
-    bound, sessions = bind_sessions(split.python, models)
-    side: dict[str, object] = dict(sessions)
-    side[RESERVED_SIDE_PACKET] = resources  # OVMS always passes `py`, even to graphs without Python nodes
-    return dataclasses.replace(spec, split=dataclasses.replace(split, python=bound), python_side_packets=side)
-
-
-def release_resources(spec: GraphSpec | None, keep: GraphSpec | None = None) -> None:
-    """A definition is retired or replaced: finalize its Python node handlers once no run uses them.
-
-    Handlers `keep` (the replacing definition) shares are left alone.
-    """
-    if spec is None or not spec.python_side_packets:
-        return
-    from ovms_notebook.calculators.python_cache import release_loaded
-
-    kept = keep.python_side_packets.get(RESERVED_SIDE_PACKET, {}) if keep is not None else {}
-    release_loaded(spec.python_side_packets.get(RESERVED_SIDE_PACKET, {}), kept)  # type: ignore[arg-type]
-
-
-def python_registry() -> Mapping[str, object]:
-    """Calculators that run on the Python side: OVMS's own and those registered in a notebook."""
-    from ovms_notebook.engine.python.api import default_registry
-
-    for module in _OVMS_CALCULATOR_MODULES:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(module)
+def python_registry() -> Registry:
+    """Calculators that run on the Python side: the library's (the default registry loads them on first
+    use, see `ovms_notebook.calculators.builtin`) and those registered in a notebook."""
     return default_registry
 
 
-def _check_python(config: object) -> None:
-    from ovms_notebook.calculators.openvino import bind_sessions
-    from ovms_notebook.engine.python.scheduler import PythonGraph
-
-    bound, _ = bind_sessions(config, None)  # session nodes take their SESSION as input, as the engine runs them
+def _check_python(config: GraphConfig) -> None:
+    bound = default_registry.prepare(config)  # e.g. session nodes take their SESSION as input, as the engine runs them
     try:
         PythonGraph(bound)
     except ValueError as error:
@@ -193,7 +131,7 @@ def _streams(declared: object, side: str) -> dict[str, StreamSpec]:
     return streams
 
 
-def _dry_run(config: object) -> None:
+def _dry_run(config: GraphConfig) -> None:
     """Build the native graph once, as OVMS's load-time `Initialize` does: unknown calculators fail here."""
     import mediapipe as mp
 

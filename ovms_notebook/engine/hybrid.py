@@ -7,7 +7,7 @@ the Python half. What a Python node emits towards native nodes is added to
 the native graph from that engine thread or from the request's thread, never
 from a MediaPipe callback; when it emits nothing at t, an empty packet at t
 advances the native input's bound so native nodes downstream are not held
-back (notes: the one bound setter the Python API has).
+back (the one bound setter mediapipe's Python API has).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from ovms_notebook.engine.python.api import EMPTY, default_registry
 from ovms_notebook.engine.python.scheduler import PythonGraph
 from ovms_notebook.engine.split import Split, python_side, split_graph
 from ovms_notebook.framework import timestamps as ts
-from ovms_notebook.framework.trace import Trace, TraceEvent, build_trace, order_nodes
+from ovms_notebook.framework.protos import GraphConfig
+from ovms_notebook.framework.trace import NodeKind, Trace, TraceEvent, build_trace, order_nodes
 from ovms_notebook.status import OvmsStatus, StatusCode
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,10 @@ log = logging.getLogger(__name__)
 _STOP = object()
 _SETTLE_ROUNDS = 50
 _SETTLE_SECONDS = 10.0  # wait_until_idle's bound on one delivery across the cut
+_JOIN_SECONDS = 10.0  # close()'s bound on the engine thread finishing what it holds
 
 
-def _part_spec(config: object, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> GraphSpec:
+def _part_spec(config: GraphConfig, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> GraphSpec:
     return GraphSpec(
         text="",
         config=config,
@@ -105,7 +107,8 @@ class HybridGraph:
         events = [dataclasses.replace(e, node=python_names[e.node]) if e.kind == "python" and e.node in python_names
                   else e for e in events]
         known = [*(self.native.trace_node_names if self.native is not None else []), *python_names.values()]
-        kinds = {**dict.fromkeys(known, "native"), **dict.fromkeys(python_names.values(), "python")}
+        kinds: dict[str, NodeKind] = {**dict.fromkeys(known, "native"),
+                                      **dict.fromkeys(python_names.values(), "python")}
         return build_trace(events, origin_us, order_nodes(canonical_names(self.spec.config), known), kinds)
 
     # -- callbacks ----------------------------------------------------------------------------------------------
@@ -138,8 +141,9 @@ class HybridGraph:
         try:
             packet = mp.Packet() if value is EMPTY else value_to_packet(value)
             self.native.push({stream: packet}, timestamp)
-        except OvmsStatus:
-            pass  # the native graph is in error or closed: close() reports it
+        except OvmsStatus as status:  # the native graph is in error or closed: close() reports it
+            log.info('packet on "%s" at %s not added to the native half: %s', stream, ts.debug_string(timestamp),
+                     status)
         except (TypeError, ValueError) as error:
             self._fail(f'stream "{stream}" into native nodes at {ts.debug_string(timestamp)}: {error}')
 
@@ -152,8 +156,8 @@ class HybridGraph:
     # -- engine thread --------------------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        while (item := self._inbox.get()) is not _STOP:
-            stream, packet = item  # type: ignore[misc]
+        while isinstance(item := self._inbox.get(), tuple):  # anything else is _STOP
+            stream, packet = item
             try:
                 self._deliver(stream, packet)
             finally:
@@ -187,9 +191,9 @@ class HybridGraph:
                 item = self._inbox.get_nowait()
             except queue.Empty:
                 return moved
-            if item is _STOP:
+            if not isinstance(item, tuple):  # _STOP
                 continue
-            stream, packet = item  # type: ignore[misc]
+            stream, packet = item
             try:
                 self._deliver(stream, packet)
             finally:
@@ -248,9 +252,13 @@ class HybridGraph:
             moved = self._drain_inbox()
             with self._settled:
                 busy = self._in_flight > 0
-                self._settled.wait_for(lambda: self._in_flight <= 0, timeout=_SETTLE_SECONDS)
+                if not self._settled.wait_for(lambda: self._in_flight <= 0, timeout=_SETTLE_SECONDS):
+                    log.warning("%d packet(s) from the native half still undelivered to the Python half after "
+                                "%.0f s; not waiting longer for them", self._in_flight, _SETTLE_SECONDS)
             if not moved and not busy:
                 return
+        log.warning("the two halves did not settle within %d rounds; returning with packets in flight",
+                    _SETTLE_ROUNDS)
 
     def close(self) -> OvmsStatus | None:
         """Close graph inputs, let data flow across the cut until it settles, then finish both halves."""
@@ -264,7 +272,10 @@ class HybridGraph:
         # what it holds first), so nothing is pushed into the native half behind our back while it closes.
         self._inbox.put(_STOP)
         if self._thread is not None:
-            self._thread.join(10)
+            self._thread.join(_JOIN_SECONDS)
+            if self._thread.is_alive():
+                log.warning("engine thread %s still busy %.0f s after it was told to stop; closing without it "
+                            "(what it still holds may not reach the native half)", self._thread.name, _JOIN_SECONDS)
         if self.native is not None:
             for name in self.split.native_inputs:
                 self.native.close_input_stream(name)
@@ -290,6 +301,9 @@ class HybridGraph:
                     for name in ready:
                         self.python.close_input_stream(name)
                 ended.update(ready)
+            else:
+                log.warning("closing: the two halves still moved packets after %d rounds; finishing them anyway "
+                            "(later packets across the cut are lost)", _SETTLE_ROUNDS)
             native_error = self.native.close()
         else:
             native_error = None
@@ -321,7 +335,7 @@ def _without_cut_inputs(events: list[TraceEvent], cut: tuple[str, ...]) -> list[
     return kept
 
 
-def _half_names(config: object, split: Split) -> tuple[dict[str, str], dict[str, str]]:
+def _half_names(config: GraphConfig, split: Split) -> tuple[dict[str, str], dict[str, str]]:
     """Canonical node names in each half -> the whole graph's (native half, Python half).
 
     The halves keep the graph's node order, so the i-th node of a half is the i-th node of that side.

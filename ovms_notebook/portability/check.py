@@ -17,7 +17,8 @@ Problems found (each a `Finding` with the reason in words):
 * `name-occupied`: the graph is named like a model its subgraphs need; OVMS refuses it.
 * `shared-state`: a Python calculator keeps per-stream state on self, which OVMS shares across
   streams (state.py) — a warning.
-* `timestamps`, `timestamp-check`: where our defaults differ from the target OVMS version (notes).
+* `timestamps`, `timestamp-check`: where our defaults differ from the target OVMS version
+  (automatic timestamps became wall-clock microseconds in OVMS v2025.1).
 * `graph-file`: the graph file cannot be read or parsed.
 
 Errors make a graph not portable; warnings and notes do not.
@@ -30,11 +31,13 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Literal
 
 from ovms_notebook.codec.streams import EXTENSION_KINDS, parse_stream
+from ovms_notebook.framework.protos import GraphConfig
+from ovms_notebook.ovms_config import config_schema as config_schema  # re-export: its home was here
+from ovms_notebook.ovms_config import schema_errors
+from ovms_notebook.portability.findings import Finding
 from ovms_notebook.portability.registry import (
     OVMS_EMULATED,
     mediapipe_version,
@@ -44,26 +47,11 @@ from ovms_notebook.portability.registry import (
 )
 from ovms_notebook.repository.graphs import GraphEntry, find_config, read_entries
 
-Severity = Literal["error", "warning", "note"]
-
-#: The OVMS release a check compares against unless told otherwise (the spec's reference snapshot).
+#: The OVMS release a check compares against unless told otherwise (the release whose behaviour the package follows).
 DEFAULT_OVMS_VERSION = "2026.3"
 _WALLCLOCK_SINCE = (2025, 1)
 _PYTHON_NODES_SINCE = (2023, 3)
 _IMPORTS_US = re.compile(r"^\s*(?:from|import)\s+ovms_notebook\b", re.M)
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One portability problem or note: what it is about (`subject`) and why (`reason`)."""
-
-    severity: Severity
-    kind: str
-    subject: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.severity}: [{self.kind}] {self.subject}: {self.reason}"
 
 
 @dataclass
@@ -139,21 +127,10 @@ def _version(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def config_schema() -> dict:
-    """OVMS's config.json schema (MODELS_CONFIG_SCHEMA of src/schema.cpp, vendored)."""
-    return json.loads(resources.files("ovms_notebook.portability").joinpath("ovms_config_schema.json").read_text())
-
-
 def schema_findings(document: object) -> list[Finding]:
     """Every place `document` (a parsed config.json) breaks OVMS's schema: OVMS refuses the whole file."""
-    import jsonschema
-
-    validator = jsonschema.Draft4Validator(config_schema())
-    found = []
-    for error in sorted(validator.iter_errors(document), key=lambda e: (list(map(str, e.absolute_path)), e.message)):
-        where = "config.json" + "".join(f"[{p!r}]" for p in error.absolute_path)
-        found.append(Finding("error", "config-schema", where, f"OVMS's config schema rejects it: {error.message}"))
-    return found
+    return [Finding("error", "config-schema", where, f"OVMS's config schema rejects it: {message}")
+            for where, message in schema_errors(document)]
 
 
 def timestamp_findings(ovms_version: str, timestamps: str, timestamp_check: str) -> list[Finding]:
@@ -208,8 +185,8 @@ def calculator_findings(calculators: Iterable[str]) -> list[Finding]:
         if name in stand_ins:
             continue
         if name in registry and name not in OVMS_EMULATED:
-            found.append(_python_calculator(name, registry[name]))  # type: ignore[arg-type]
-            state = shared_state_finding(name, registry[name])  # type: ignore[arg-type]
+            found.append(_python_calculator(name, registry[name]))
+            state = shared_state_finding(name, registry[name])
             found += [state] if state else []
         elif name in registry or (name in ovms and in_wheel.get(name)):
             continue
@@ -236,10 +213,10 @@ def calculator_findings(calculators: Iterable[str]) -> list[Finding]:
     return found
 
 
-def stream_findings(config: object) -> list[Finding]:
+def stream_findings(config: GraphConfig) -> list[Finding]:
     """Graph input/output streams whose tag is one of our extensions (spec README, "Extensions")."""
     found = []
-    for side, streams in (("input_stream", config.input_stream), ("output_stream", config.output_stream)):  # type: ignore[attr-defined]
+    for side, streams in (("input_stream", config.input_stream), ("output_stream", config.output_stream)):
         for text in streams:
             spec = parse_stream(text)
             if spec.kind in EXTENSION_KINDS:
@@ -250,25 +227,25 @@ def stream_findings(config: object) -> list[Finding]:
     return found
 
 
-def handler_findings(config: object, base_path: Path) -> list[Finding]:
+def handler_findings(config: GraphConfig, base_path: Path) -> list[Finding]:
     """PythonExecutorCalculator handlers that import ovms_notebook (absent from OVMS's image)."""
     from ovms_notebook.calculators.proto.ovms_calculators_pb2 import PythonExecutorCalculatorOptions
+    from ovms_notebook.framework.options import node_options
 
     found = []
-    for node in config.node:  # type: ignore[attr-defined]
+    for node in config.node:
         if node.calculator != "PythonExecutorCalculator":
             continue
-        for packed in node.node_options:
-            options = PythonExecutorCalculatorOptions()
-            if packed.Is(options.DESCRIPTOR) and packed.Unpack(options) and options.handler_path:
-                path = base_path / options.handler_path
-                try:
-                    text = path.read_text()
-                except OSError:
-                    continue  # a missing handler is a load error the graph's own status reports
-                if _IMPORTS_US.search(text):
-                    found.append(Finding("error", "handler-import", f"node {node.name!r} ({options.handler_path})",
-                                         "the handler imports ovms_notebook, which OVMS's Python image does not have"))
+        options = node_options(node, PythonExecutorCalculatorOptions)
+        if not options.handler_path:
+            continue
+        try:
+            text = (base_path / options.handler_path).read_text()
+        except OSError:
+            continue  # a missing handler is a load error the graph's own status reports
+        if _IMPORTS_US.search(text):
+            found.append(Finding("error", "handler-import", f"node {node.name!r} ({options.handler_path})",
+                                 "the handler imports ovms_notebook, which OVMS's Python image does not have"))
     return found
 
 
@@ -316,6 +293,6 @@ def check(config: str | Path, *, ovms_version: str = DEFAULT_OVMS_VERSION, times
     from ovms_notebook.portability.subgraphs import configured_models
 
     models = configured_models(path)
-    for entry in read_entries(path):
+    for entry in read_entries(path, validate=False):
         report.graphs.append(check_graph(entry, ovms_version, models))
     return report

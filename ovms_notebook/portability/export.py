@@ -18,9 +18,12 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ovms_notebook.codec.streams import TENSOR_KINDS, StreamKind, parse_stream
+from ovms_notebook.engine.python.api import Calculator
 from ovms_notebook.errors import ConfigError
+from ovms_notebook.framework.protos import GraphConfig
 from ovms_notebook.portability.check import DEFAULT_OVMS_VERSION, Finding, Report, check
 from ovms_notebook.portability.handler import NotExportable, handler_source
 from ovms_notebook.portability.registry import OVMS_EMULATED
@@ -72,7 +75,7 @@ def _entries(source: Path) -> tuple[list[GraphEntry], dict]:
         base = source.resolve().parent
         return [GraphEntry(base.name, base, source.resolve(), None)], {"model_config_list": []}
     path = find_config(source)
-    return read_entries(path), json.loads(path.read_text())
+    return read_entries(path, validate=False), json.loads(path.read_text())
 
 
 def _graph_names(names: list[str], models: set[str]) -> dict[str, str]:
@@ -106,17 +109,24 @@ def _copy_models(document: dict, root: Path, out_dir: Path, graph_names: set[str
     return models
 
 
-def _convert(graph: str, config: object, folder: Path, exported: Exported) -> bool:
+def _graph_config(text: str) -> GraphConfig:
+    """The pbtxt parsed as a `CalculatorGraphConfig`."""
+    from ovms_notebook.framework.protos import parse_graph_config
+
+    return parse_graph_config(text)
+
+
+def _convert(graph: str, config: GraphConfig, folder: Path, exported: Exported) -> bool:
     """Turn each notebook calculator node of `config` into a PythonExecutorCalculator; True when any changed."""
     from ovms_notebook.calculators.proto.ovms_calculators_pb2 import PythonExecutorCalculatorOptions
     from ovms_notebook.engine.graphconfig import python_registry
 
     registry = python_registry()
-    python_nodes = {i for i, n in enumerate(config.node)  # type: ignore[attr-defined]
+    python_nodes = {i for i, n in enumerate(config.node)
                     if n.calculator in _PYTHON_SIDE or (n.calculator in registry and n.calculator not in OVMS_EMULATED)}
-    producers: dict[str, str] = {parse_stream(s).name: "graph input" for s in config.input_stream}  # type: ignore[attr-defined]
+    producers: dict[str, str] = {parse_stream(s).name: "graph input" for s in config.input_stream}
     consumers: dict[str, list[str]] = {}
-    for i, node in enumerate(config.node):  # type: ignore[attr-defined]
+    for i, node in enumerate(config.node):
         for text in node.output_stream:
             tag = text.split(":")[0] if ":" in text else ""
             py = i in python_nodes or tag.startswith(_PY_OUTPUT_TAG)
@@ -127,7 +137,7 @@ def _convert(graph: str, config: object, folder: Path, exported: Exported) -> bo
             side = "python" if py else f"native node {node.calculator}"
             consumers.setdefault(parse_stream(text).name, []).append(side)
     changed = False
-    for index, node in enumerate(config.node):  # type: ignore[attr-defined]
+    for index, node in enumerate(config.node):
         if node.calculator not in registry or node.calculator in OVMS_EMULATED:
             continue
         subject = f"graph {graph}, node {node.name or node.calculator!r}"
@@ -146,18 +156,28 @@ def _convert(graph: str, config: object, folder: Path, exported: Exported) -> bo
             bad = [c for c in consumers.get(name, []) if c != "python"]
             if bad:
                 reasons.append(f"output {text!r} feeds {bad[0]}, which cannot take a pyovms Tensor")
-        source = ""
-        try:
-            source = handler_source(registry[node.calculator], node.calculator, inputs, outs)
-        except NotExportable as error:
-            reasons += error.reasons
-        if reasons:
+        handler_code = None
+        calculator = registry[node.calculator]
+        if not (isinstance(calculator, type) and issubclass(calculator, Calculator)):
+            reasons.append(f"{node.calculator} is registered as {calculator!r}, not a Calculator class")
+        else:
+            try:
+                handler_code = handler_source(calculator, node.calculator, inputs, outs)
+            except NotExportable as error:
+                reasons += error.reasons
+        if reasons or handler_code is None or not isinstance(calculator, type):
             exported.problems += [Finding("error", "not-exported", subject, reason) for reason in reasons]
             continue
         name = node.name or f"{node.calculator.lower()}_{index}"
         handler = folder / f"{name}.py"
-        handler.write_text(source)
-        state = shared_state_finding(subject, registry[node.calculator])  # type: ignore[arg-type]
+        handler.write_text(handler_code.text)
+        if handler_code.package_imports:
+            exported.problems.append(Finding(
+                "warning", "needs-package", subject,
+                f"the handler imports {', '.join(handler_code.package_imports)} from the ovms_notebook package "
+                "instead of copying it: OVMS's Python image needs ovms_notebook installed (pip install "
+                "ovms-notebook) to load this node"))
+        state = shared_state_finding(subject, calculator)
         exported.problems += [state] if state else []
         exported.handlers[f"{graph}/{name}"] = handler
         _rewrite(node, name, PythonExecutorCalculatorOptions(handler_path=handler.name))
@@ -174,19 +194,19 @@ def _key(text: str) -> str:
     return tag_key(spec.tag, spec.index or 0)
 
 
-def _rewrite(node: object, name: str, options: object) -> None:
+def _rewrite(node: Any, name: str, options: object) -> None:
     """The node becomes an OVMS Python node: name, `py` resources, handler options, one tag per stream."""
-    node.calculator = "PythonExecutorCalculator"  # type: ignore[attr-defined]
-    node.name = name  # type: ignore[attr-defined]
-    node.input_side_packet.append("PYTHON_NODE_RESOURCES:py")  # type: ignore[attr-defined]
-    for streams, stem in ((node.input_stream, "INPUT"), (node.output_stream, "OUTPUT")):  # type: ignore[attr-defined]
+    node.calculator = "PythonExecutorCalculator"
+    node.name = name
+    node.input_side_packet.append("PYTHON_NODE_RESOURCES:py")
+    for streams, stem in ((node.input_stream, "INPUT"), (node.output_stream, "OUTPUT")):
         retagged = [f"{stem}_{i}:{parse_stream(text).name}" for i, text in enumerate(streams)]
         del streams[:]
         streams.extend(retagged)
-    node.node_options.add().Pack(options)  # type: ignore[attr-defined]
+    node.node_options.add().Pack(options)
 
 
-def _retag_graph_streams(config: object, consumers: dict, producers: dict) -> None:
+def _retag_graph_streams(config: GraphConfig, consumers: dict, producers: dict) -> None:
     """Graph inputs read only by Python nodes and outputs they produce carry pyovms Tensors: tag OVMS_PY_TENSOR."""
     for field_name in ("input_stream", "output_stream"):
         streams = getattr(config, field_name)
@@ -211,8 +231,6 @@ def export(source: str | Path, out_dir: str | Path, *, image: str | None = None,
     """
     from google.protobuf import text_format
 
-    from ovms_notebook.framework.protos import parse_graph_config
-
     source, out_dir = Path(source), Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ConfigError(f"export needs an empty or new output folder, got {str(out_dir)!r} (not empty)")
@@ -225,7 +243,7 @@ def export(source: str | Path, out_dir: str | Path, *, image: str | None = None,
         present |= configured_models(find_config(source))  # subconfig models travel with their graph folder
     texts = {entry.name: entry.graph_path.read_text() for entry in entries}
     needed = {servable for text in texts.values()
-              for servables in needed_models(n.calculator for n in parse_graph_config(text).node).values()
+              for servables in needed_models(n.calculator for n in _graph_config(text).node).values()
               for servable in servables}
     added, missing = export_models(needed, present, out_dir)
     models += added
@@ -243,7 +261,7 @@ def export(source: str | Path, out_dir: str | Path, *, image: str | None = None,
         shutil.copytree(entry.base_path, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
         text = texts[entry.name]
         (folder / "graph.pbtxt").write_text(text)
-        config = parse_graph_config(text)
+        config = _graph_config(text)
         if _convert(name, config, folder, exported):
             (folder / "graph.pbtxt").write_text("# exported by ovms-notebook export\n" +
                                                 text_format.MessageToString(config))

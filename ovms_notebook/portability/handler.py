@@ -5,7 +5,10 @@ with every reason it cannot: the handler must run in OVMS's Python image (numpy 
 ovms_notebook, no mediapipe), see only pyovms Tensors, and has no timestamps, side packets or
 bounds. The calculator's own source is copied as written; the free names it uses are brought along
 when they are modules (imported again), simple constants, or functions and classes whose source
-can be read (copied too); anything else is a reason.
+can be read (copied too); anything else is a reason. Helpers that come from ovms_notebook itself (say
+`boxes_of` from its tracking calculators) are imported from the package, not copied with the package's
+own internals: `Handler.package_imports` names them, so export can say plainly that the OVMS side then
+needs the ovms_notebook package.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import inspect
 import textwrap
 import types
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from ovms_notebook.engine.python.api import Calculator
+from ovms_notebook.errors import NotExportable
 from ovms_notebook.portability.source import class_source
 
 #: Calculator helpers with no counterpart in OVMS's Python node API.
@@ -114,20 +119,17 @@ class OvmsPythonModel:
 '''
 
 
-class NotExportable(Exception):
-    """The calculator cannot become a handler; `reasons` says every why."""
-
-    def __init__(self, reasons: list[str]) -> None:
-        super().__init__("; ".join(reasons))
-        self.reasons = reasons
-
-
 def _class_source(obj: type | types.FunctionType) -> ast.ClassDef | ast.FunctionDef:
     text = class_source(obj) if isinstance(obj, type) else inspect.getsource(obj)
     tree = ast.parse(textwrap.dedent(text))
     definition = tree.body[0]
     assert isinstance(definition, ast.ClassDef | ast.FunctionDef)
     definition.decorator_list = []
+    for node in ast.walk(definition):  # annotations name types the handler need not import: drop them
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            node.returns = None
+        elif isinstance(node, ast.arg):
+            node.annotation = None
     return definition
 
 
@@ -163,9 +165,26 @@ def _uses(definition: ast.ClassDef) -> list[str]:
     return list(dict.fromkeys(reasons))
 
 
+@dataclass(frozen=True)
+class Handler:
+    """A generated handler: the file's text and the ovms_notebook helpers it imports ("name (module)")."""
+
+    text: str
+    package_imports: list[str] = field(default_factory=list)
+
+
+def _where(namespace: Mapping[str, object]) -> str:
+    module = str(namespace.get("__name__", ""))
+    return "the notebook global" if module in ("__main__", "") else f"the global of module {module}:"
+
+
 def _bring_along(names: set[str], namespace: Mapping[str, object], reasons: list[str],
-                 seen: set[str]) -> tuple[list[str], list[str]]:
-    """(import lines, definitions) for the free `names`, resolved in `namespace`; reasons for what cannot come."""
+                 seen: set[str], package: list[str] | None = None) -> tuple[list[str], list[str]]:
+    """(import lines, definitions) for the free `names`, resolved in `namespace`; reasons for what cannot come.
+
+    Functions and classes of ovms_notebook are imported, not copied; `package` collects them.
+    """
+    package = [] if package is None else package
     imports: list[str] = []
     definitions: list[str] = []
     for name in sorted(names - seen):
@@ -187,6 +206,15 @@ def _bring_along(names: set[str], namespace: Mapping[str, object], reasons: list
                 imports.append(f"import {value.__name__} as {name}" if value.__name__ != name else f"import {name}")
         elif isinstance(value, _SIMPLE) or (isinstance(value, tuple) and all(isinstance(v, _SIMPLE) for v in value)):
             definitions.append(f"{name} = {value!r}")
+        elif isinstance(value, types.FunctionType | type) and module.split(".")[0] == "ovms_notebook":
+            copied = _copy(value, seen)
+            if copied is not None:  # a self-contained helper travels as source, like the calculator's own
+                imports += copied[0]
+                definitions += copied[1]
+            else:  # it needs more of the package than can be copied: import it from there
+                alias = f" as {name}" if value.__name__ != name else ""
+                imports.append(f"from {module} import {value.__name__}{alias}")
+                package.append(f"{name} ({module})")
         elif isinstance(value, types.FunctionType | type):
             try:
                 definition = _class_source(value)
@@ -194,17 +222,35 @@ def _bring_along(names: set[str], namespace: Mapping[str, object], reasons: list
                 reasons.append(f"uses {name} ({module}), whose source cannot be read")
                 continue
             more_imports, more = _bring_along(_free_names(definition), vars(inspect.getmodule(value) or types),
-                                              reasons, seen)
+                                              reasons, seen, package)
             imports += more_imports
             definitions += [*more, ast.unparse(definition)]
         else:
-            reasons.append(f"uses the notebook global {name!r} (a {type(value).__name__}), which cannot be copied")
+            reasons.append(f"uses {_where(namespace)} {name!r} (a {type(value).__name__}), which cannot be copied")
     return imports, definitions
 
 
+def _copy(value: types.FunctionType | type, seen: set[str]) -> tuple[list[str], list[str]] | None:
+    """(imports, definitions) copying a package helper and all it uses; None when any of it cannot be copied
+    (then nothing is marked as brought along)."""
+    try:
+        definition = _class_source(value)
+    except (OSError, TypeError):
+        return None
+    reasons: list[str] = []
+    nested: list[str] = []
+    trial = set(seen)
+    imports, more = _bring_along(_free_names(definition), vars(inspect.getmodule(value) or types), reasons, trial,
+                                 nested)
+    if reasons or nested or any(line.split()[1].split(".")[0] in _ABSENT for line in imports):
+        return None
+    seen |= trial
+    return imports, [*more, ast.unparse(definition)]
+
+
 def handler_source(cls: type[Calculator], registered_as: str, inputs: Mapping[str, str],
-                   outputs: Mapping[str, str]) -> str:
-    """The handler file text for `cls`; `inputs` maps stream name -> the calculator's key, `outputs` key -> name.
+                   outputs: Mapping[str, str]) -> Handler:
+    """The handler for `cls`; `inputs` maps stream name -> the calculator's key, `outputs` key -> name.
 
     NotExportable lists every reason it cannot be written.
     """
@@ -225,7 +271,8 @@ def handler_source(cls: type[Calculator], registered_as: str, inputs: Mapping[st
         raise NotExportable([*reasons, f"{cls.__qualname__} is not a class definition"])
     reasons += _uses(definition)
     namespace = vars(inspect.getmodule(cls)) if inspect.getmodule(cls) else {}
-    imports, definitions = _bring_along(_free_names(definition), namespace, reasons, {cls.__name__})
+    package: list[str] = []
+    imports, definitions = _bring_along(_free_names(definition), namespace, reasons, {cls.__name__}, package)
     if reasons:
         raise NotExportable(reasons)
     header = (f'"""OVMS Python node handler generated by `ovms-notebook export` from the calculator '
@@ -235,4 +282,5 @@ def handler_source(cls: type[Calculator], registered_as: str, inputs: Mapping[st
               'Python node between graph instances).\n"""\n')
     body = "\n\n\n".join([*definitions, ast.unparse(definition)])
     tables = f"\n\nINPUTS = {dict(inputs)!r}\nOUTPUTS = {dict(outputs)!r}\n"
-    return "\n".join([header, *imports, _PRELUDE]) + "\n\n" + body + tables + _RUNNER.replace("__CLASS__", cls.__name__)
+    text = "\n".join([header, *imports, _PRELUDE]) + "\n\n" + body + tables + _RUNNER.replace("__CLASS__", cls.__name__)
+    return Handler(text, list(dict.fromkeys(package)))

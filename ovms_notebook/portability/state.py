@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 import textwrap
 
-from ovms_notebook.portability.check import Finding
+from ovms_notebook.portability.findings import Finding
 from ovms_notebook.portability.source import class_source
 
 #: Methods where setting up state is per instance on both sides (run once per stream here, once on OVMS).
@@ -54,8 +54,8 @@ def _writes(method: ast.FunctionDef) -> list[str]:
         for target in targets:
             for part in ast.walk(target) if isinstance(target, ast.Tuple | ast.List) else [target]:
                 name = _self_attribute(part, me)
-                if name is not None:
-                    found.append((part.lineno, part.col_offset, name))  # type: ignore[attr-defined]
+                if name is not None and isinstance(part, ast.expr):
+                    found.append((part.lineno, part.col_offset, name))
     return list(dict.fromkeys(name for _, _, name in sorted(found)))
 
 

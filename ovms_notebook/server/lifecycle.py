@@ -4,7 +4,7 @@
 called it replaces the previous server for the same config (no leaked ports
 or threads); `stop()` is idempotent and also runs at interpreter exit. The
 gRPC server is the synchronous one on its own thread pool, never asyncio on
-the kernel's loop (DESIGN.md, kernel rules).
+the kernel's loop.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from typing import Any
 
 import grpc
 
+from ovms_notebook import display
+from ovms_notebook._version import __version__
 from ovms_notebook.errors import ServerError
 from ovms_notebook.framework.trace import Trace
 from ovms_notebook.repository.graphs import GraphDefinition, Repository
@@ -29,7 +31,7 @@ from ovms_notebook.tls import PemSource, server_credentials
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024 * 1024  # OVMS's gRPC limit (spec §1)
+DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024 * 1024  # OVMS's gRPC message limit (1 GiB)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 MAX_MESSAGE_BYTES_LIMIT = 2**31 - 1  # gRPC keeps message limits in a signed 32-bit int
 
@@ -60,8 +62,6 @@ class Server:
         tls_key: PemSource | None = None,
         tls_client_ca: PemSource | None = None,
     ) -> None:
-        from ovms_notebook import __version__
-
         if max_workers < 2:
             raise ValueError(f"max_workers must be at least 2, got {max_workers}")
         if isinstance(max_message_bytes, bool) or not isinstance(max_message_bytes, int) or not (
@@ -205,11 +205,7 @@ class Server:
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         """A live server panel in Jupyter (graphs, drawings, packet counts); plain text elsewhere."""
-        try:
-            from ovms_notebook.widgets.server_panel import server_mimebundle
-        except ImportError:  # ipywidgets missing: still say what the server is
-            return {"text/plain": repr(self)}
-        return server_mimebundle(self, **kwargs)
+        return display.mimebundle(self, **kwargs)
 
 
 def _tls_credentials(cert: PemSource | None, key: PemSource | None,

@@ -1,6 +1,6 @@
 """The KServe servicer: validate, hand to the runtime, convert back. No graph logic lives here.
 
-Every RPC follows OVMS's observable behaviour (spec §2, §2bis, §4, §9). For
+Every RPC follows OVMS's observable behaviour (`src/kfs_frontend/kfs_grpc_inference_service.cpp`). For
 `ModelStreamInfer` the handler's own thread is the writer: it yields whatever
 the session queues (responses, in-band errors) and ends with the session's
 final status, while a reader thread pushes requests as they arrive.
@@ -14,36 +14,35 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from typing import NoReturn, TypeVar
 
 import grpc
 
 from ovms_notebook.framework.trace import Trace
-from ovms_notebook.models import model_infer, model_metadata, model_ready
+from ovms_notebook.models import ModelRepository, model_infer, model_metadata, model_ready
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
 from ovms_notebook.proto.service import METHODS, SERVICE_NAME
+from ovms_notebook.proto.wire import GRAPH_VERSION, SERVER_NAME, STREAM_TAG_METADATA, TRACE_METADATA
 from ovms_notebook.repository.graphs import GraphState, Repository
 from ovms_notebook.serving.events import EventLog
-from ovms_notebook.serving.session import GRAPH_VERSION, SessionOptions, StreamSession
+from ovms_notebook.serving.session import SessionOptions, StreamSession
 from ovms_notebook.serving.unary import run_unary
 from ovms_notebook.status import OvmsStatus, StatusCode
 
 log = logging.getLogger(__name__)
 
-SERVER_NAME = "OpenVINO Model Server"
-#: gRPC metadata key by which a client names its stream, so a widget can find the server-side session
-#: (and its event log) of the stream it opened. Invisible to OVMS, which ignores unknown metadata.
-STREAM_TAG_METADATA = "ovms-notebook-stream"
-#: gRPC metadata key by which a client asks for its stream's execution trace ("1"/"true"; "0"/"false" turns a
-#: server-wide `trace=True` off for that stream). OVMS ignores it like any unknown metadata.
-TRACE_METADATA = "ovms-notebook-trace"
 #: Finished streams whose traces are kept (the oldest goes first).
 KEPT_TRACES = 16
 PLATFORM = "OpenVINO"
 _POLL_SECONDS = 0.05
+_Request = TypeVar("_Request")
+_Response = TypeVar("_Response")
 
 
-def _abort(context: grpc.ServicerContext, status: OvmsStatus) -> None:
+def _abort(context: grpc.ServicerContext, status: OvmsStatus) -> NoReturn:
+    """End the RPC with `status` (grpc's `abort` raises; it never returns)."""
     context.abort(status.grpc_code, status.grpc_details)
+    raise AssertionError("grpc's ServicerContext.abort returned")
 
 
 class Servicer:
@@ -144,7 +143,7 @@ class Servicer:
     ) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(name=SERVER_NAME, version=self.version)
 
-    # Models first, then graphs, as OVMS looks servables up (spec §2.1, §2bis).
+    # Models first, then graphs, as OVMS looks servables up (kfs_grpc_inference_service.cpp).
 
     def ModelReady(self, request: pb.ModelReadyRequest, context: grpc.ServicerContext) -> pb.ModelReadyResponse:
         repository = self._repository()
@@ -270,13 +269,13 @@ class Servicer:
             yield session.to_response(item)
 
 
-def _answer(context: grpc.ServicerContext, rpc: Callable, models: object, request: object) -> object:
+def _answer(context: grpc.ServicerContext, rpc: Callable[[ModelRepository, _Request], _Response],
+            models: ModelRepository, request: _Request) -> _Response:
     """A model RPC's response, or the gRPC status of the OvmsStatus it raised."""
     try:
         return rpc(models, request)
     except OvmsStatus as status:
         _abort(context, status)
-    raise AssertionError("unreachable")
 
 
 def _flag(value: object) -> bool | None:

@@ -18,19 +18,18 @@ from typing import Literal
 import mediapipe as mp
 
 from ovms_notebook.codec import encode_output
+from ovms_notebook.engine.engines import GraphEngine, make_graph
 from ovms_notebook.engine.graphconfig import GraphSpec
-from ovms_notebook.engine.native import NativeGraph, make_graph
-from ovms_notebook.framework.timestamps import TIMESTAMP_PARAMETER, TimestampMode, TimestampPolicy
+from ovms_notebook.framework.timestamps import TimestampMode, TimestampPolicy
 from ovms_notebook.framework.trace import Trace
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
+from ovms_notebook.proto.wire import ACCEPTED_VERSIONS, GRAPH_VERSION, TIMESTAMP_PARAMETER
 from ovms_notebook.serving.events import EventLog, StreamEvent, next_stream_id
 from ovms_notebook.serving.requests import check_increasing, decode_packets, side_packets
 from ovms_notebook.status import OvmsStatus, StatusCode
 
 log = logging.getLogger(__name__)
 
-GRAPH_VERSION = "1"
-ACCEPTED_VERSIONS = ("", "0", GRAPH_VERSION)
 FIRST = "partial deserialization of first request"
 SUBSEQUENT = "partial deserialization of subsequent requests"
 VALIDATE = "validate subsequent requests"
@@ -108,7 +107,7 @@ class StreamSession:
         self._events = events
         self._policy = TimestampPolicy(options.timestamps)
         self._last: dict[str, int] = {}
-        self._graph: NativeGraph | None = None
+        self._graph: GraphEngine | None = None
         self._finish_lock = threading.Lock()
         self._final: OvmsStatus | None = None
         self._end_logged = False

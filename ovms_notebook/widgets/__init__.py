@@ -1,12 +1,17 @@
 """Notebook views of a server and its streams: graph drawings, stream timelines, execution traces, the server panel
 (and its remote counterpart for a server known only by its address).
 
+Each widget owns the ipywidgets it shows (`widget.box`) instead of subclassing one (widgets/lifecycle.py), ends
+its threads and streams at `close()` (or when it is garbage-collected), and a console, player or following
+timeline made again for the same server and graph (a re-run cell) closes the one made before.
+
 Everything that draws goes through `render.RENDER_LOCK` (matplotlib is not
 thread-safe); background threads only set widget traits or call
 `Output.append_*`, never `print`, `display()` or `with output:`.
 """
 
-from ovms_notebook.widgets.console import StreamConsole
+from ovms_notebook.widgets import display_hooks as _display_hooks  # noqa: F401  (registers the views)
+from ovms_notebook.widgets.console import SentRequest, StreamConsole, StreamEnd
 from ovms_notebook.widgets.editors import InputEditor
 from ovms_notebook.widgets.graphview import (
     GraphRenderError,
@@ -50,8 +55,10 @@ __all__ = [
     "LiveOutputs",
     "OutputPanel",
     "RemotePanel",
+    "SentRequest",
     "ServerPanel",
     "StreamConsole",
+    "StreamEnd",
     "Timeline",
     "TimelineRecord",
     "dot_available",

@@ -7,51 +7,66 @@ server with OVMS's streaming extension). Every control works from code, so tests
     console.editors["in"].input.value = 7
     console.send_button.click()           # or console.send({"in": 7}), console.send(timestamp=100)
     console.close_stream()                # half-close: outputs drain, the log ends "stream ended: OK"
+    console.close()                       # ends the stream and the console's threads
+
+The console is not itself an ipywidget: it owns its box (`console.box`, what a notebook shows and what
+another widget embeds), so no ipywidgets method (`send`, `log`, `focus`, `close`...) means two things.
+Making a second console for the same server and graph (re-running its cell) closes the first one.
 
 The log lines are described in `console_log`. Responses, errors and the end arrive on the client's
-reader thread, which only pokes pumps: the log redraws at most every `log_interval` seconds on the
-console's own thread, `outputs` (LiveOutputs) and `timeline` at theirs. With an in-kernel server the
-timeline shows the server's own events of the stream (its newest `TIMELINE_WINDOW`).
-
-This module is the console's layout and graph selection; sending and the
-stream's life are `console_streams.ConsoleStreams`, drawing is
-`console_view.ConsoleView`, both mixed into `StreamConsole`.
+reader thread, which only pokes the console's pump: the log redraws at most every `log_interval`
+seconds on the pump's thread, `outputs` (LiveOutputs) and `timeline` at theirs. With an in-kernel
+server the timeline shows the server's own events of the stream (its newest `TIMELINE_WINDOW`).
+The stream side is `console_streams.ConsoleStream`; what is drawn from its state is `console_view`.
 """
 
 from __future__ import annotations
 
 import html
 import itertools
-import threading
+import traceback
 import weakref
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import grpc
 import ipywidgets as widgets
-import traitlets
 
-from ovms_notebook.client import StreamClient
-from ovms_notebook.codec.streams import StreamKind
+from ovms_notebook.client import LogEntry, StreamClient, list_ready
+from ovms_notebook.errors import ClientError
 from ovms_notebook.widgets.console_graphs import describe_graph, graph_options
-from ovms_notebook.widgets.console_log import LogNote, LogView
-from ovms_notebook.widgets.console_streams import ConsoleStreams
+from ovms_notebook.widgets.console_log import log_html, log_lines, server_request_timestamps
+from ovms_notebook.widgets.console_streams import (
+    ConsoleStream,
+    SentRequest,
+    StreamEnd,
+    TimestampPolicy,
+    timestamp_policy,
+)
 from ovms_notebook.widgets.console_view import (
     TIMELINE_INTERVAL,
     TIMELINE_WINDOW,  # noqa: F401  (re-exported: importable from here)
-    ConsoleView,
+    ServerLike,
+    TimelineFeed,
+    next_label_text,
+    server_problem,
+    status_html,
 )
 from ovms_notebook.widgets.editors import InputEditor
+from ovms_notebook.widgets.lifecycle import Closable, Composite, close_all, replace_previous, weakly
 from ovms_notebook.widgets.live import LiveOutputs
 from ovms_notebook.widgets.pump import Pump
+from ovms_notebook.widgets.server_events import EventFollower
 from ovms_notebook.widgets.timeline import Timeline
 
-__all__ = ["StreamConsole"]
+__all__ = ["SentRequest", "StreamConsole", "StreamEnd"]
 
 _GREY = "#6b7280"
+_REACH_TIMEOUT = 3.0  # seconds a remote address gets to answer ModelReady before New stream says it is gone
 _numbers = itertools.count(1)
 
 
-class StreamConsole(ConsoleStreams, ConsoleView, widgets.VBox):
+class StreamConsole(Composite):
     """Send requests to one graph over a `ModelStreamInfer` stream and see everything that comes back.
 
     `target` is an in-kernel `Server` (graphs and typed input streams from it; the timeline follows its
@@ -61,81 +76,114 @@ class StreamConsole(ConsoleStreams, ConsoleView, widgets.VBox):
     timestamp policy, "counter" or "wallclock" (default: the Server's own, else "counter").
     """
 
-    log = traitlets.Instance(LogView, allow_none=True)  # the log view (ipywidgets' Logger trait, replaced)
-
-    @traitlets.default("log")
-    def _log_view(self) -> LogView:
-        return LogView()
-
-    def __init__(self, target: Any, graph: str | None = None, *, timestamps: str | None = None,
-                 credentials: grpc.ChannelCredentials | None = None, max_log: int = 300,
-                 log_interval: float = 0.1) -> None:
-        self.server = None if isinstance(target, str) else target
+    def __init__(
+        self,
+        target: ServerLike | str,
+        graph: str | None = None,
+        *,
+        timestamps: TimestampPolicy | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        max_log: int = 300,
+        log_interval: float = 0.1,
+    ) -> None:
+        self.server: ServerLike | None = None if isinstance(target, str) else target
         self.address: str = target if isinstance(target, str) else target.address
-        self.timestamps = timestamps or (getattr(getattr(self.server, "options", None), "timestamps", None)
-                                         or "counter")
+        options = getattr(self.server, "options", None)
+        self.timestamps = timestamp_policy(timestamps or getattr(options, "timestamps", None) or "counter")
         self.credentials = credentials
         self.max_log = max_log
-        self.client: StreamClient | None = None
-        self._number = next(_numbers)
-        self._lock = threading.RLock()
-        self._refresh_lock = threading.Lock()
-        self._request_numbers: dict[int, int] = {}
-        self._next_request = 0
-        self._notes: list[LogNote] = []
-        self._threads: list[threading.Thread] = []
-        self._retiring: list[StreamClient] = []
-        self._players: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._events_seen: tuple[int, str] | None = None
-        self._events: list[Any] = []
-        self._timeline_key: object = None
-        self._closing_stream = False
-        self._closed = False
-        self._output_names: dict[str, StreamKind] = {}
+        self.players: weakref.WeakSet[Closable] = weakref.WeakSet()  # FramePlayers feeding this console
+        number = next(_numbers)
 
         self.graph_picker = widgets.Dropdown(description="graph", layout=widgets.Layout(width="22em"))
-        self.graph_names = widgets.Text(placeholder="more graph names, comma-separated", continuous_update=False,
-                                        layout=widgets.Layout(width="20em",
-                                                              display="none" if self.server else ""))
+        self.graph_names = widgets.Text(
+            placeholder="more graph names, comma-separated",
+            continuous_update=False,
+            layout=widgets.Layout(width="20em", display="none" if self.server else ""),
+        )
         self.stream_status = widgets.HTML()
         self.editors: dict[str, InputEditor] = {}
         self.editors_box = widgets.VBox()
-        self.mode = widgets.ToggleButtons(options=["auto", "manual"], value="auto",
-                                          tooltips=["the server stamps each request", "OVMS_MP_TIMESTAMP"],
-                                          style={"button_width": "7em"})
+        self.mode = widgets.ToggleButtons(
+            options=["auto", "manual"],
+            value="auto",
+            tooltips=["the server stamps each request", "OVMS_MP_TIMESTAMP"],
+            style={"button_width": "7em"},
+        )
         self.manual_timestamp = widgets.IntText(value=0, description="timestamp", layout=widgets.Layout(width="14em"))
         self.next_label = widgets.HTML()
         self.send_button = widgets.Button(description="Send", button_style="primary", icon="paper-plane")
         self.send_count = widgets.IntText(value=10, layout=widgets.Layout(width="6em"))
         self.send_n_button = widgets.Button(description="Send N", tooltip="send the inputs N times")
-        self.close_button = widgets.Button(description="Close stream", icon="stop",
-                                           tooltip="half-close: no more requests, the outputs still due drain")
+        self.close_button = widgets.Button(
+            description="Close stream", icon="stop", tooltip="half-close: no more requests, the outputs still due drain"
+        )
         self.new_button = widgets.Button(description="New stream", icon="refresh")
-        self.log = LogView()
+        self.log = widgets.HTML()  # the log lines (see console_log)
         # column-reverse: the browser keeps such a scroll box scrolled to its end, where the newest line is.
-        self.log_box = widgets.Box([self.log], layout=widgets.Layout(
-            max_height="18em", overflow="auto", display="flex", flex_flow="column-reverse",
-            border="1px solid #e5e7eb", padding="2px 6px"))
+        self.log_box = widgets.Box(
+            [self.log],
+            layout=widgets.Layout(
+                max_height="18em",
+                overflow="auto",
+                display="flex",
+                flex_flow="column-reverse",
+                border="1px solid #e5e7eb",
+                padding="2px 6px",
+            ),
+        )
         self.outputs = LiveOutputs()
         self.timeline = Timeline(title=graph, min_interval=TIMELINE_INTERVAL)
         self.output = widgets.Output()
-        super().__init__(children=[
-            widgets.HBox([self.graph_picker, self.graph_names, self.stream_status]),
+        self.box = widgets.VBox(
+            [
+                widgets.HBox([self.graph_picker, self.graph_names, self.stream_status]),
+                self.editors_box,
+                widgets.HBox([self.mode, self.manual_timestamp, self.next_label]),
+                widgets.HBox(
+                    [self.send_button, self.send_n_button, self.send_count, self.close_button, self.new_button]
+                ),
+                self.log_box,
+                self.outputs.box,
+                self.timeline.box,
+                self.output,
+            ]
+        )
+        self._output_names: dict[str, Any] = {}
+        self._unreachable = ""  # a remote address that did not answer, until it does
+        self._feed = TimelineFeed(self.timeline)
+        self._pump = Pump(
+            self._refresh, f"console-{number}", min_interval=log_interval, on_error=self.output.append_stderr
+        )
+        self._events = EventFollower(self._pump.poke)
+        self._stream = ConsoleStream(
+            self.address,
+            name=f"console-{number}",
+            credentials=credentials,
+            timestamps=self.timestamps,
+            max_log=max_log,
+            on_change=self._pump.poke,
+            on_entry=weakly(self._on_entry),
+        )
+        self._own(
+            _release,
+            self._stream,
+            self._pump,
+            self._events,
+            self.players,
+            self.outputs,
+            self.timeline,
             self.editors_box,
-            widgets.HBox([self.mode, self.manual_timestamp, self.next_label]),
-            widgets.HBox([self.send_button, self.send_n_button, self.send_count, self.close_button, self.new_button]),
-            self.log_box, self.outputs, self.timeline, self.output,
-        ])
-        self._pump = Pump(self._refresh, f"console-{self._number}", min_interval=log_interval,
-                          on_error=self.output.append_stderr)
+            self.box,
+        )
 
-        self.send_button.on_click(lambda _: self._guard(self.send))
-        self.send_n_button.on_click(lambda _: self._guard(lambda: self.send_n(self.send_count.value)))
-        self.close_button.on_click(self._on_close_click)
-        self.new_button.on_click(lambda _: self._guard(self.new_stream))
-        self.mode.observe(self._update_next_label, names="value")
-        self.manual_timestamp.observe(self._update_next_label, names="value")
-        self.graph_names.observe(self._on_graph_names, names="value")
+        self.send_button.on_click(weakly(self._on_send))
+        self.send_n_button.on_click(weakly(self._on_send_n))
+        self.close_button.on_click(weakly(self._on_close_click))
+        self.new_button.on_click(weakly(self._on_new))
+        self.mode.observe(weakly(self._update_next_label), names="value")
+        self.manual_timestamp.observe(weakly(self._update_next_label), names="value")
+        self.graph_names.observe(weakly(self._on_graph_names), names="value")
 
         self._quiet = False
         self._set_graph_options([graph] if graph and not self.server else [])
@@ -148,10 +196,142 @@ class StreamConsole(ConsoleStreams, ConsoleView, widgets.VBox):
         elif values:
             available = [d.name for d in self.server.graphs if d.available] if self.server is not None else values
             self.graph_picker.value = (available or values)[0]
-        self.graph_picker.observe(self._on_graph, names="value")
+        replace_previous(("console", self.address, self.graph_picker.value), self)
+        self.graph_picker.observe(weakly(self._on_graph), names="value")
         self._select(self.graph_picker.value)
 
-    # -- graphs and editors -----------------------------------------------------------------------------------
+    # -- the stream ---------------------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> StreamClient | None:
+        """The current stream's `StreamClient` (its full log, status, `wait_for`)."""
+        return self._stream.client
+
+    def new_stream(self) -> None:
+        """Open a fresh stream to the selected graph (timestamps restart, graph state is new).
+
+        A previous stream still open is half-closed in the background; its late outputs are not shown.
+        """
+        graph = self.graph_picker.value
+        if graph is None:
+            raise ValueError("pick a graph first")
+        problem = server_problem(self.server) or self._check_reachable(graph)
+        if problem:
+            self._pump.poke()
+            raise ClientError(problem)
+        self._events.stop()
+        client = self._stream.open(graph)
+        if self.server is not None:
+            self._events.follow(self.server.events, client_tag=client.tag)
+        self.outputs.reset(self._output_names)
+        self._feed.reset()
+        with self.box.hold_sync():
+            self.manual_timestamp.value = 0
+            self._update_next_label()
+
+    def send(self, inputs: Mapping[str, object] | None = None, timestamp: int | None = None) -> SentRequest:
+        """Send one request; returns at once what was sent (its number and timestamp).
+
+        `inputs` None: the editors' values (those whose "send" box is ticked). `timestamp` None: the mode
+        decides (auto: the server stamps it; manual: `manual_timestamp`, which then moves one past it).
+        Raises ValueError for an input that cannot be built, ClientError once the stream ended.
+        """
+        return self._send(inputs, timestamp)[0]
+
+    def _check_reachable(self, graph: str) -> str:
+        """A remote target: "" when the address answers (ModelReady), else why not (also shown until it does)."""
+        if self.server is not None:
+            return ""
+        try:
+            list_ready(self.address, [graph], credentials=self.credentials, timeout=_REACH_TIMEOUT)
+        except ClientError as error:
+            self._unreachable = f"no server answers at {self.address}: {error}"
+        else:
+            self._unreachable = ""
+        return self._unreachable
+
+    def _problem(self) -> str:
+        """Why nothing can be sent: a stopped in-kernel server, or a remote address that did not answer."""
+        return server_problem(self.server) or self._unreachable
+
+    def _send(self, inputs: Mapping[str, object] | None, timestamp: int | None) -> tuple[SentRequest, LogEntry]:
+        problem = server_problem(self.server)
+        if problem:
+            raise ClientError(problem)
+        if inputs is None:
+            inputs = self.editor_values()
+        if timestamp is None and self.mode.value == "manual":
+            timestamp = int(self.manual_timestamp.value)
+        sent = self._stream.send(inputs, timestamp)
+        if timestamp is not None:
+            self.manual_timestamp.value = timestamp + 1  # the smallest timestamp the next request may have
+        self._update_next_label()
+        return sent
+
+    def send_n(self, n: int) -> list[SentRequest]:
+        """Send the same inputs `n` times (manual mode: consecutive timestamps)."""
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        inputs = self.editor_values()
+        return [self.send(inputs) for _ in range(n)]
+
+    def editor_values(self) -> dict[str, object]:
+        """{input stream: value} of every editor whose "send" box is ticked."""
+        return {name: editor.value for name, editor in self.editors.items() if editor.include.value}
+
+    def close_stream(self, timeout: float = 30) -> StreamEnd:
+        """Half-close the stream and wait until every output has arrived (the log then ends "stream ended")."""
+        end = self._stream.half_close(timeout)
+        self.flush()
+        return end
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until the log, the live outputs and the timeline show everything received so far."""
+        done = True
+        for _ in range(3):  # the server's event log may still move just after the client saw the effect
+            seen = self._events.count
+            self._pump.poke()
+            done = self._pump.flush(timeout) and done
+            if seen == self._events.count:
+                break
+        done = self.outputs.flush(timeout) and done
+        return self.timeline.flush(timeout) and done
+
+    def wait_for(self, count: int, timeout: float = 10) -> list[LogEntry]:
+        """Block until `count` responses and errors arrived on the current stream, then `flush()`."""
+        client = self.client
+        if client is None:
+            raise ClientError("no stream: pick a graph first")
+        entries = client.wait_for(count, timeout)
+        self.flush(timeout)
+        return entries
+
+    # -- buttons and pickers --------------------------------------------------------------------------------------
+
+    def _guard(self, action: Callable[[], object]) -> None:
+        """Run a button's action; a failure becomes a red "not sent" line (and a traceback if unexpected)."""
+        try:
+            action()
+        except Exception as error:
+            self._stream.note(str(error))
+            if not isinstance(error, ValueError | ClientError):
+                self.output.append_stderr(traceback.format_exc())
+
+    def _on_send(self, _button: widgets.Button) -> None:
+        self._guard(self.send)
+
+    def _on_send_n(self, _button: widgets.Button) -> None:
+        self._guard(lambda: self.send_n(int(self.send_count.value)))
+
+    def _on_new(self, _button: widgets.Button) -> None:
+        self._guard(self.new_stream)
+
+    def _on_close_click(self, _button: widgets.Button) -> None:
+        """The button must not block the kernel while outputs drain: close on a console thread."""
+        self._stream.background("close", weakly(self._close_in_background))
+
+    def _close_in_background(self) -> None:
+        self._guard(self.close_stream)
 
     def _option_values(self) -> list[str]:
         return [value for _, value in self.graph_picker.options]
@@ -178,9 +358,8 @@ class StreamConsole(ConsoleStreams, ConsoleView, widgets.VBox):
             self.graph_picker.value = names[0]
 
     def _on_graph(self, change: dict[str, Any]) -> None:
-        if self._quiet:
-            return
-        self._guard(lambda: self._select(change["new"]))
+        if not self._quiet:
+            self._guard(lambda: self._select(change["new"]))
 
     def _select(self, graph: str | None) -> None:
         """Build the editors and output panels for `graph` and open a fresh stream to it."""
@@ -189,8 +368,8 @@ class StreamConsole(ConsoleStreams, ConsoleView, widgets.VBox):
         else:
             editors, outputs, note = {}, {}, "no graph selected"
         old = self.editors
-        self.editors, self._output_names = editors, outputs
-        children: list[widgets.Widget] = list(editors.values())
+        self.editors, self._output_names = editors, dict(outputs)
+        children: list[widgets.Widget] = [editor.box for editor in editors.values()]
         if note:
             children.append(widgets.HTML(f'<span style="color:{_GREY}">{html.escape(note)}</span>'))
         self.editors_box.children = children
@@ -200,38 +379,68 @@ class StreamConsole(ConsoleStreams, ConsoleView, widgets.VBox):
         if graph:
             self.new_stream()
 
+    # -- drawing (the pump's thread) ------------------------------------------------------------------------------
 
-    # -- life -------------------------------------------------------------------------------------------------
+    def _update_next_label(self, _change: object = None) -> None:
+        blocked = ("the server is gone" if server_problem(self.server)
+                   else f"no server answers at {self.address}" if self._unreachable else "")
+        text = next_label_text(self.client, str(self.mode.value), int(self.manual_timestamp.value), blocked)
+        self.next_label.value = f"<code>{html.escape(text)}</code>"
 
-    def close(self) -> None:
-        """Stop players, cancel the stream, stop every pump and thread, close the widgets."""
-        if "_pump" not in self.__dict__:
-            super().close()
+    def _on_entry(self, client: StreamClient, _entry: LogEntry) -> None:
+        """Reader thread: a response, error or end of the current stream arrived. Only pokes; never draws here."""
+        self.outputs.update(client.log)
+        self._pump.poke()
+
+    def _refresh(self) -> None:
+        """Redraw the log, the stream status, the buttons, the next timestamp and the timeline."""
+        state = self._stream.state()
+        client = state.client
+        if client is None:
             return
-        self._closed = True
-        for player in list(self._players):
-            player.close()
-        with self._lock:
-            clients = [self.client, *self._retiring]
-            threads = list(self._threads)
-        for client in clients:
-            if client is not None and not client.ended:
-                client.cancel()
-        for thread in threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout=15)
-        self._pump.close()
-        self.timeline.close()
-        self.outputs.close()
-        for editor in self.editors.values():
-            editor.close()
-        for widget in (self.graph_picker, self.graph_names, self.stream_status, self.editors_box, self.mode,
-                       self.manual_timestamp, self.next_label, self.send_button, self.send_count,
-                       self.send_n_button, self.close_button, self.new_button, self.log, self.log_box,
-                       self.output, *self.children):
-            widget.close()
-        super().close()
+        status = client.status
+        if self.server is None and status is not None and status.code == "UNAVAILABLE":
+            self._unreachable = f"no server answers at {self.address}: {status.text}"
+        problem = self._problem()
+        entries = client.log
+        events = (self._events.events() or []) if self.server is not None else None
+        exact = server_request_timestamps(events) if events and events[0].kind == "open" else []
+        self.log.value = log_html(log_lines(entries, state.numbers, exact, state.notes))
+        stuck = client.ended or state.closing or bool(problem)
+        with self.box.hold_sync():
+            self.stream_status.value = status_html(client, entries, state.closing, self.address, problem)
+            for button in (self.send_button, self.send_n_button, self.close_button):
+                button.disabled = stuck
+            gone = bool(server_problem(self.server))  # a remote server may come back: New stream asks again
+            self.new_button.disabled = gone
+            self.graph_picker.disabled = gone
+            self._update_next_label()
+        self._feed.feed(client, entries, events)
+        if entries and len(state.numbers) > 2 * self.max_log:  # a long stream: forget requests the log dropped
+            self._stream.forget_before(entries[0].seq)
 
     def __repr__(self) -> str:
         return f"<StreamConsole {self.graph_picker.value!r} at {self.address}: {self.client!r}>"
 
+
+def _release(
+    stream: ConsoleStream,
+    pump: Pump,
+    events: EventFollower,
+    players: weakref.WeakSet[Closable],
+    outputs: LiveOutputs,
+    timeline: Timeline,
+    editors_box: widgets.Box,
+    box: widgets.Box,
+) -> None:
+    """The console's finalizer: players, streams and threads first, then every widget it made."""
+    for player in list(players):
+        player.close()
+    events.stop()
+    stream.shutdown()
+    pump.close()
+    for editor_box in editors_box.children:
+        close_all([editor_box])
+    outputs.close()
+    timeline.close()
+    close_all([box])

@@ -16,18 +16,13 @@ client's tag); otherwise the client's prediction, "@?" when it has none.
 from __future__ import annotations
 
 import html
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import ipywidgets as widgets
-
 from ovms_notebook.widgets.draw import summarize
 
-__all__ = ["LogNote", "LogView", "log_html", "log_lines", "server_request_timestamps"]
-
-log = logging.getLogger("ovms_notebook.widgets.console")
+__all__ = ["LogNote", "log_html", "log_lines", "server_request_timestamps"]
 
 _RED, _GREEN, _GREY = "#b91c1c", "#15803d", "#6b7280"
 MAX_LINES = 200
@@ -107,29 +102,3 @@ def log_html(lines: Sequence[tuple[str, str]], max_lines: int = MAX_LINES) -> st
         parts.append(f"<div{style}>{html.escape(text, quote=False)}</div>")
     parts.append("</div>")
     return "".join(parts)
-
-
-class LogView(widgets.HTML):
-    """The console's log lines (an HTML widget), which also answers like a `logging.Logger`.
-
-    ipywidgets reports failures of widget methods through the widget's `log` trait, which the
-    console's API gives to this view: those reports go on to the module logger.
-    """
-
-    def debug(self, *args: Any, **kwargs: Any) -> None:
-        log.debug(*args, **kwargs)
-
-    def info(self, *args: Any, **kwargs: Any) -> None:
-        log.info(*args, **kwargs)
-
-    def warning(self, *args: Any, **kwargs: Any) -> None:
-        log.warning(*args, **kwargs)
-
-    def error(self, *args: Any, **kwargs: Any) -> None:
-        log.error(*args, **kwargs)
-
-    def exception(self, *args: Any, **kwargs: Any) -> None:
-        log.exception(*args, **kwargs)
-
-    def critical(self, *args: Any, **kwargs: Any) -> None:
-        log.critical(*args, **kwargs)

@@ -42,6 +42,8 @@ _DRAWABLE = frozenset({
     "mediapipe.Detection", "mediapipe.DetectionList", "mediapipe.NormalizedLandmarkList",
     "mediapipe.NormalizedLandmarkListCollection", "mediapipe.NormalizedRect",
 })
+#: List messages drawn item by item: their repeated field of items.
+_CONTAINERS = {"mediapipe.DetectionList": "detection", "mediapipe.NormalizedLandmarkListCollection": "landmark_list"}
 
 
 # -- what a value is -------------------------------------------------------------------------------------------
@@ -56,16 +58,15 @@ def is_image(value: object) -> bool:
 def overlay_items(value: object) -> list[Message] | None:
     """The drawable messages in `value` (detections, normalized landmarks, normalized rects, or lists of them);
     None when `value` is not something to draw on a frame."""
-    items = value if isinstance(value, list | tuple) else [value]
-    if not items or not all(isinstance(m, Message) and m.DESCRIPTOR.full_name in _DRAWABLE for m in items):
+    given: list[object] = list(value) if isinstance(value, list | tuple) else [value]
+    items = [m for m in given if isinstance(m, Message) and m.DESCRIPTOR.full_name in _DRAWABLE]
+    if not items or len(items) != len(given):
         return None
     flat: list[Message] = []
     for item in items:
         name = item.DESCRIPTOR.full_name
-        if name == "mediapipe.DetectionList":
-            flat.extend(item.detection)  # type: ignore[attr-defined]
-        elif name == "mediapipe.NormalizedLandmarkListCollection":
-            flat.extend(item.landmark_list)  # type: ignore[attr-defined]
+        if name in _CONTAINERS:  # a list message: draw its items
+            flat.extend(getattr(item, _CONTAINERS[name]))
         else:
             flat.append(item)
     return flat
@@ -258,7 +259,7 @@ def _message_summary(message: Message) -> str:
 
 def proto_text(value: object, max_items: int = 3, max_lines: int = 30) -> str:
     """Readable text of a message or list of messages, repeated fields cut to `max_items`, at most `max_lines`."""
-    messages = list(value) if isinstance(value, list | tuple) else [value]
+    messages: list[Any] = list(value) if isinstance(value, list | tuple) else [value]
     parts: list[str] = []
     if len(messages) != 1:
         parts.append(f"{len(messages)} x {messages[0].DESCRIPTOR.full_name if messages else 'message'}")

@@ -14,7 +14,7 @@ import io
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import ipywidgets as widgets
 import numpy as np
@@ -22,6 +22,7 @@ from PIL import Image
 
 from ovms_notebook.codec.datatypes import DATATYPES, INTEGERS, datatype_of
 from ovms_notebook.codec.streams import StreamKind
+from ovms_notebook.widgets.lifecycle import Composite, close_all
 
 __all__ = ["IMAGE_SOURCES", "InputEditor", "kind_from_metadata", "parse_values"]
 
@@ -62,6 +63,8 @@ IMAGE_SOURCES: tuple[tuple[str, str], ...] = (
     ("file (path or upload)", "file"),
     ("array set from code", "array"),
 )
+_PATTERNS: dict[str, Literal["gradient", "checker", "bars"]] = {
+    "gradient": "gradient", "checker": "checker", "bars": "bars"}
 _TRUE, _FALSE = {"1", "true", "t", "yes", "y"}, {"0", "false", "f", "no", "n"}
 
 
@@ -155,13 +158,13 @@ def _describe(value: object) -> str:
     return type(value).__name__
 
 
-class InputEditor(widgets.VBox):
+class InputEditor(Composite):
     """An editor for one graph input stream, fitted to its kind; `value` is what goes into a request.
 
     Number box: scalar tags (the value is a numpy scalar of the tag's C++ type). Checkbox: BOOL.
     Text: STRING. Comma-separated values with a datatype: vectors, matrices (rows split by `;`) and
     tensors, untagged included. Image picker: IMAGE and MP_IMAGE (test pattern, astronaut photo,
-    a file by path or upload, or an array from `set_array`), with a thumbnail.
+    a file by path or upload, or an array from `set_array`), with a thumbnail. `box` is what shows.
     """
 
     def __init__(self, name: str, kind: StreamKind | str = StreamKind.UNKNOWN, *, tag: str = "",
@@ -169,6 +172,8 @@ class InputEditor(widgets.VBox):
         self.name = name
         self.kind = kind if isinstance(kind, StreamKind) else StreamKind(kind)
         self.tag = tag
+        self.box = widgets.VBox(**kwargs)
+        self._own(close_all, [self.box])
         self.status = widgets.HTML()
         self.output = widgets.Output()
         label = f"<b>{html.escape(name)}</b>"
@@ -210,9 +215,7 @@ class InputEditor(widgets.VBox):
             self.input = widgets.HTML(f'<span style="color:{_RED}">{self.kind.value} inputs cannot be built '
                                       "here (an OVMS C++ packet type)</span>")
             row = [self.input]
-        super().__init__(children=[widgets.HBox([self.include, self.label, *row, self.status]), *self._extra,
-                                   self.output],
-                         **kwargs)
+        self.box.children = [widgets.HBox([self.include, self.label, *row, self.status]), *self._extra, self.output]
         if self.kind in TEXT_KINDS:
             self._on_text()
 
@@ -230,7 +233,7 @@ class InputEditor(widgets.VBox):
             scalar_type = NUMBER_KINDS[kind]
             number = self.input.value
             if np.issubdtype(scalar_type, np.integer):
-                info = np.iinfo(scalar_type)
+                info = np.iinfo(np.dtype(scalar_type).name)
                 if not info.min <= int(number) <= info.max:
                     raise ValueError(f"input {self.name!r}: {number} does not fit {kind.value} "
                                      f"({info.min}..{info.max})")
@@ -251,7 +254,7 @@ class InputEditor(widgets.VBox):
         """Put a value in the editor from code: an image array, a vector (shown as text) or a scalar."""
         if self.kind in IMAGE_KINDS:
             image = _image_array(array)
-            with self.hold_sync():
+            with self.box.hold_sync():
                 self._setting = True
                 try:
                     self.source.value = "array"
@@ -269,7 +272,7 @@ class InputEditor(widgets.VBox):
             assert self.datatype is not None
             rows = values.reshape(1, -1) if values.ndim <= 1 else values.reshape(values.shape[0], -1)
             text = "; ".join(", ".join(_item_text(v) for v in row) for row in rows)
-            with self.hold_sync():
+            with self.box.hold_sync():
                 if values.dtype.kind in "OSU":
                     self.datatype.value = "BYTES" if "BYTES" in self.datatype.options else self.datatype.value
                 elif values.dtype.kind in "biuf":
@@ -326,8 +329,9 @@ class InputEditor(widgets.VBox):
     def _load(self, source: str) -> np.ndarray:
         from ovms_notebook import sources
 
-        if source in ("gradient", "checker", "bars"):
-            return sources.test_pattern(source, (self.height.value, self.width.value))
+        pattern = _PATTERNS.get(source)
+        if pattern is not None:
+            return sources.test_pattern(pattern, (self.height.value, self.width.value))
         if source == "astronaut":
             return sources.astronaut()
         if self.upload.value:
@@ -342,7 +346,7 @@ class InputEditor(widgets.VBox):
 
     def _show_image(self, image: np.ndarray) -> None:
         self._array, self._error = image, ""
-        with self.hold_sync():
+        with self.box.hold_sync():
             self.thumbnail.value = thumbnail_png(image)
             self.status.value = f'<span style="color:{_GREY}">{_describe(image)}</span>'
 
@@ -352,17 +356,6 @@ class InputEditor(widgets.VBox):
 
     def __repr__(self) -> str:
         return f"<InputEditor {self.name!r} {self.kind.value}>"
-
-    def close(self) -> None:
-        for child in (self.status, self.output, self.include, self.label, self.input, self.datatype, *self._extra):
-            if child is not None:
-                child.close()
-        if self.kind in IMAGE_KINDS:
-            for widget in (self.height, self.width, self.path, self.upload):
-                widget.close()
-        for box in self.children:
-            box.close()
-        super().close()
 
 
 def _decode_image_bytes(data: bytes, what: str) -> np.ndarray:

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ovms_notebook.errors import GraphLoadError, OvmsNotebookError
+from ovms_notebook.errors import GraphLoadError, GraphRenderError
+from ovms_notebook.framework.tags import split_tag_index_name
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,6 @@ _INPUT_STYLE = 'shape=invhouse, margin="0.12,0.03", style=filled, fillcolor="#db
 _OUTPUT_STYLE = 'shape=invtrapezium, margin="0.08,0.02", style=filled, fillcolor="#dcfce7", color="#15803d"'
 _SIDE_STYLE = 'shape=ellipse, style="dashed,filled", fillcolor="#fef9c3", color="#a16207"'
 _MISSING_STYLE = 'shape=plaintext, fontcolor="#b91c1c"'
-
-
-class GraphRenderError(OvmsNotebookError):
-    """The `dot` binary failed or timed out while drawing a graph."""
 
 
 @dataclass(frozen=True)
@@ -55,13 +52,11 @@ class _Ref:
 
 
 def _ref(text: str) -> _Ref:
-    parts = text.split(":")
-    if len(parts) == 1:
-        return _Ref("", None, parts[0])
-    if len(parts) == 2:
-        return _Ref(parts[0], None, parts[1])
-    index = int(parts[1]) if parts[1].isdigit() else None
-    return _Ref(parts[0], index, parts[-1])
+    """The parts of an entry (framework/tags.py); one MediaPipe would refuse is drawn under its whole text."""
+    try:
+        return _Ref(*split_tag_index_name(text))
+    except ValueError:
+        return _Ref("", None, text)
 
 
 def _config_of(source: object) -> Any:

@@ -35,6 +35,7 @@ from ovms_notebook.widgets.draw import (
     summarize,
     value_table_html,
 )
+from ovms_notebook.widgets.lifecycle import Composite, close_all
 from ovms_notebook.widgets.live_panel import OutputPanel
 from ovms_notebook.widgets.pump import Pump
 
@@ -46,7 +47,7 @@ _KEEP_FRAMES = 64  # request frames remembered by timestamp (references to the l
 _numbers = itertools.count(1)
 
 
-class LiveOutputs(widgets.VBox):
+class LiveOutputs(Composite):
     """Per output stream the latest value, drawn by type; `update(log entries)` from any thread.
 
     `outputs` names the graph's output streams (optionally with their `StreamKind`) so their panels
@@ -55,6 +56,7 @@ class LiveOutputs(widgets.VBox):
     `frame_count` the number of redraws that drew a frame, `render_count` of all redraws,
     `drawn_timestamp` the newest timestamp shown (see `wait_drawn`).
     `image_format` is "png" (exact pixels) or "jpeg" (smaller and faster over a slow link).
+    `box` is what shows; `close()` ends the drawing thread.
     """
 
     def __init__(self, outputs: Mapping[str, StreamKind] | Iterable[str] = (), *, min_interval: float = 1 / 30,
@@ -69,7 +71,7 @@ class LiveOutputs(widgets.VBox):
         self.status = widgets.HTML(f'<span style="color:{_GREY}">no responses yet</span>')
         self.grid = widgets.Box(layout=widgets.Layout(display="flex", flex_flow="row wrap", align_items="flex-start"))
         self.output = widgets.Output()
-        super().__init__(children=[self.status, self.grid, self.output], **kwargs)
+        self.box = widgets.VBox([self.status, self.grid, self.output], **kwargs)
         self.panels: dict[str, OutputPanel] = {}
         self._number = next(_numbers)
         self._lock = threading.Lock()
@@ -78,7 +80,10 @@ class LiveOutputs(widgets.VBox):
         self._frame_times: deque[float] = deque(maxlen=30)
         self._pump = Pump(self._render, f"live-{self._number}", min_interval=min_interval,
                           on_error=self.output.append_stderr)
-        self._closed = False
+        self._stopped = threading.Event()
+        self._generation = 0
+        self._entries: Sequence[Any] = ()
+        self._own(_release, self._stopped, self._drawn, self._pump, self.box)
         self.reset(outputs)
 
     # -- feeding -----------------------------------------------------------------------------------------------
@@ -98,8 +103,8 @@ class LiveOutputs(widgets.VBox):
         """Forget every value (a new stream) and lay out empty panels for `outputs`."""
         kinds = dict(outputs) if isinstance(outputs, Mapping) else {name: StreamKind.UNKNOWN for name in outputs}
         with self._lock:
-            self._generation = getattr(self, "_generation", 0) + 1
-            self._entries: Sequence[Any] = ()
+            self._generation += 1
+            self._entries = ()
             self._seen = -1
             self._kinds = kinds
             self._latest: dict[str, tuple[int | None, object]] = {}
@@ -118,7 +123,7 @@ class LiveOutputs(widgets.VBox):
             self._drawn.notify_all()
             for name in kinds:
                 self.panels[name] = OutputPanel(name)
-        self.grid.children = tuple(self.panels.values())
+        self.grid.children = tuple(panel.box for panel in self.panels.values())
         self.status.value = f'<span style="color:{_GREY}">no responses yet</span>'
         for panel in old.values():
             panel.close()
@@ -303,9 +308,9 @@ class LiveOutputs(widgets.VBox):
         panel = self.panels[name] = OutputPanel(name, role)
         return panel
 
-    def _ordered_panels(self) -> tuple[OutputPanel, ...]:
-        inputs = [p for p in self.panels.values() if p.role == "input"]
-        return (*inputs, *(p for p in self.panels.values() if p.role != "input"))
+    def _ordered_panels(self) -> tuple[widgets.Box, ...]:
+        inputs = [p.box for p in self.panels.values() if p.role == "input"]
+        return (*inputs, *(p.box for p in self.panels.values() if p.role != "input"))
 
     def _status_html(self) -> str:
         counts = self._counts
@@ -319,22 +324,9 @@ class LiveOutputs(widgets.VBox):
             parts.append(f'<span style="color:{colour}">stream ended: {html.escape(self._end, quote=False)}</span>')
         return f'<span style="font-size:12px">{" · ".join(parts)}</span>'
 
-    # -- life --------------------------------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Stop the pump thread, then close the widget and its panels."""
-        if "_lock" not in self.__dict__:
-            super().close()
-            return
-        with self._lock:
-            self._closed = True
-            self._drawn.notify_all()
-        self._pump.close()
-        for panel in list(self.panels.values()):
-            panel.close()
-        for child in (self.status, self.grid, self.output):
-            child.close()
-        super().close()
+    @property
+    def _closed(self) -> bool:
+        return self._stopped.is_set()
 
     def __repr__(self) -> str:
         return f"<LiveOutputs {len(self.panels)} panels, {self.render_count} renders, {self.fps:.1f} fps>"
@@ -354,3 +346,12 @@ def _plain_text(value: object) -> str:
     if isinstance(value, np.ndarray):
         return f"{value.dtype}[{'x'.join(map(str, value.shape))}]\n{np.array2string(value, threshold=200)}"
     return str(value)
+
+
+def _release(stopped: threading.Event, drawn: threading.Condition, pump: Pump, box: widgets.Box) -> None:
+    """LiveOutputs' finalizer: wake `wait_drawn`, stop the pump thread, close the panels and the box."""
+    with drawn:
+        stopped.set()
+        drawn.notify_all()
+    pump.close()
+    close_all([box])

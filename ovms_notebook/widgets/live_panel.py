@@ -11,12 +11,14 @@ import html
 
 import ipywidgets as widgets
 
+from ovms_notebook.widgets.lifecycle import Composite, close_all
+
 __all__ = ["OutputPanel"]
 
 _GREY = "#6b7280"
 
 
-class OutputPanel(widgets.VBox):
+class OutputPanel(Composite):
     """One stream's view: `header` ("name @timestamp"), `image`, `html` (table or text) and `sparkline`."""
 
     def __init__(self, name: str, role: str = "output") -> None:
@@ -28,11 +30,12 @@ class OutputPanel(widgets.VBox):
         self.html = widgets.HTML()
         self.sparkline = widgets.Image(format="png", layout=widgets.Layout(display="none", width="160px",
                                                                            height="36px", min_width="160px"))
-        super().__init__(
-            children=[self.header, self.image,
-                      widgets.HBox([self.html, self.sparkline], layout=widgets.Layout(align_items="flex-start"))],
+        self.box = widgets.VBox(
+            [self.header, self.image,
+             widgets.HBox([self.html, self.sparkline], layout=widgets.Layout(align_items="flex-start"))],
             layout=widgets.Layout(border="1px solid #e5e7eb", padding="4px", margin="2px", min_width="14em"),
         )
+        self._own(close_all, [self.box])
 
     @property
     def header_text(self) -> str:
@@ -47,7 +50,7 @@ class OutputPanel(widgets.VBox):
     def show(self, timestamp: int | None, note: str, *, image: bytes | None = None, body: str | None = None,
              sparkline: bytes | None = None) -> None:
         """Set what the panel shows in one comm message."""
-        with self.hold_sync():
+        with self.box.hold_sync():
             self.timestamp = timestamp
             self.header.value = self._header_html(timestamp, note)
             if image is not None:
@@ -62,8 +65,3 @@ class OutputPanel(widgets.VBox):
     @property
     def png(self) -> bytes:
         return bytes(self.image.value)
-
-    def close(self) -> None:
-        for child in (self.header, self.image, self.html, self.sparkline, *self.children):
-            child.close()
-        super().close()

@@ -29,6 +29,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from ovms_notebook.widgets.editors import IMAGE_KINDS
+from ovms_notebook.widgets.lifecycle import Composite, close_all, replace_previous, weakly
 from ovms_notebook.widgets.render import THREAD_PREFIX
 
 __all__ = ["FramePlayer"]
@@ -39,17 +40,19 @@ _VIEW_STALL = 0.1  # seconds a request without an answer holds the player back a
 FrameSource = Iterable[np.ndarray] | Callable[[], Iterator[np.ndarray]] | str | Path
 
 
-class FramePlayer(widgets.HBox):
+class FramePlayer(Composite):
     """Play/Pause a frame source into `console`'s current stream on input stream `input_name`.
 
     `input_name` defaults to the graph's first image input (else its first input). `fps` is the pace;
     0 means as fast as the stream answers and the console's live view shows the answers (so a
     tracking graph can be watched frame by frame rather than flooded past what can be drawn).
-    Other inputs of the graph get their editors' values.
+    Other inputs of the graph get their editors' values. The player shows where its frames go and, under its
+    controls, the console's live view (`show_outputs=False` leaves it to the console). A second player on the
+    same console replaces the first; `close()` (or closing the console) stops the player thread.
     """
 
     def __init__(self, console: Any, frames: FrameSource, *, input_name: str | None = None, fps: float = 15.0,
-                 max_in_flight: int = 4, stall: float = 0.25) -> None:
+                 max_in_flight: int = 4, stall: float = 0.25, show_outputs: bool = True) -> None:
         if fps < 0:
             raise ValueError(f"fps must be >= 0 (0: as fast as the stream answers), got {fps}")
         if max_in_flight < 1:
@@ -71,15 +74,25 @@ class FramePlayer(widgets.HBox):
         self.rate = widgets.FloatSlider(value=fps, min=0.0, max=max(60.0, fps), step=0.5, description="fps",
                                         tooltip="frames per second (0: as fast as the stream answers)")
         self.output = widgets.Output()
-        super().__init__(children=[self.play_button, self.progress, self.progress_label, self.rate, self.output])
+        graph = console.client.graph if console.client is not None else console.graph_picker.value
+        self.destination = widgets.HTML(
+            f'<span style="font-size:12px;color:{_GREY}">frames go to input stream <code>{html.escape(self.input_name)}'
+            f"</code> of <code>{html.escape(str(graph))}</code> on the console's stream"
+            + (": its live view is below" if show_outputs else "; the console shows the answers") + "</span>")
+        controls = widgets.HBox([self.play_button, self.progress, self.progress_label, self.rate])
+        self.box = widgets.VBox([controls, self.destination, self.output,
+                                 *([console.outputs.box] if show_outputs else [])])
+        self._runs: list[tuple[threading.Event, threading.Thread]] = []
+        self._own(_release, self._runs, [controls, self.destination, self.output], self.box)
         self._lock = threading.Lock()
         self._answers = threading.Condition()
         self._answer_state: tuple[Any, int, set[int], int] = (None, -1, set(), 0)  # client, max ts, errors, count
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._quiet = False
-        self.play_button.observe(self._on_toggle, names="value")
-        console._players.add(self)
+        self.play_button.observe(weakly(self._on_toggle), names="value")
+        console.players.add(self)
+        replace_previous(("player", console.address, str(graph)), self)
 
     # -- control ----------------------------------------------------------------------------------------------
 
@@ -98,6 +111,7 @@ class FramePlayer(widgets.HBox):
             self._stop = threading.Event()
             self._thread = threading.Thread(target=self._run, args=(self._stop,), name=f"{THREAD_PREFIX}player",
                                             daemon=True)
+            self._runs[:] = [(s, t) for s, t in self._runs if t.is_alive()] + [(self._stop, self._thread)]
             self._thread.start()
         self._toggle(True)
 
@@ -121,17 +135,6 @@ class FramePlayer(widgets.HBox):
     def playing(self) -> bool:
         thread = self._thread
         return thread is not None and thread.is_alive()
-
-    def close(self) -> None:
-        """Pause (joining the player thread) and close the widgets."""
-        if "_lock" not in self.__dict__:
-            super().close()
-            return
-        self.pause()
-        self.console._players.discard(self)
-        for widget in (self.play_button, self.progress, self.progress_label, self.rate, self.output):
-            widget.close()
-        super().close()
 
     # -- the player thread ------------------------------------------------------------------------------------
 
@@ -238,8 +241,7 @@ class FramePlayer(widgets.HBox):
         return iter(source)
 
     def _toggle(self, value: bool) -> None:
-        if self.play_button.value == value:
-            return
+        """Set the toggle and its label: "Pause" while playing, "Play" otherwise (also after a click set it)."""
         self._quiet = True
         try:
             with self.play_button.hold_sync():
@@ -266,7 +268,7 @@ class FramePlayer(widgets.HBox):
         return f'<span style="font-size:12px">{self.sent}{total} frames{state}</span>'
 
     def _show_progress(self) -> None:
-        with self.hold_sync():
+        with self.box.hold_sync():
             if self._length is None:
                 self.progress.max = max(self.progress.max, self.sent)
             self.progress.value = min(self.sent, self.progress.max)
@@ -297,3 +299,15 @@ def _default_input(console: Any) -> str:
     if editors:
         return next(iter(editors))
     raise ValueError("the console's graph has no input stream to play frames into; pass input_name")
+
+
+def _release(runs: list[tuple[threading.Event, threading.Thread]], parts: list[widgets.Widget],
+             box: widgets.Box) -> None:
+    """The player's finalizer: stop and join its thread, close its own widgets (not the console's live view)."""
+    for stop, _ in runs:
+        stop.set()
+    for _, thread in runs:
+        if thread is not threading.current_thread():
+            thread.join(timeout=10)
+    close_all(parts)
+    box.close()

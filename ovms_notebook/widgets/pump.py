@@ -3,7 +3,13 @@
 The live widgets get a poke per response (on a client's reader thread, which
 must stay quick) but only need the newest state drawn: pokes that come while a
 drawing is due or running collapse into one more drawing. The thread is
-started on the first poke, named with `THREAD_PREFIX`, and joined by `close()`.
+started on the first poke, named with `THREAD_PREFIX`, ends after `IDLE_SECONDS`
+without a poke (the next poke starts a new one: a widget whose stream is over
+keeps no thread), and is joined by `close()`.
+
+It is the widgets' one refresh mechanism: the console, the live view and the timeline each own one. A pump
+holds a bound method's object only weakly, so an abandoned widget can be collected; its thread then ends by
+itself (and its owner's finalizer closes it at once).
 """
 
 from __future__ import annotations
@@ -11,9 +17,13 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable
+from types import MethodType
 
 from ovms_notebook.widgets.render import THREAD_PREFIX
+
+IDLE_SECONDS = 2.0  # a pump thread without a poke for this long ends
 
 
 class Pump:
@@ -27,7 +37,8 @@ class Pump:
         if min_interval < 0:
             raise ValueError(f"min_interval must be >= 0 seconds, got {min_interval}")
         self.min_interval = min_interval
-        self._work = work
+        self._work: Callable[[], Callable[[], None] | None] = (
+            weakref.WeakMethod(work) if isinstance(work, MethodType) else (lambda: work))
         self._name = f"{THREAD_PREFIX}{name}"
         self._on_error = on_error
         self._cond = threading.Condition()
@@ -70,6 +81,11 @@ class Pump:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
+    def note_run(self) -> None:
+        """Count a run done outside the pump (a widget's first drawing, on its own thread) for the pace."""
+        with self._cond:
+            self._last = time.monotonic()
+
     @property
     def alive(self) -> bool:
         thread = self._thread
@@ -78,8 +94,13 @@ class Pump:
     def _loop(self) -> None:
         while True:
             with self._cond:
+                idle_until = time.monotonic() + IDLE_SECONDS
                 while not self._dirty and not self._closed:
-                    self._cond.wait()
+                    remaining = idle_until - time.monotonic()
+                    if remaining <= 0:
+                        self._thread = None  # the next poke starts a new thread
+                        return
+                    self._cond.wait(remaining)
                 if self._closed:
                     return
                 due = self._last + self.min_interval
@@ -90,11 +111,18 @@ class Pump:
                 self._dirty = False
                 self._busy = True
                 self._last = time.monotonic()  # the pace counts from the start of a run, not its end
+            work = self._work()
+            if work is None:  # the owner is gone
+                with self._cond:
+                    self._closed, self._busy = True, False
+                    self._cond.notify_all()
+                return
             try:
-                self._work()
+                work()
             except Exception:
                 self._on_error(traceback.format_exc())
             finally:
+                del work
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()

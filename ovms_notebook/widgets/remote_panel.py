@@ -21,6 +21,7 @@ import ipywidgets as widgets
 
 from ovms_notebook.client import RemoteGraph, describe_remote, graph_names_from_config, server_metadata
 from ovms_notebook.errors import ClientError
+from ovms_notebook.widgets.lifecycle import Composite, close_all, weakly
 
 __all__ = ["RemotePanel", "remote_table_html"]
 
@@ -53,12 +54,13 @@ def remote_table_html(graphs: Sequence[RemoteGraph]) -> str:
     return "".join(rows)
 
 
-class RemotePanel(widgets.VBox):
+class RemotePanel(Composite):
     """Header, graphs table and graph picker for a KServe server at `address`.
 
     The names are `graphs`, else those of `config` (a config.json or its folder); KServe cannot list
     them. `credentials` secure the channel (`ovms_notebook.tls.client_credentials`). `graphs_info`
     holds the last answers, `problem` the reason the last refresh could not reach the server ("").
+    `box` is what shows; the panel has no threads, `close()` closes its widgets.
     """
 
     def __init__(self, address: str, graphs: Sequence[str] | None = None, *, config: str | Path | None = None,
@@ -78,10 +80,11 @@ class RemotePanel(widgets.VBox):
                                              tooltip="Ask the server again (ServerMetadata, ModelReady, ModelMetadata)")
         self.note = widgets.HTML()
         self.output = widgets.Output()
-        super().__init__(children=[self.header, self.table, widgets.HBox([self.graph_picker, self.refresh_button]),
-                                   self.note, self.output], **kwargs)
-        self.graph_picker.observe(lambda _change: self._show_note(), names="value")
-        self.refresh_button.on_click(lambda _button: self.refresh())
+        self.box = widgets.VBox([self.header, self.table, widgets.HBox([self.graph_picker, self.refresh_button]),
+                                 self.note, self.output], **kwargs)
+        self._own(close_all, [self.box])
+        self.graph_picker.observe(weakly(self._on_pick), names="value")
+        self.refresh_button.on_click(weakly(self._on_refresh))
         self.refresh()
 
     @property
@@ -97,6 +100,12 @@ class RemotePanel(widgets.VBox):
             self._refresh()
         except Exception:
             self.output.append_stderr(traceback.format_exc())
+
+    def _on_pick(self, _change: object) -> None:
+        self._show_note()
+
+    def _on_refresh(self, _button: widgets.Button) -> None:
+        self.refresh()
 
     def _refresh(self) -> None:
         where = f"<code>{html.escape(self.address)}</code> · {html.escape(self.security)}"
@@ -141,14 +150,6 @@ class RemotePanel(widgets.VBox):
     def note_text(self) -> str:
         """The note under the picker as plain text."""
         return html.unescape(self.note.value.split(">", 1)[1].rsplit("<", 1)[0])
-
-    def close(self) -> None:
-        """Close the panel and its parts (it has no threads)."""
-        for child in self.children:
-            for grandchild in getattr(child, "children", ()):
-                grandchild.close()
-            child.close()
-        super().close()
 
     def __repr__(self) -> str:
         return f"<RemotePanel for {self.address} ({self.security}), {len(self.names)} graphs named>"

@@ -14,8 +14,8 @@ import base64
 import html
 import itertools
 import threading
-import time
 import traceback
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,9 @@ from typing import Any, Literal
 
 import ipywidgets as widgets
 
-from ovms_notebook.widgets.render import THREAD_PREFIX
+from ovms_notebook.widgets.lifecycle import Composite, close_all, replace_previous, weakly
+from ovms_notebook.widgets.pump import Pump
+from ovms_notebook.widgets.server_events import EventFollower
 from ovms_notebook.widgets.timeline_plot import (
     END_LANE,
     ERROR_LANE,
@@ -116,8 +118,9 @@ def records_from_log(entries: Iterable[Any]) -> list[TimelineRecord]:
                 records.append(TimelineRecord("output", f"out: {name}", timestamp, False,
                                               f"{name} at {timestamp}", seq))
         elif kind == "error":
-            if timestamp is None:
-                timestamp = request_timestamps.get(getattr(entry, "request_seq", None))  # type: ignore[arg-type]
+            request_seq = getattr(entry, "request_seq", None)
+            if timestamp is None and isinstance(request_seq, int):
+                timestamp = request_timestamps.get(request_seq)
             text = getattr(entry, "text", "") or str(getattr(entry, "code", "") or "error")
             records.append(TimelineRecord("error", ERROR_LANE, timestamp, False, text, seq))
         elif kind == "end":
@@ -147,14 +150,14 @@ def latest_stream_events(events: Sequence[Any]) -> list[Any]:
 _numbers = itertools.count(1)
 
 
-class Timeline(widgets.VBox):
+class Timeline(Composite):
     """A live timeline: `update(records)` redraws at most every `min_interval` seconds.
 
-    Drawing happens on a short-lived timer thread, never on the caller's, and
+    Drawing happens on the timeline's pump thread, never on the caller's, and
     updates that come faster are coalesced: the latest records are kept and
-    drawn when the interval has passed. `follow(event_log)` polls the server's
-    event log and updates by itself; `close()` stops every timer and thread.
-    The PNG can be saved with the export button (path in the text box).
+    drawn when the interval has passed. `follow(event_log)` shows one stream of
+    a server's event log and updates by itself; `close()` stops the thread.
+    The PNG can be saved with the export button (path in the text box). `box` is what shows.
     """
 
     def __init__(self, records: Iterable[TimelineRecord] = (), *, title: str | None = None,
@@ -162,7 +165,6 @@ class Timeline(widgets.VBox):
         if min_interval < 0:
             raise ValueError(f"min_interval must be >= 0 seconds, got {min_interval}")
         self.title = title
-        self.min_interval = min_interval
         self.width = width
         self.dpi = dpi
         self.render_count = 0
@@ -173,26 +175,32 @@ class Timeline(widgets.VBox):
                                             tooltip="Save the timeline as a PNG file at the path on the left")
         self.status = widgets.HTML()
         self.output = widgets.Output()
-        super().__init__(
-            # The trace goes under the export row: the timeline image stays right above its own controls.
-            children=[self.image, widgets.HBox([self.path, self.export_button, self.status]), self.trace_image,
-                      self.output],
-            **kwargs,
-        )
+        # The trace goes under the export row: the timeline image stays right above its own controls.
+        self.box = widgets.VBox([self.image, widgets.HBox([self.path, self.export_button, self.status]),
+                                 self.trace_image, self.output], **kwargs)
         self._number = next(_numbers)
         self._lock = threading.Lock()
         self._render_lock = threading.Lock()
         self._records: list[TimelineRecord] = list(records)
-        self._last_render = time.monotonic()  # the first drawing happens just below
-        self._timer: threading.Timer | None = None  # the pending one
-        self._timers: list[threading.Timer] = []  # every one that may still be alive
-        self._idle = threading.Event()
-        self._idle.set()
-        self._follower: threading.Thread | None = None
-        self._stop_follow = threading.Event()
-        self._closed = False
-        self.export_button.on_click(self._on_export)
+        self._pump = Pump(self._draw, f"timeline-{self._number}", min_interval=min_interval,
+                          on_error=self.output.append_stderr)
+        self._following = EventFollower(self._pump.poke)
+        self._stopped = threading.Event()
+        self._own(_release, self._stopped, self._following, self._pump, self.box)
+        self.export_button.on_click(weakly(self._on_export))
         self._render()
+        self._pump.note_run()
+
+    @property
+    def min_interval(self) -> float:
+        """Seconds between two drawings at least."""
+        return self._pump.min_interval
+
+    @min_interval.setter
+    def min_interval(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError(f"min_interval must be >= 0 seconds, got {seconds}")
+        self._pump.min_interval = seconds
 
     @property
     def records(self) -> list[TimelineRecord]:
@@ -208,38 +216,27 @@ class Timeline(widgets.VBox):
     def update(self, records: Iterable[TimelineRecord]) -> None:
         """Show new records; never blocks on drawing, so any thread may call it.
 
-        The drawing happens on a timer thread, `min_interval` s after the
+        The drawing happens on the pump thread, `min_interval` s after the
         previous one at the earliest; records given meanwhile replace each
         other and only the latest are drawn.
         """
         with self._lock:
-            if self._closed:
+            if self._stopped.is_set():
                 return
             self._records = list(records)
-            if self._timer is not None:
-                return  # the pending timer draws the latest records
-            self._idle.clear()
-            wait = max(0.0, self._last_render + self.min_interval - time.monotonic())
-            self._timer = threading.Timer(wait, self._on_timer)
-            self._timer.name = f"{THREAD_PREFIX}timeline-{self._number}-timer"
-            self._timer.daemon = True
-            self._timers = [t for t in self._timers if t.is_alive()] + [self._timer]
-            self._timer.start()
+        self._pump.poke()
 
     def flush(self, timeout: float | None = 5.0) -> bool:
         """Wait until the latest records are drawn; False if `timeout` s passed first."""
-        return self._idle.wait(timeout)
+        return self._pump.flush(timeout)
 
-    def _on_timer(self) -> None:
-        with self._lock:
-            self._timer = None
-            if self._closed:
-                return
-            self._last_render = time.monotonic()
+    def _draw(self) -> None:
+        """The pump's job: records from the followed event log when following, then the drawing."""
+        events = self._following.events()
+        if events is not None:
+            with self._lock:
+                self._records = records_from_events(events)
         self._render()
-        with self._lock:
-            if self._timer is None:
-                self._idle.set()
 
     def _render(self) -> None:
         with self._render_lock:
@@ -251,7 +248,7 @@ class Timeline(widgets.VBox):
                 self.output.append_stderr(traceback.format_exc())
                 return
             with self._lock:
-                if self._closed:
+                if self._stopped.is_set():
                     return
                 self.render_count += 1
             self.image.value = png
@@ -286,68 +283,30 @@ class Timeline(widgets.VBox):
     # -- following a server's event log ----------------------------------------------------------------------
 
     def follow(self, event_log: Any, client_tag: str | None = None, stream_id: int | None = None) -> None:
-        """Poll `event_log` (a server's `EventLog`) every `min_interval` s and show one stream's events.
+        """Show one stream of `event_log` (a server's `EventLog`) as it grows.
 
         The stream is the one with `stream_id` or `client_tag`, else the most
-        recently opened one. Replaces any earlier follow.
+        recently opened one. Replaces any earlier follow, and closes another
+        timeline following the same stream of the same log (a re-run cell).
         """
-        self.stop_following()
-        stop = threading.Event()
-        self._stop_follow = stop
-        self._follower = threading.Thread(
-            target=self._follow_loop, args=(event_log, client_tag, stream_id, stop),
-            name=f"{THREAD_PREFIX}timeline-{self._number}-follow", daemon=True,
-        )
-        self._follower.start()
-
-    def _follow_loop(self, event_log: Any, client_tag: str | None, stream_id: int | None,
-                     stop: threading.Event) -> None:
-        seen = None
-        while not stop.is_set():
-            version = event_log.version
-            if version != seen:
-                seen = version
-                try:
-                    events = event_log.snapshot(stream_id=stream_id, client_tag=client_tag)
-                    if stream_id is None and client_tag is None:
-                        events = latest_stream_events(events)
-                    self.update(records_from_events(events))
-                except Exception:
-                    self.output.append_stderr("timeline stopped following the event log:\n" + traceback.format_exc())
-                    return
-            stop.wait(max(self.min_interval, 0.02))
+        replace_previous(("timeline", weakref.ref(event_log), client_tag, stream_id), self)
+        self._following.follow(event_log, client_tag, stream_id)
+        self._pump.poke()
 
     def stop_following(self) -> None:
-        """Stop polling the event log (the drawing stays)."""
-        self._stop_follow.set()
-        follower, self._follower = self._follower, None
-        if follower is not None and follower is not threading.current_thread():
-            follower.join(timeout=5)
-
-    def close(self) -> None:
-        """Stop timers and following, then close the widget and its parts."""
-        if "_lock" not in self.__dict__:  # __init__ failed early; Widget.__del__ still calls close()
-            super().close()
-            return
-        with self._lock:
-            self._closed = True
-            self._timer = None
-            timers, self._timers = self._timers, []
-            self._idle.set()
-        for timer in timers:  # a pending one is cancelled, one drawing right now is waited for
-            timer.cancel()
-            if timer is not threading.current_thread():
-                timer.join(timeout=5)
-        self.stop_following()
-        for child in (self.image, self.trace_image, self.path, self.export_button, self.status, self.output):
-            child.close()
-        for box in self.children:
-            box.close()
-        super().close()
+        """Stop following the event log (the drawing stays)."""
+        self._following.stop()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
-        bundle = super()._repr_mimebundle_(**kwargs)
+        bundle = self.box._repr_mimebundle_(**kwargs)
         if bundle is not None and self.image.value:
             bundle["image/png"] = base64.b64encode(self.image.value).decode()
         return bundle
 
+
+def _release(stopped: threading.Event, following: EventFollower, pump: Pump, box: widgets.Box) -> None:
+    """The timeline's finalizer: no more drawing, no more following, the thread joined, the widgets closed."""
+    stopped.set()
+    following.stop()
+    pump.close()
+    close_all([box])

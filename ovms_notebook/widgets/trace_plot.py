@@ -33,23 +33,26 @@ def plot_trace(trace: Trace, ax: Axes | None = None, *, title: str | None = None
     """
     with RENDER_LOCK:
         if ax is None:
-            lanes = max(len(trace.lanes), 1)
-            fig = Figure(figsize=(width, 1.3 + 0.42 * lanes), dpi=100)
-            ax = fig.add_subplot()
+            ax = _trace_figure(trace, width).add_subplot()
         _draw(trace, ax, title)
         return ax
+
+
+def _trace_figure(trace: Trace, width: float) -> Figure:
+    """A Figure tall enough for the trace's lanes."""
+    return Figure(figsize=(width, 1.3 + 0.42 * max(len(trace.lanes), 1)), dpi=100)
 
 
 def trace_png(trace: Trace, *, dpi: float = 100, **kwargs: Any) -> bytes:
     """`plot_trace(trace, **kwargs)` drawn to PNG bytes."""
     with RENDER_LOCK:
-        ax = plot_trace(trace, **kwargs)
-        fig = ax.figure
+        fig = _trace_figure(trace, float(kwargs.pop("width", 10.0)))
+        plot_trace(trace, fig.add_subplot(), **kwargs)
         fig.tight_layout()
-        return figure_to_png(fig, dpi=dpi)  # type: ignore[arg-type]
+        return figure_to_png(fig, dpi=dpi)
 
 
-def _ms(us: int) -> float:
+def _ms(us: float) -> float:
     return us / 1000.0
 
 

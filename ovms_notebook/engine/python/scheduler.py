@@ -44,7 +44,6 @@ from ovms_notebook.engine.python.graph_io import GraphInput, ObservedStream, Obs
 from ovms_notebook.engine.python.node import NodeRuntime, Task
 from ovms_notebook.engine.python.streams import (
     FAILED_PRECONDITION,
-    INTERNAL,
     INVALID_ARGUMENT,
     UNKNOWN,
     OutputStream,
@@ -52,29 +51,14 @@ from ovms_notebook.engine.python.streams import (
     allowed_in_stream,
 )
 from ovms_notebook.engine.python.tracing import NodeTracer
-from ovms_notebook.engine.python.validate import GraphConfigError, plan_graph
-from ovms_notebook.errors import OvmsNotebookError
+from ovms_notebook.engine.python.validate import plan_graph
+from ovms_notebook.errors import GraphConfigError, PythonGraphArgumentError, PythonGraphError
 from ovms_notebook.framework.timestamps import debug_string
 from ovms_notebook.framework.trace import TraceEvent
 
 log = logging.getLogger(__name__)
 
 __all__ = ["GraphConfigError", "PythonGraph", "PythonGraphArgumentError", "PythonGraphError"]
-
-
-class PythonGraphError(OvmsNotebookError, RuntimeError):
-    """A Python graph failed or was misused; `code` is the absl status code name, the message MediaPipe's."""
-
-    def __init__(self, message: str, code: str = INTERNAL) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class PythonGraphArgumentError(PythonGraphError, ValueError):
-    """A PythonGraphError with INVALID_ARGUMENT status (the wheel raises ValueError for those)."""
-
-    def __init__(self, message: str, code: str = INVALID_ARGUMENT) -> None:
-        super().__init__(message, code)
 
 
 def _error(code: str, message: str) -> PythonGraphError:
@@ -168,10 +152,10 @@ class PythonGraph:
             for observer in self._observers:
                 observer.prepare(streams[observer.name], self._record)
             self._running = self._started = True
-            for node in self._nodes:  # OpenNode() tasks run before any Process(), lower ids first
-                if self._errors or not node.open(side_packets):
+            for runtime in self._nodes:  # OpenNode() tasks run before any Process(), lower ids first
+                if self._errors or not runtime.open(side_packets):
                     break
-                node.check_if_became_ready()
+                runtime.check_if_became_ready()
             self._drain_if_eager()
 
     def add_packet_to_input_stream(self, stream: str, value: object, timestamp: int) -> None:

@@ -22,11 +22,13 @@ between them as for any graph.
 from __future__ import annotations
 
 import functools
-import re
 from importlib import resources
+from typing import Any
 
 from ovms_notebook.errors import GraphLoadError
 from ovms_notebook.framework.ovms_fork import FORK_INFERENCE, ForkInference, inference_node_text, session_node_text
+from ovms_notebook.framework.protos import GraphConfig
+from ovms_notebook.framework.tags import split_tag_index_name
 
 __all__ = ["SUBGRAPHS", "expand_subgraphs", "subgraph_config"]
 
@@ -47,7 +49,6 @@ SUBGRAPHS: dict[str, str] = {
 }
 
 _MAX_DEPTH = 8
-_ENTRY = re.compile(r"^(?:(?P<tag>[A-Z_][A-Z0-9_]*)(?::(?P<index>[0-9]+))?:)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
 
 
 @functools.cache
@@ -64,10 +65,11 @@ def subgraph_config(type_name: str) -> object:
 
 def _split(entry: str) -> tuple[str, int, str]:
     """`TAG:index:name` -> (tag, index, name), as MediaPipe's ParseTagIndexName."""
-    match = _ENTRY.match(entry)
-    if match is None:
-        raise GraphLoadError(f"stream or side packet {entry!r} is not TAG:index:name")
-    return match["tag"] or "", int(match["index"] or 0), match["name"]
+    try:
+        tag, index, name = split_tag_index_name(entry)
+    except ValueError as error:
+        raise GraphLoadError(f"stream or side packet {entry!r} is not TAG:index:name: {error}") from None
+    return tag, index or 0, name
 
 
 def _join(tag: str, index: int, name: str) -> str:
@@ -166,7 +168,7 @@ def _fork_inference(nodes: list[object], fork: ForkInference, prefix: str) -> li
     return replaced
 
 
-def expand_subgraphs(config: object, *, model_entries: bool = False) -> object:
+def expand_subgraphs(config: GraphConfig, *, model_entries: bool = False) -> GraphConfig:
     """`config` with every node naming one of `SUBGRAPHS` replaced by that subgraph's nodes (recursively).
 
     `model_entries`: the graph's config.json serves the model entries OVMS's fork infers on, so the
@@ -176,17 +178,17 @@ def expand_subgraphs(config: object, *, model_entries: bool = False) -> object:
     CalculatorGraphConfig. GraphLoadError when a node connects a stream the
     subgraph does not declare, or subgraphs nest past a sane depth.
     """
-    if not any(node.calculator in SUBGRAPHS for node in config.node):  # type: ignore[attr-defined]
+    if not any(node.calculator in SUBGRAPHS for node in config.node):
         return config
     from mediapipe.framework import calculator_pb2
 
     expanded = calculator_pb2.CalculatorGraphConfig()
-    expanded.CopyFrom(config)  # type: ignore[arg-type]
+    expanded.CopyFrom(config)
     taken: set[str] = set()
     for _ in range(_MAX_DEPTH):
         if not any(node.calculator in SUBGRAPHS for node in expanded.node):
             return expanded
-        nodes = []
+        nodes: list[Any] = []  # CalculatorGraphConfig.Node messages
         for node in expanded.node:
             nodes.extend(_instance(node, taken, model_entries) if node.calculator in SUBGRAPHS else [node])
         copies = [calculator_pb2.CalculatorGraphConfig.Node() for _ in nodes]

@@ -1,0 +1,101 @@
+"""How the widgets of this package live and die: composites that own their ipywidgets, callbacks that do not keep
+their owner alive, and one live widget per (kind, server, graph) so a re-run cell replaces what the last run made.
+
+ipywidgets calls its own methods (`send`, `log`, `focus`, `close`, `layout`, ...) on every widget, so a widget
+here never subclasses an ipywidgets class to add behaviour: it is a `Composite` that owns a box (`box`) and shows
+it. ipywidgets also keeps every open widget in a class-level registry, and a button's `on_click` handler is held
+by the button: a handler that refers to its composite strongly keeps the composite, its stream and its threads
+alive for the life of the kernel. Handlers are therefore wrapped with `weakly`, and each composite ends its
+threads and streams in a `weakref.finalize` that runs at `close()` or when the composite is collected.
+"""
+
+from __future__ import annotations
+
+import threading
+import types
+import weakref
+from collections.abc import Callable, Hashable
+from typing import Any, ParamSpec, Protocol, TypeVar
+
+import ipywidgets as widgets
+
+__all__ = ["Closable", "Composite", "replace_previous", "weakly"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Closable(Protocol):
+    """Anything with a `close()` that ends its threads and streams."""
+
+    def close(self) -> None: ...
+
+
+def weakly(method: Callable[P, R]) -> Callable[P, R | None]:
+    """`method` (a bound method) called through a weak reference: once its object is gone, the call does nothing."""
+    if not isinstance(method, types.MethodType):
+        raise TypeError(f"weakly() takes a bound method, got {method!r}")
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: P.args, **kwargs: P.kwargs) -> R | None:
+        target = ref()
+        return None if target is None else target(*args, **kwargs)
+
+    return call
+
+
+class Composite:
+    """A widget made of ipywidgets it owns: `box` is what a notebook shows and what a container embeds.
+
+    Subclasses set `box` in `__init__` and create their finalizer with `_own(release, *args)`: `release(*args)`
+    runs once, at `close()` or when the composite is garbage-collected, so it must not refer to the composite.
+    """
+
+    box: widgets.Box
+    _finalizer: weakref.finalize | None = None
+
+    def _own(self, release: Callable[..., None], *args: Any) -> None:
+        self._finalizer = weakref.finalize(self, release, *args)
+
+    @property
+    def closed(self) -> bool:
+        """True once `close()` ran (or the composite was collected)."""
+        return self._finalizer is not None and not self._finalizer.alive
+
+    def close(self) -> None:
+        """End this widget's threads and streams and close its ipywidgets. Idempotent."""
+        if self._finalizer is not None:
+            self._finalizer()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        return self.box._repr_mimebundle_(**kwargs)
+
+
+def close_all(items: Any) -> None:
+    """Close every widget in `items` (nested boxes included): a release helper."""
+    for item in items:
+        children = getattr(item, "children", ())
+        if children:
+            close_all(children)
+        item.close()
+
+
+_live: dict[Hashable, weakref.ref[Any]] = {}
+_live_lock = threading.Lock()
+
+
+def replace_previous(key: Hashable, widget: Closable) -> None:
+    """Make `widget` the live one for `key`, closing the one a previous run of the same cell made.
+
+    `key` names what the widget is for, e.g. ("console", server address, graph): creating a second console for
+    the same server and graph closes the first one (its stream, threads and widgets), as `serve()` replaces a
+    server.
+    """
+    with _live_lock:
+        for stale in [k for k, ref in _live.items() if ref() is None]:
+            del _live[stale]
+        previous = _live.get(key)
+        _live[key] = weakref.ref(widget)
+    old = previous() if previous is not None else None
+    if old is not None and old is not widget:
+        old.close()
