@@ -25,14 +25,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from mediapipe.calculators.util import labels_to_render_data_calculator_pb2
+from mediapipe.calculators.util.labels_to_render_data_calculator_pb2 import (
+    LabelsToRenderDataCalculatorOptions as LabelsOptions,
+)
 from mediapipe.util import render_data_pb2
 
 from ovms_notebook.engine.python.api import Calculator
 
 __all__ = ["LabelsOptions", "LabelsToRenderDataCalculator", "labels_to_render_data"]
 
-LabelsOptions = labels_to_render_data_calculator_pb2.LabelsToRenderDataCalculatorOptions
 _FONT_HEIGHT_SCALE = 1.25
 
 

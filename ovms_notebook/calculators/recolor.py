@@ -21,14 +21,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from mediapipe.calculators.image import recolor_calculator_pb2
+from mediapipe.calculators.image.recolor_calculator_pb2 import RecolorCalculatorOptions as RecolorOptions
 
 from ovms_notebook.calculators.tflite import image_frame
 from ovms_notebook.engine.python.api import Calculator
 
 __all__ = ["RecolorCalculator", "RecolorOptions", "recolor"]
-
-RecolorOptions = recolor_calculator_pb2.RecolorCalculatorOptions
 
 
 def recolor(

@@ -75,7 +75,7 @@ FORK_INFERENCE: dict[str, ForkInference] = {
 @functools.cache
 def _table() -> Mapping[str, Any]:
     path = resources.files("ovms_notebook").joinpath("portability", "ovms_subgraphs.json")
-    return json.loads(path.read_text())["subgraphs"]  # type: ignore[no-any-return]
+    return json.loads(path.read_text())["subgraphs"]
 
 
 def fork_servables(calculators: Iterable[str]) -> dict[str, str]:
@@ -150,5 +150,5 @@ def model_entry_checks(config: Any, servables: Iterable[str]) -> Any:
                 for servable in missing
             )
         )
-        checked.node.extend(extra.node)  # type: ignore[attr-defined]
+        checked.node.extend(extra.node)
     return checked

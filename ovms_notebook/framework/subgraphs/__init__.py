@@ -164,7 +164,7 @@ def _fork_inference(nodes: list[object], fork: ForkInference, prefix: str) -> li
         session = f"{prefix}__session"
         pair = parse_graph_config(session_node_text(fork.servable, session) + " " + inference_node_text(
             fork, session, source, target, inner.name))  # type: ignore[attr-defined]
-        replaced.extend(pair.node)  # type: ignore[attr-defined]
+        replaced.extend(pair.node)
     return replaced
 
 
