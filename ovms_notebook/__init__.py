@@ -1,12 +1,13 @@
 """ovms_notebook: OpenVINO Model Server's MediaPipe streaming API inside a Jupyter kernel.
 
     import ovms_notebook
-    server = ovms_notebook.serve("graphs/")      # returns at once; re-running the cell replaces it
+    server = ovms_notebook.serve(ovms_notebook.examples)  # the example graphs; re-running the cell replaces it
     server.address                               # '127.0.0.1:<port>' for any KServe client
     server.trace_for(client)                     # a stream's execution trace (StreamClient(..., trace=True))
     server.stop()
-    ovms_notebook.check("graphs/")               # can a stock OVMS serve them? if not, why
-    ovms_notebook.export("graphs/", "out/")      # an OVMS-ready folder, docker and KServe lines
+    ovms_notebook.check(ovms_notebook.examples)  # can a stock OVMS serve them? if not, why
+    ovms_notebook.export("my_graphs/", "out/")   # an OVMS-ready folder, docker and KServe lines
+    ovms_notebook.verbose_native_logs(True)      # let MediaPipe's informational log lines into the notebook
 
     @ovms_notebook.register()                    # a calculator written in Python, usable in any served graph
     class Scale(ovms_notebook.Calculator): ...
@@ -19,10 +20,12 @@ so that `import ovms_notebook.client` does not load the server, MediaPipe or the
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ovms_notebook import (
     _env,  # noqa: F401  (must run before grpc is imported)
+    _native_logs,
     display,
 )
 from ovms_notebook._version import __version__
@@ -54,11 +57,18 @@ __all__ = [
     "ServerError",
     "__version__",
     "check",
+    "examples",
     "export",
     "register",
     "serve",
     "stop_all",
+    "verbose_native_logs",
 ]
+
+#: The example graphs shipped inside the package, an OVMS config.json folder: `serve(examples)` works from
+#: any working folder, in a clone or after `pip install`.
+examples: Path = Path(__file__).resolve().parent / "examples"
+verbose_native_logs = _native_logs.verbose_native_logs
 
 #: Names loaded on first access, and the module each comes from.
 _LAZY = {
@@ -102,6 +112,7 @@ def _calculator_option_protos() -> None:
     import ovms_notebook.calculators.proto.ovms_calculators_pb2  # noqa: F401  (OVMS's calculators' options)
 
 
+_native_logs.install()  # in a Jupyter kernel only: native informational lines stay out of cell outputs
 display.set_loader(_load_views)
 protos.add_option_protos(_calculator_option_protos)
 default_registry.set_loader(_register_builtin)

@@ -35,6 +35,15 @@ __all__ = [
 class OvmsNotebookError(Exception):
     """Root of every error raised on purpose by ovms_notebook."""
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows for it: one line, `ConfigError: <message>`, without the package's frames.
+
+        The message already says what was expected and what came; frames inside
+        the package would only bury it. Outside IPython the traceback is Python's
+        usual one.
+        """
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
+
 
 # -- configuration and loading ---------------------------------------------------------------------------------------
 

@@ -177,17 +177,19 @@ def test_png_is_a_real_image_of_the_asked_width_and_is_deterministic() -> None:
     assert timeline_png([]).startswith(PNG_SIGNATURE)
 
 
-def test_five_hundred_records_build_in_under_100_ms() -> None:
+def test_five_hundred_records_draw_one_mark_per_record_in_two_lanes() -> None:
+    # How fast this draws is bench/p7_live_view.py's business, not a test's.
     records = []
     for i in range(250):
         records.append(TimelineRecord("request", "in: in", i, i % 7 == 0, "", 2 * i))
         records.append(TimelineRecord("output", "out: out", i, False, "", 2 * i + 1))
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        timeline_figure(records)
-        best = min(best, time.perf_counter() - start)
-    assert best < 0.1
+    figure = timeline_figure(records)
+    (axes,) = figure.axes
+    marks = [c.get_offsets().tolist() for c in axes.collections if type(c).__name__ == "PathCollection"]
+    assert sorted(len(points) for points in marks) == [36, 214, 250]  # rejected requests (every 7th) drawn apart
+    points = [point for points in marks for point in points]
+    assert sorted(x for x, _ in points) == sorted([float(i) for i in range(250)] * 2)
+    assert [label.get_text() for label in axes.get_yticklabels()] == ["out: out", "in: in"]
 
 
 def test_fifty_rapid_updates_coalesce_into_at_most_three_renders_of_the_latest_records() -> None:
@@ -211,10 +213,8 @@ def test_an_update_after_a_quiet_interval_is_drawn_at_once() -> None:
     timeline = Timeline(min_interval=0.05)
     try:
         time.sleep(0.06)
-        started = time.monotonic()
         timeline.update([TimelineRecord("request", "in: in", 0, False, "", 0)])
         assert timeline.flush(timeout=5) and timeline.render_count == 2
-        assert time.monotonic() - started < 1.0
     finally:
         timeline.close()
 

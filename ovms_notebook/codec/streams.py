@@ -49,6 +49,7 @@ class StreamKind(enum.Enum):
     STRINGS = "STRINGS"
     MATRIX = "MATRIX"
     MP_IMAGE = "MP_IMAGE"
+    PROTO = "PROTO"  # a serialized MediaPipe proto; the message type is read from the graph
 
 
 #: OVMS's tag prefixes, in OVMS's order (no prefix is a prefix of another, so order is moot).
@@ -79,12 +80,17 @@ UNSUPPORTED_KINDS: frozenset[StreamKind] = frozenset(
 
 @dataclass(frozen=True)
 class StreamSpec:
-    """One graph-level stream: its tag ("" when none), index (None when not written), name and kind."""
+    """One graph-level stream: its tag ("" when none), index (None when not written), name and kind.
+
+    `message` is the full proto name a `PROTO` input carries (e.g. `mediapipe.NormalizedLandmarkList`),
+    read from the graph when it loads; "" for every other stream.
+    """
 
     tag: str
     index: int | None
     name: str
     kind: StreamKind
+    message: str = ""
 
 
 def kind_of_tag(tag: str) -> StreamKind:

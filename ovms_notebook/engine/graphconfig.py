@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from google.protobuf import text_format
 
 from ovms_notebook.codec import StreamKind, StreamSpec, parse_stream
+from ovms_notebook.codec.proto_inputs import resolve_proto_inputs
 from ovms_notebook.engine.python.api import Registry, default_registry
 from ovms_notebook.engine.python.scheduler import PythonGraph
 from ovms_notebook.engine.split import Split, split_graph
@@ -45,6 +46,8 @@ class GraphSpec:
     outputs: dict[str, StreamSpec]
     side_packets: tuple[str, ...]
     md5: str = field(default="")
+    #: The graph folder's own subgraphs it was expanded with (type -> pbtxt text).
+    subgraphs: Mapping[str, str] = field(default_factory=dict)
     split: Split | None = field(default=None)  # set when some nodes run on the Python side
     #: Side packets the Python half gets at every start, beside the request's: OVMS's `py` map of loaded
     #: Python node handlers and each OpenVINO session node's SESSION (set by `bind_resources`).
@@ -61,11 +64,12 @@ class GraphSpec:
         return list(self.outputs)
 
 
-def parse_graph(text: str, models: Collection[str] = ()) -> GraphSpec:
+def parse_graph(text: str, subgraphs: Mapping[str, str] | None = None, *, models: Collection[str] = ()) -> GraphSpec:
     """Parse pbtxt text and apply OVMS's load-time rules; raises GraphLoadError with the reason.
 
-    `models` are the model entries the graph's config.json serves. When they include any that OVMS's
-    MediaPipe fork would run the graph's subgraphs on, the graph uses them as OVMS does
+    `subgraphs` are the graph folder's own subgraphs (type -> pbtxt text, see `folder_subgraphs`), expanded
+    like the package's own. `models` are the model entries the graph's config.json serves: when they include
+    any that OVMS's MediaPipe fork would run the graph's subgraphs on, the graph uses them as OVMS does
     (ovms_notebook.framework.ovms_fork); otherwise its subgraphs read the wheel's model files.
     """
     try:
@@ -74,7 +78,8 @@ def parse_graph(text: str, models: Collection[str] = ()) -> GraphSpec:
         raise GraphLoadError(f"graph pbtxt does not parse: {error}") from error
     needed = fork_servables(node.calculator for node in config.node)
     entries = bool(needed.keys() & set(models))
-    config = expand_subgraphs(config, model_entries=entries)  # subgraphs the wheel lacks, inlined
+    # subgraphs the wheel lacks (ours, then the folder's), inlined (framework/subgraphs)
+    config = expand_subgraphs(config, subgraphs, model_entries=entries)
     if entries:
         config = model_entry_checks(config, needed)
     inputs = _streams(config.input_stream, "input")
@@ -91,6 +96,8 @@ def parse_graph(text: str, models: Collection[str] = ()) -> GraphSpec:
         if split.native is not None:
             _dry_run(split.native)
         _check_python(split.python)
+    # after the dry run: MediaPipe's validation then runs on a graph it accepts
+    inputs = resolve_proto_inputs(inputs, config if split.python is None else split.native)
     return GraphSpec(
         text=text,
         config=config,
@@ -98,6 +105,7 @@ def parse_graph(text: str, models: Collection[str] = ()) -> GraphSpec:
         outputs=outputs,
         side_packets=side_packets,
         md5=hashlib.md5(text.encode()).hexdigest(),
+        subgraphs=dict(subgraphs or {}),
         split=split if split.python is not None else None,
     )
 

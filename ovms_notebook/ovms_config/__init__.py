@@ -77,11 +77,13 @@ class OvmsConfig:
 
 def find_config(path: str | Path) -> Path:
     """Resolve CONFIG: a config.json file, or a folder that holds one."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        path = path / "config.json"
+    given = Path(path).expanduser()
+    path = given / "config.json" if given.is_dir() else given
     if not path.is_file():
-        raise ConfigError(f"expected an OVMS config.json or a folder holding one, got {str(path)!r} (not found)")
+        # The absolute path: a relative one is read from the working folder, which in a notebook is the
+        # notebook's folder, not necessarily the one the user thinks of.
+        searched = f"no config.json in {given.absolute()}" if given.is_dir() else f"{given.absolute()} does not exist"
+        raise ConfigError(f"expected an OVMS config.json or a folder holding one, got {str(path)!r} ({searched})")
     return path.resolve()
 
 
@@ -152,7 +154,7 @@ def _graph_entry(item: object, root: Path, where: str) -> GraphEntry:
 
 def read_config(config_path: str | Path, *, validate: bool = True) -> OvmsConfig:
     """Read config.json (a file, or a folder holding one): ConfigError when it is not JSON or misses what an
-    entry needs. With `validate`, a file OVMS's schema rejects is logged as a warning naming the first place
+    entry needs. With `validate`, a file OVMS's schema rejects is logged (INFO) naming the first place
     (OVMS would refuse to start; here it is served); `check` reads with `validate=False` and reports every
     place itself."""
     path = find_config(config_path)
@@ -173,11 +175,10 @@ def read_config(config_path: str | Path, *, validate: bool = True) -> OvmsConfig
         else:  # without a graph file the entry is a model
             models.append(ModelConfig(entry.name, entry.base_path, item["config"], where))
     problems = schema_errors(document) if validate else []
-    if problems:  # served here all the same (a notebook's configs are often partial); OVMS would not start
+    if problems:  # served here all the same (lessons write partial configs); OVMS would not start, `check` says so
         where, message = problems[0]
         more = f" (and {len(problems) - 1} more; `ovms_notebook.check` lists them)" if len(problems) > 1 else ""
-        log.warning("%s: OVMS would refuse this file: its config schema rejects %s: %s%s", path, where, message,
-                    more)
+        log.info("%s: OVMS would refuse this file: its config schema rejects %s: %s%s", path, where, message, more)
     unique: dict[str, GraphEntry] = {}
     for entry in [*listed, *in_models]:
         if entry.name in unique:

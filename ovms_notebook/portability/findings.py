@@ -17,6 +17,11 @@ class Finding:
     kind: str
     subject: str
     reason: str
+    #: The pbtxt to write instead (one or more lines), when the fix is a known edit; "" otherwise.
+    fix: str = ""
 
     def __str__(self) -> str:
-        return f"{self.severity}: [{self.kind}] {self.subject}: {self.reason}"
+        text = f"{self.severity}: [{self.kind}] {self.subject}: {self.reason}"
+        if self.fix:
+            text += "\n  write:\n" + "\n".join(f"    {line}" for line in self.fix.splitlines())
+        return text

@@ -23,6 +23,7 @@ from pathlib import Path
 from ovms_notebook.calculators.resources import bind_resources, release_resources
 from ovms_notebook.engine.graphconfig import GraphSpec, parse_graph
 from ovms_notebook.errors import GraphLoadError
+from ovms_notebook.framework.subgraphs import folder_subgraphs
 from ovms_notebook.models import ModelRepository
 from ovms_notebook.models.config import outside_base, subconfig_problem
 from ovms_notebook.ovms_config import GraphEntry, find_config, read_config
@@ -90,8 +91,9 @@ def load_definition(entry: GraphEntry, models: ModelRepository | None = None) ->
     except OSError as error:
         return _failed(entry, f"graph file {entry.graph_path} cannot be read: {error.strerror or error}")
     try:
+        own = folder_subgraphs(entry.base_path, entry.graph_path)  # subgraph pbtxt files beside the graph
         served = models.names if models is not None else ()
-        spec = bind_resources(parse_graph(text, served), entry.base_path, entry.name, models)
+        spec = bind_resources(parse_graph(text, own, models=served), entry.base_path, entry.name, models)
     except GraphLoadError as error:
         return _failed(entry, str(error))
     log.info("graph %r loaded from %s", entry.name, entry.graph_path)
@@ -158,9 +160,10 @@ class Repository:
             return True  # a failed graph is retried: its calculators may have been registered since
         try:
             text = entry.graph_path.read_text()
-        except OSError:
+            own = folder_subgraphs(entry.base_path, entry.graph_path)
+        except (OSError, GraphLoadError):
             return True
-        return text != old.spec.text
+        return text != old.spec.text or own != old.spec.subgraphs
 
     def get(self, name: str) -> GraphDefinition | None:
         """The definition named `name`, in whatever state, or None."""

@@ -34,7 +34,7 @@ import ipywidgets as widgets
 
 from ovms_notebook.client import LogEntry, StreamClient, list_ready
 from ovms_notebook.errors import ClientError
-from ovms_notebook.widgets.console_graphs import describe_graph, graph_options
+from ovms_notebook.widgets.console_graphs import GraphChoice, describe_graph
 from ovms_notebook.widgets.console_log import log_html, log_lines, server_request_timestamps
 from ovms_notebook.widgets.console_streams import (
     ConsoleStream,
@@ -95,12 +95,10 @@ class StreamConsole(Composite):
         self.players: weakref.WeakSet[Closable] = weakref.WeakSet()  # FramePlayers feeding this console
         number = next(_numbers)
 
-        self.graph_picker = widgets.Dropdown(description="graph", layout=widgets.Layout(width="22em"))
-        self.graph_names = widgets.Text(
-            placeholder="more graph names, comma-separated",
-            continuous_update=False,
-            layout=widgets.Layout(width="20em", display="none" if self.server else ""),
-        )
+        self.output = widgets.Output()
+        self._graphs = GraphChoice(self.server or self.address, credentials, on_problem=self.output.append_stderr)
+        self.graph_picker = self._graphs.dropdown
+        self.graph_names = self._graphs.names
         self.stream_status = widgets.HTML()
         self.editors: dict[str, InputEditor] = {}
         self.editors_box = widgets.VBox()
@@ -134,7 +132,6 @@ class StreamConsole(Composite):
         )
         self.outputs = LiveOutputs()
         self.timeline = Timeline(title=graph, min_interval=TIMELINE_INTERVAL)
-        self.output = widgets.Output()
         self.box = widgets.VBox(
             [
                 widgets.HBox([self.graph_picker, self.graph_names, self.stream_status]),
@@ -183,11 +180,9 @@ class StreamConsole(Composite):
         self.new_button.on_click(weakly(self._on_new))
         self.mode.observe(weakly(self._update_next_label), names="value")
         self.manual_timestamp.observe(weakly(self._update_next_label), names="value")
-        self.graph_names.observe(weakly(self._on_graph_names), names="value")
 
-        self._quiet = False
-        self._set_graph_options([graph] if graph and not self.server else [])
-        values = self._option_values()
+        self._graphs.add([graph] if graph and not self.server else [])
+        values = self._graphs.values()
         if graph is not None and graph in values:
             self.graph_picker.value = graph
         elif graph is not None:
@@ -197,7 +192,7 @@ class StreamConsole(Composite):
             available = [d.name for d in self.server.graphs if d.available] if self.server is not None else values
             self.graph_picker.value = (available or values)[0]
         replace_previous(("console", self.address, self.graph_picker.value), self)
-        self.graph_picker.observe(weakly(self._on_graph), names="value")
+        self._graphs.on_select(weakly(self._on_graph))
         self._select(self.graph_picker.value)
 
     # -- the stream ---------------------------------------------------------------------------------------------
@@ -333,33 +328,8 @@ class StreamConsole(Composite):
     def _close_in_background(self) -> None:
         self._guard(self.close_stream)
 
-    def _option_values(self) -> list[str]:
-        return [value for _, value in self.graph_picker.options]
-
-    def _set_graph_options(self, names: list[str]) -> None:
-        known = [*self._option_values(), *(n for n in names if n not in self._option_values())]
-        options, problem = graph_options(self.server or self.address, known, self.credentials)
-        if problem:
-            self.output.append_stderr(problem + "\n")
-        current = self.graph_picker.value
-        self._quiet = True  # ipywidgets resets the value when options change: put it back without a new stream
-        try:
-            self.graph_picker.options = options
-            if current in [value for _, value in options]:
-                self.graph_picker.value = current
-        finally:
-            self._quiet = False
-
-    def _on_graph_names(self, change: dict[str, Any]) -> None:
-        names = [n.strip() for n in str(change["new"]).split(",") if n.strip()]
-        current = self.graph_picker.value
-        self._set_graph_options(names)
-        if current is None and names:
-            self.graph_picker.value = names[0]
-
-    def _on_graph(self, change: dict[str, Any]) -> None:
-        if not self._quiet:
-            self._guard(lambda: self._select(change["new"]))
+    def _on_graph(self, graph: str | None) -> None:
+        self._guard(lambda: self._select(graph))
 
     def _select(self, graph: str | None) -> None:
         """Build the editors and output panels for `graph` and open a fresh stream to it."""
@@ -382,8 +352,13 @@ class StreamConsole(Composite):
     # -- drawing (the pump's thread) ------------------------------------------------------------------------------
 
     def _update_next_label(self, _change: object = None) -> None:
-        blocked = ("the server is gone" if server_problem(self.server)
-                   else f"no server answers at {self.address}" if self._unreachable else "")
+        blocked = (
+            "the server is gone"
+            if server_problem(self.server)
+            else f"no server answers at {self.address}"
+            if self._unreachable
+            else ""
+        )
         text = next_label_text(self.client, str(self.mode.value), int(self.manual_timestamp.value), blocked)
         self.next_label.value = f"<code>{html.escape(text)}</code>"
 

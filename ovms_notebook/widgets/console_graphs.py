@@ -4,21 +4,24 @@ An in-kernel `Server` says everything itself (stream specs with their tags). A
 remote address is asked over KServe: ModelReady for the names a person gives,
 ModelMetadata for a graph's inputs and outputs (typed by datatype and shape
 only; OVMS reports graph streams as "INVALID", so they become FP32 values).
+`GraphChoice` is the console's graph picker built on these.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
+import ipywidgets as widgets
 
 from ovms_notebook.client import list_ready, model_metadata
 from ovms_notebook.codec.streams import StreamKind
 from ovms_notebook.errors import ClientError
 from ovms_notebook.widgets.editors import InputEditor, kind_from_metadata
+from ovms_notebook.widgets.lifecycle import weakly
 
-__all__ = ["describe_graph", "graph_options", "stream_text"]
+__all__ = ["GraphChoice", "describe_graph", "graph_options", "stream_text"]
 
 _TIMEOUT = 3.0  # seconds for a remote ModelReady/ModelMetadata: a dead address must not hang a click
 
@@ -31,15 +34,18 @@ def stream_text(spec: Any) -> str:
     return ":".join([*parts, spec.name])
 
 
-def graph_options(target: Any, names: Sequence[str],
-                  credentials: grpc.ChannelCredentials | None = None) -> tuple[list[tuple[str, str]], str]:
+def graph_options(
+    target: Any, names: Sequence[str], credentials: grpc.ChannelCredentials | None = None
+) -> tuple[list[tuple[str, str]], str]:
     """(dropdown options as (label, graph name), a problem to report or ""); labels say when not ready.
 
     A server lists every graph it has (`names` is ignored); an address lists `names`.
     """
     if not isinstance(target, str):
-        return [(d.name if d.available else f"{d.name} ({getattr(d.state, 'value', d.state)})", d.name)
-                for d in target.graphs], ""
+        return [
+            (d.name if d.available else f"{d.name} ({getattr(d.state, 'value', d.state)})", d.name)
+            for d in target.graphs
+        ], ""
     problem = ""
     try:
         ready = list_ready(target, names, credentials=credentials, timeout=_TIMEOUT) if names else {}
@@ -48,8 +54,11 @@ def graph_options(target: Any, names: Sequence[str],
     return [(name if ready.get(name) else f"{name} (not ready)", name) for name in names], problem
 
 
-def describe_graph(target: Any, graph: str, credentials: grpc.ChannelCredentials | None = None,
-                   ) -> tuple[dict[str, InputEditor], dict[str, StreamKind], str]:
+def describe_graph(
+    target: Any,
+    graph: str,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> tuple[dict[str, InputEditor], dict[str, StreamKind], str]:
     """(an editor per input stream, {output stream: kind}, a note when nothing could be learned)."""
     if not isinstance(target, str):
         definition = next((d for d in target.graphs if d.name == graph), None)
@@ -66,6 +75,66 @@ def describe_graph(target: Any, graph: str, credentials: grpc.ChannelCredentials
     editors = {}
     for tensor in metadata["inputs"]:
         kind, datatype = kind_from_metadata(tensor)
-        editors[tensor["name"]] = InputEditor(tensor["name"], kind, tag=str(tensor.get("datatype", "")),
-                                              datatype=datatype)
+        editors[tensor["name"]] = InputEditor(
+            tensor["name"], kind, tag=str(tensor.get("datatype", "")), datatype=datatype
+        )
     return editors, {t["name"]: StreamKind.UNKNOWN for t in metadata["outputs"]}, ""
+
+
+class GraphChoice:
+    """The console's graph picker (`dropdown`) and, for a remote target, `names`, where a person types more names.
+
+    `on_select(callback)` calls `callback(graph)` when a person (or code) picks another graph; changing the options
+    never does (ipywidgets resets the value when the options change: it is put back quietly). Problems asking a
+    remote server go to `on_problem(text)`.
+    """
+
+    def __init__(
+        self, target: Any, credentials: grpc.ChannelCredentials | None, on_problem: Callable[[str], None]
+    ) -> None:
+        self._target = target
+        self._credentials = credentials
+        self._on_problem = on_problem
+        self._callback: Callable[[str | None], object] | None = None
+        self._quiet = False
+        self.dropdown = widgets.Dropdown(description="graph", layout=widgets.Layout(width="22em"))
+        self.names = widgets.Text(
+            placeholder="more graph names, comma-separated",
+            continuous_update=False,
+            layout=widgets.Layout(width="20em", display="" if isinstance(target, str) else "none"),
+        )
+        self.names.observe(weakly(self._on_names), names="value")
+        self.dropdown.observe(weakly(self._on_pick), names="value")
+
+    def values(self) -> list[str]:
+        """The graph names offered."""
+        return [value for _, value in self.dropdown.options]
+
+    def add(self, names: Sequence[str]) -> None:
+        """Offer `names` too (a remote target; a Server offers its own graphs), labelled with their readiness."""
+        known = [*self.values(), *(n for n in names if n not in self.values())]
+        options, problem = graph_options(self._target, known, self._credentials)
+        if problem:
+            self._on_problem(problem + "\n")
+        current = self.dropdown.value
+        self._quiet = True
+        try:
+            self.dropdown.options = options
+            if current in [value for _, value in options]:
+                self.dropdown.value = current
+        finally:
+            self._quiet = False
+
+    def on_select(self, callback: Callable[[str | None], object]) -> None:
+        self._callback = callback
+
+    def _on_names(self, change: dict[str, Any]) -> None:
+        names = [n.strip() for n in str(change["new"]).split(",") if n.strip()]
+        current = self.dropdown.value
+        self.add(names)
+        if current is None and names:
+            self.dropdown.value = names[0]
+
+    def _on_pick(self, change: dict[str, Any]) -> None:
+        if not self._quiet and self._callback is not None:
+            self._callback(change["new"])

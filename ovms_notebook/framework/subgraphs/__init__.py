@@ -13,24 +13,27 @@ live next to this module; `expand_subgraphs` inlines them the way MediaPipe
 does: the subgraph's `TAG:index` streams and side packets are wired to the
 names the outer node gives them, every internal name gets a per-instance
 prefix (`holistictrackingtorenderdata__render_scale`), and nested subgraphs
-are expanded in turn. The expanded nodes are then stock calculators (native)
-or Python calculators (ovms_notebook.calculators.render, render_shapes, iris, tflite, recolor,
-labels), and `split_graph` cuts
-between them as for any graph.
+are expanded in turn. A graph folder may bring its own subgraph pbtxt files
+(`folder_subgraphs`): they expand the same way, and win over ours. The
+expanded nodes are then stock calculators (native) or Python calculators
+(ovms_notebook.calculators.render, render_shapes, iris, tflite, recolor, labels), and
+`split_graph` cuts between them as for any graph.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
 from ovms_notebook.errors import GraphLoadError
 from ovms_notebook.framework.ovms_fork import FORK_INFERENCE, ForkInference, inference_node_text, session_node_text
 from ovms_notebook.framework.protos import GraphConfig
+from ovms_notebook.framework.subgraphs.folder import folder_subgraphs
 from ovms_notebook.framework.tags import split_tag_index_name
 
-__all__ = ["SUBGRAPHS", "expand_subgraphs", "subgraph_config"]
+__all__ = ["SUBGRAPHS", "expand_subgraphs", "folder_subgraphs", "instance_nodes", "subgraph_config"]
 
 #: Subgraph type -> its pbtxt file here (google-ai-edge/mediapipe v0.10.21, commit cad7f3ab).
 SUBGRAPHS: dict[str, str] = {
@@ -56,10 +59,13 @@ def _text(type_name: str) -> str:
     return resources.files(__name__).joinpath(SUBGRAPHS[type_name]).read_text()
 
 
-def subgraph_config(type_name: str) -> object:
-    """A fresh parsed CalculatorGraphConfig of the subgraph `type_name` (KeyError if it is not one of ours)."""
+def subgraph_config(type_name: str, extra: Mapping[str, str] | None = None) -> object:
+    """A fresh parsed CalculatorGraphConfig of the subgraph `type_name`: from `extra` (a graph folder's own
+    subgraphs, type -> pbtxt text) first, else ours (KeyError if it is neither)."""
     from ovms_notebook.framework.protos import parse_graph_config
 
+    if extra and type_name in extra:
+        return parse_graph_config(extra[type_name])
     return parse_graph_config(_text(type_name))
 
 
@@ -114,11 +120,11 @@ def _rename(entries: object, names: dict[str, str], prefix: str) -> list[str]:
     return renamed
 
 
-def _instance(node: object, taken: set[str], model_entries: bool = False) -> list[object]:
-    """The nodes `node` (an outer node naming a subgraph of ours) stands for, wired to its streams; with
-    `model_entries`, inferring on a model entry as OVMS's fork does (ovms_notebook.framework.ovms_fork)."""
+def _instance(node: object, taken: set[str], extra: Mapping[str, str] | None = None,
+              model_entries: bool = False) -> list[object]:
+    """The nodes `node` (an outer node naming a subgraph of ours or of `extra`) stands for, wired to its streams."""
     type_name = node.calculator  # type: ignore[attr-defined]
-    sub = subgraph_config(type_name)
+    sub = subgraph_config(type_name, extra)
     if node.HasField("options") or len(node.node_options):  # type: ignore[attr-defined]
         raise GraphLoadError(f"node {type_name}: options on a subgraph node (graph_options) are not supported here")
     base = node.name or type_name.lower()  # type: ignore[attr-defined]
@@ -136,15 +142,19 @@ def _instance(node: object, taken: set[str], model_entries: bool = False) -> lis
     }
     nodes = []
     for inner in sub.node:  # type: ignore[attr-defined]
-        for field, names in (("input_stream", streams), ("output_stream", streams),
-                             ("input_side_packet", sides), ("output_side_packet", sides)):
+        for field, names in (
+            ("input_stream", streams),
+            ("output_stream", streams),
+            ("input_side_packet", sides),
+            ("output_side_packet", sides),
+        ):
             renamed = _rename(getattr(inner, field), names, prefix)
             del getattr(inner, field)[:]
             getattr(inner, field).extend(renamed)
         if inner.name:
             inner.name = f"{prefix}__{inner.name}"
         nodes.append(inner)
-    if model_entries and type_name in FORK_INFERENCE:
+    if model_entries and type_name in FORK_INFERENCE and not (extra and type_name in extra):
         return _fork_inference(nodes, FORK_INFERENCE[type_name], prefix)
     return nodes
 
@@ -168,17 +178,29 @@ def _fork_inference(nodes: list[object], fork: ForkInference, prefix: str) -> li
     return replaced
 
 
-def expand_subgraphs(config: GraphConfig, *, model_entries: bool = False) -> GraphConfig:
-    """`config` with every node naming one of `SUBGRAPHS` replaced by that subgraph's nodes (recursively).
+def instance_nodes(node: object, taken: set[str], extra: Mapping[str, str] | None = None) -> tuple[str, list[object]]:
+    """(the per-instance prefix, the subgraph's nodes) that one subgraph node stands for, wired to its streams and
+    not expanded further: what a drawing shows as one collapsible box. `taken` collects the prefixes in use."""
+    before = set(taken)
+    nodes = _instance(node, taken, extra)
+    [prefix] = taken - before
+    return prefix, nodes
 
-    `model_entries`: the graph's config.json serves the model entries OVMS's fork infers on, so the
+
+def expand_subgraphs(config: GraphConfig, extra: Mapping[str, str] | None = None, *,
+                     model_entries: bool = False) -> GraphConfig:
+    """`config` with every node naming one of `SUBGRAPHS` or of `extra` (a graph folder's own subgraphs, type ->
+    pbtxt text; they win over ours) replaced by that subgraph's nodes (recursively).
+
+    `model_entries`: the graph's config.json serves the model entries OVMS's fork infers on, so our
     subgraphs of `FORK_INFERENCE` infer on them (OpenVINO) instead of on the wheel's files.
 
     Returns `config` itself when no node names one of them, otherwise a new
     CalculatorGraphConfig. GraphLoadError when a node connects a stream the
     subgraph does not declare, or subgraphs nest past a sane depth.
     """
-    if not any(node.calculator in SUBGRAPHS for node in config.node):
+    known = set(SUBGRAPHS) | set(extra or {})
+    if not any(node.calculator in known for node in config.node):
         return config
     from mediapipe.framework import calculator_pb2
 
@@ -186,11 +208,11 @@ def expand_subgraphs(config: GraphConfig, *, model_entries: bool = False) -> Gra
     expanded.CopyFrom(config)
     taken: set[str] = set()
     for _ in range(_MAX_DEPTH):
-        if not any(node.calculator in SUBGRAPHS for node in expanded.node):
+        if not any(node.calculator in known for node in expanded.node):
             return expanded
         nodes: list[Any] = []  # CalculatorGraphConfig.Node messages
         for node in expanded.node:
-            nodes.extend(_instance(node, taken, model_entries) if node.calculator in SUBGRAPHS else [node])
+            nodes.extend(_instance(node, taken, extra, model_entries) if node.calculator in known else [node])
         copies = [calculator_pb2.CalculatorGraphConfig.Node() for _ in nodes]
         for copy, node in zip(copies, nodes, strict=True):
             copy.CopyFrom(node)
