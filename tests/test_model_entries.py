@@ -194,7 +194,9 @@ def test_the_holistic_demo_needs_its_six_model_entries(tmp_path: Path, caplog: p
         "pose_detection",
         "pose_landmark_full",
     }
-    spec = parse_graph((GRAPHS / "holistic_tracking" / "holistic_tracking.pbtxt").read_text(), models=["face_detection"])
+    spec = parse_graph(
+        (GRAPHS / "holistic_tracking" / "holistic_tracking.pbtxt").read_text(), models=["face_detection"]
+    )
     assert spec.split is not None and spec.split.python is not None
     checked = sorted(
         node.name for node in spec.split.python.node if node.calculator == "OpenVINOModelServerSessionCalculator"
