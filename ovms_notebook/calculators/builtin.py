@@ -8,7 +8,17 @@ to import fails that lookup with its own ImportError instead of hiding the calcu
 
 from __future__ import annotations
 
-from ovms_notebook.calculators import iris, openvino, ovms_python, render, render_shapes, tflite, tracking
+from ovms_notebook.calculators import (
+    iris,
+    labels,
+    openvino,
+    ovms_python,
+    recolor,
+    render,
+    render_shapes,
+    tflite,
+    tracking,
+)
 from ovms_notebook.engine.python.api import Calculator, Registry
 
 #: Built-in calculators registered under their class name (MediaPipe's name for the C++ calculator).
@@ -25,6 +35,8 @@ BY_CLASS_NAME: tuple[type[Calculator], ...] = (
     render_shapes.FaceLandmarksToRenderDataCalculator,
     iris.UpdateFaceLandmarksCalculator,
     iris.IrisToRenderDataCalculator,
+    recolor.RecolorCalculator,
+    labels.LabelsToRenderDataCalculator,
     # TFLite inference and its tensor plumbing
     tflite.ImageCroppingCalculator,
     tflite.TfLiteConverterCalculator,

@@ -28,7 +28,10 @@ or the tag itself, outputs likewise; vector tags (`OVTENSORS`, `TENSORS`, ...)
 carry a list matched to `input_order_list`/`output_order_list` (default: the
 model's order). Inputs are `TensorValue`s, numpy arrays or tensor blobs of the
 model input's datatype and shape; outputs are `TensorValue`s named after the
-model output, at the input timestamp.
+model output, at the input timestamp. `TFLITE_TENSOR(S)` tags carry TfLite
+tensors as OVMS's fork converts them: float32 arrays in, given a leading batch
+dimension of 1, and float32 arrays of the model output's shape out (what
+ovms_notebook.calculators.tflite reads).
 """
 
 from __future__ import annotations
@@ -72,6 +75,9 @@ SESSION_TAG = "SESSION"
 NOT_ALL_INPUTS = "OpenVINOInferenceCalculator expects all input packets at the same time for each call to Process()."
 #: Tag prefixes whose packets hold a vector of tensors (OVMS: vector<ov::Tensor>, vector<mediapipe::Tensor>, ...).
 VECTOR_PREFIXES = ("OVTENSORS", "TENSORS", "TFTENSORS", "TFLITE_TENSORS")
+#: Tag prefix of TfLite tensor streams (one or a vector): numpy float32 arrays on this side, as
+#: ovms_notebook.calculators.tflite makes and reads them.
+TFLITE_PREFIX = "TFLITE_TENSOR"
 _UINT32_MAX = 2**32 - 1
 
 
@@ -213,7 +219,7 @@ class OpenVINOInferenceCalculator(Calculator):
             raise InferenceError(NOT_ALL_INPUTS)
         feed: dict[str, np.ndarray] = {}
         for key, names in self._inputs.items():
-            value = inputs[key]
+            value = _tflite_in(inputs[key]) if key.startswith(TFLITE_PREFIX) else inputs[key]
             if isinstance(names, list):
                 if not isinstance(value, list | tuple) or len(value) != len(names):
                     raise InferenceError(
@@ -229,7 +235,11 @@ class OpenVINOInferenceCalculator(Calculator):
             raise InferenceError(f"inference failed: {status.text}") from None
         emitted: dict[str, object] = {}
         for key, names in self._outputs.items():
-            if isinstance(names, list):
+            if key.startswith(TFLITE_PREFIX):  # TfLite tensors, as the fork makes them: float32, the model's shape
+                listed = names if isinstance(names, list) else [names]
+                found = [np.asarray(results[name], np.float32) for name in listed]
+                emitted[key] = found if isinstance(names, list) else found[0]
+            elif isinstance(names, list):
                 emitted[key] = [_tensor_value(name, results[name]) for name in names]
             else:
                 emitted[key] = _tensor_value(names, results[names])
@@ -264,6 +274,16 @@ class OpenVINOInferenceCalculator(Calculator):
                 f"got {shape_to_string(shape)}"
             )
         return np.ascontiguousarray(array, dtype=spec.dtype)
+
+
+def _tflite_in(value: object) -> object:
+    """TfLite tensors (float32 numpy arrays here) as the fork hands them to OpenVINO: a batch dimension of 1 in
+    front of their own (the TfLite tensors of MediaPipe's legacy calculators have none)."""
+    if isinstance(value, list | tuple):
+        return [_tflite_in(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return np.asarray(value, np.float32)[np.newaxis]
+    return value
 
 
 def _tensor_value(name: str, array: np.ndarray) -> TensorValue:

@@ -9,7 +9,7 @@ later (unknown stream names, unsupported kinds) is settled here, once.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from google.protobuf import text_format
@@ -20,6 +20,7 @@ from ovms_notebook.engine.python.api import Registry, default_registry
 from ovms_notebook.engine.python.scheduler import PythonGraph
 from ovms_notebook.engine.split import Split, split_graph
 from ovms_notebook.errors import GraphLoadError
+from ovms_notebook.framework.ovms_fork import fork_servables, model_entry_checks
 from ovms_notebook.framework.protos import GraphConfig, parse_graph_config
 from ovms_notebook.framework.subgraphs import expand_subgraphs
 
@@ -63,17 +64,24 @@ class GraphSpec:
         return list(self.outputs)
 
 
-def parse_graph(text: str, subgraphs: Mapping[str, str] | None = None) -> GraphSpec:
+def parse_graph(text: str, subgraphs: Mapping[str, str] | None = None, *, models: Collection[str] = ()) -> GraphSpec:
     """Parse pbtxt text and apply OVMS's load-time rules; raises GraphLoadError with the reason.
 
     `subgraphs` are the graph folder's own subgraphs (type -> pbtxt text, see `folder_subgraphs`), expanded
-    like the package's own.
+    like the package's own. `models` are the model entries the graph's config.json serves: when they include
+    any that OVMS's MediaPipe fork would run the graph's subgraphs on, the graph uses them as OVMS does
+    (ovms_notebook.framework.ovms_fork); otherwise its subgraphs read the wheel's model files.
     """
     try:
-        # subgraphs the wheel lacks (ours, then the folder's), inlined (framework/subgraphs)
-        config = expand_subgraphs(parse_graph_config(text), subgraphs)
+        config = parse_graph_config(text)
     except text_format.ParseError as error:
         raise GraphLoadError(f"graph pbtxt does not parse: {error}") from error
+    needed = fork_servables(node.calculator for node in config.node)
+    entries = bool(needed.keys() & set(models))
+    # subgraphs the wheel lacks (ours, then the folder's), inlined (framework/subgraphs)
+    config = expand_subgraphs(config, subgraphs, model_entries=entries)
+    if entries:
+        config = model_entry_checks(config, needed)
     inputs = _streams(config.input_stream, "input")
     outputs = _streams(config.output_stream, "output")
     if not inputs:

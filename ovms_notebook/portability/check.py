@@ -263,6 +263,17 @@ def calculator_findings(calculators: Iterable[str]) -> list[Finding]:
                     "OVMS fails to load the graph",
                 )
             )
+        elif name in SUBGRAPHS:
+            found.append(
+                Finding(
+                    "error",
+                    "ovms-lacks-calculator",
+                    name,
+                    f"a MediaPipe subgraph ovms_notebook inlines from MediaPipe's own pbtxt "
+                    f"(ovms_notebook/framework/subgraphs); neither {wheel} nor OVMS's build "
+                    f"({ovms_source()}) registers it, so OVMS fails to load the graph",
+                )
+            )
         elif in_wheel.get(name) is None:
             found.append(
                 Finding(

@@ -92,7 +92,8 @@ def load_definition(entry: GraphEntry, models: ModelRepository | None = None) ->
         return _failed(entry, f"graph file {entry.graph_path} cannot be read: {error.strerror or error}")
     try:
         own = folder_subgraphs(entry.base_path, entry.graph_path)  # subgraph pbtxt files beside the graph
-        spec = bind_resources(parse_graph(text, own), entry.base_path, entry.name, models)
+        served = models.names if models is not None else ()
+        spec = bind_resources(parse_graph(text, own, models=served), entry.base_path, entry.name, models)
     except GraphLoadError as error:
         return _failed(entry, str(error))
     log.info("graph %r loaded from %s", entry.name, entry.graph_path)

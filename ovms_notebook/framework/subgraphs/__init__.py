@@ -5,7 +5,9 @@ subgraph's own nodes (`ExpandSubgraphs` in the C++ framework). The 0.10.21
 wheel registers only the subgraphs it was built with; OVMS's demo graphs name
 others (`HolisticTrackingToRenderData`, and inside it `HandWristForPose`; the
 iris demo's `IrisLandmarkLeftAndRightCpu`, `IrisLandmarkCpu`, `IrisLandmarkLandmarksToRoi`
-and `IrisRendererCpu`).
+and `IrisRendererCpu`), and so do MediaPipe's own example graphs (the renderers
+`FaceRendererCpu`, `HandRendererSubgraph`, `PoseRendererCpu` with its
+`PoseLandmarksToRenderData`).
 Their pbtxt files, copied unchanged from google-ai-edge/mediapipe v0.10.21,
 live next to this module; `expand_subgraphs` inlines them the way MediaPipe
 does: the subgraph's `TAG:index` streams and side packets are wired to the
@@ -14,7 +16,7 @@ prefix (`holistictrackingtorenderdata__render_scale`), and nested subgraphs
 are expanded in turn. A graph folder may bring its own subgraph pbtxt files
 (`folder_subgraphs`): they expand the same way, and win over ours. The
 expanded nodes are then stock calculators (native) or Python calculators
-(ovms_notebook.calculators.render, render_shapes, iris, tflite), and
+(ovms_notebook.calculators.render, render_shapes, iris, tflite, recolor, labels), and
 `split_graph` cuts between them as for any graph.
 """
 
@@ -26,6 +28,7 @@ from importlib import resources
 from typing import Any
 
 from ovms_notebook.errors import GraphLoadError
+from ovms_notebook.framework.ovms_fork import FORK_INFERENCE, ForkInference, inference_node_text, session_node_text
 from ovms_notebook.framework.protos import GraphConfig
 from ovms_notebook.framework.subgraphs.folder import folder_subgraphs
 from ovms_notebook.framework.tags import split_tag_index_name
@@ -41,6 +44,11 @@ SUBGRAPHS: dict[str, str] = {
     "IrisLandmarkCpu": "iris_landmark_cpu.pbtxt",  # mediapipe/modules/iris_landmark/
     "IrisLandmarkLandmarksToRoi": "iris_landmark_landmarks_to_roi.pbtxt",  # mediapipe/modules/iris_landmark/
     "IrisRendererCpu": "iris_renderer_cpu.pbtxt",  # mediapipe/graphs/iris_tracking/subgraphs/
+    # MediaPipe's own example graphs (ovms_notebook/examples/mediapipe):
+    "FaceRendererCpu": "face_renderer_cpu.pbtxt",  # mediapipe/graphs/face_mesh/subgraphs/
+    "HandRendererSubgraph": "hand_renderer_cpu.pbtxt",  # mediapipe/graphs/hand_tracking/subgraphs/
+    "PoseRendererCpu": "pose_renderer_cpu.pbtxt",  # mediapipe/graphs/pose_tracking/subgraphs/
+    "PoseLandmarksToRenderData": "pose_landmarks_to_render_data.pbtxt",  # mediapipe/graphs/pose_tracking/subgraphs/
 }
 
 _MAX_DEPTH = 8
@@ -112,7 +120,8 @@ def _rename(entries: object, names: dict[str, str], prefix: str) -> list[str]:
     return renamed
 
 
-def _instance(node: object, taken: set[str], extra: Mapping[str, str] | None = None) -> list[object]:
+def _instance(node: object, taken: set[str], extra: Mapping[str, str] | None = None,
+              model_entries: bool = False) -> list[object]:
     """The nodes `node` (an outer node naming a subgraph of ours or of `extra`) stands for, wired to its streams."""
     type_name = node.calculator  # type: ignore[attr-defined]
     sub = subgraph_config(type_name, extra)
@@ -145,7 +154,28 @@ def _instance(node: object, taken: set[str], extra: Mapping[str, str] | None = N
         if inner.name:
             inner.name = f"{prefix}__{inner.name}"
         nodes.append(inner)
+    if model_entries and type_name in FORK_INFERENCE and not (extra and type_name in extra):
+        return _fork_inference(nodes, FORK_INFERENCE[type_name], prefix)
     return nodes
+
+
+def _fork_inference(nodes: list[object], fork: ForkInference, prefix: str) -> list[object]:
+    """`nodes` with each TfLiteInferenceCalculator replaced, as in OVMS's fork, by a session on the model entry
+    and an OpenVINOInferenceCalculator from and to the same TfLite tensor streams."""
+    from ovms_notebook.framework.protos import parse_graph_config
+
+    replaced: list[object] = []
+    for inner in nodes:
+        if inner.calculator != "TfLiteInferenceCalculator":  # type: ignore[attr-defined]
+            replaced.append(inner)
+            continue
+        (source,), (target,) = ([_split(entry)[2] for entry in getattr(inner, field)]
+                                for field in ("input_stream", "output_stream"))
+        session = f"{prefix}__session"
+        pair = parse_graph_config(session_node_text(fork.servable, session) + " " + inference_node_text(
+            fork, session, source, target, inner.name))  # type: ignore[attr-defined]
+        replaced.extend(pair.node)
+    return replaced
 
 
 def instance_nodes(node: object, taken: set[str], extra: Mapping[str, str] | None = None) -> tuple[str, list[object]]:
@@ -157,9 +187,13 @@ def instance_nodes(node: object, taken: set[str], extra: Mapping[str, str] | Non
     return prefix, nodes
 
 
-def expand_subgraphs(config: GraphConfig, extra: Mapping[str, str] | None = None) -> GraphConfig:
+def expand_subgraphs(config: GraphConfig, extra: Mapping[str, str] | None = None, *,
+                     model_entries: bool = False) -> GraphConfig:
     """`config` with every node naming one of `SUBGRAPHS` or of `extra` (a graph folder's own subgraphs, type ->
     pbtxt text; they win over ours) replaced by that subgraph's nodes (recursively).
+
+    `model_entries`: the graph's config.json serves the model entries OVMS's fork infers on, so our
+    subgraphs of `FORK_INFERENCE` infer on them (OpenVINO) instead of on the wheel's files.
 
     Returns `config` itself when no node names one of them, otherwise a new
     CalculatorGraphConfig. GraphLoadError when a node connects a stream the
@@ -178,7 +212,7 @@ def expand_subgraphs(config: GraphConfig, extra: Mapping[str, str] | None = None
             return expanded
         nodes: list[Any] = []  # CalculatorGraphConfig.Node messages
         for node in expanded.node:
-            nodes.extend(_instance(node, taken, extra) if node.calculator in known else [node])
+            nodes.extend(_instance(node, taken, extra, model_entries) if node.calculator in known else [node])
         copies = [calculator_pb2.CalculatorGraphConfig.Node() for _ in nodes]
         for copy, node in zip(copies, nodes, strict=True):
             copy.CopyFrom(node)

@@ -1,0 +1,154 @@
+"""OVMS's MediaPipe fork: the model entries its subgraphs infer on, so a graph here can use them too.
+
+OVMS links the openvinotoolkit/mediapipe fork, in which stock subgraphs
+(`FaceLandmarkFrontCpu`, `HolisticLandmarkCpu`, `IrisLandmarkCpu`, ...) run
+their models through an `OpenVINOModelServerSessionCalculator` — a model entry
+of config.json, named by `servable_name` — and an `OpenVINOInferenceCalculator`,
+where MediaPipe's own versions read the wheel's .tflite files. Which subgraph
+needs which entries (nested subgraphs followed) is vendored once, for `check`
+and `export`, as ovms_notebook/portability/ovms_subgraphs.json; this module
+reads that file as data (it imports nothing from the layers above).
+
+When a graph's config.json serves any of the model entries its subgraphs ask
+for, the graph is served the way OVMS serves it:
+
+* the subgraphs this package expands in Python (`IrisLandmarkCpu`) get the
+  fork's rewrite of their inference node (`FORK_INFERENCE`): a session on the
+  model entry and an `OpenVINOInferenceCalculator` in place of
+  `TfLiteInferenceCalculator`, so the folder's model is the one that runs;
+* every other entry the graph's subgraphs ask for gets a session node of its
+  own (`model_entry_checks`), so a missing or unloadable entry fails the
+  stream at start with OVMS's `OpenVINOModelServerSessionCalculator failed to
+  load the model`. The wheel's native subgraphs (face detection and
+  landmarks, pose, hands) still infer on their own .tflite files: their
+  inference nodes take and give `std::vector<mediapipe::Tensor>` packets,
+  which no Python node can read or make, so OpenVINO cannot stand in there.
+
+A graph whose config.json serves none of them names no model entry: it runs
+MediaPipe's subgraphs on the wheel's files, as MediaPipe does.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+__all__ = [
+    "FORK_INFERENCE",
+    "SESSION_CALCULATOR",
+    "ForkInference",
+    "fork_servables",
+    "inference_node_text",
+    "model_entry_checks",
+    "session_node_text",
+    "session_servables",
+]
+
+SESSION_CALCULATOR = "OpenVINOModelServerSessionCalculator"
+_SESSION_OPTIONS = "type.googleapis.com/mediapipe.OpenVINOModelServerSessionCalculatorOptions"
+_INFERENCE_OPTIONS = "type.googleapis.com/mediapipe.OpenVINOInferenceCalculatorOptions"
+#: Prefix of the session nodes `model_entry_checks` adds (one per model entry).
+CHECK_PREFIX = "ovms_model_entry"
+
+
+@dataclass(frozen=True)
+class ForkInference:
+    """How the fork infers inside one subgraph: its model entry and the model's tensor names in order."""
+
+    servable: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+#: Subgraphs expanded here whose `TfLiteInferenceCalculator` the fork replaces by a session on `servable` and
+#: an `OpenVINOInferenceCalculator` with TFLITE_TENSORS in and out (openvinotoolkit/mediapipe b2dccf07,
+#: mediapipe/modules/iris_landmark/iris_landmark_cpu.pbtxt).
+FORK_INFERENCE: dict[str, ForkInference] = {
+    "IrisLandmarkCpu": ForkInference("iris_landmark", ("input_1",), ("output_eyes_contours_and_brows", "output_iris")),
+}
+
+
+@functools.cache
+def _table() -> Mapping[str, Any]:
+    path = resources.files("ovms_notebook").joinpath("portability", "ovms_subgraphs.json")
+    return json.loads(path.read_text())["subgraphs"]
+
+
+def fork_servables(calculators: Iterable[str]) -> dict[str, str]:
+    """{model entry: the first of `calculators` that asks for it} over the fork's subgraphs among `calculators`."""
+    table = _table()
+    found: dict[str, str] = {}
+    for name in calculators:
+        for servable in table.get(name, {}).get("servables", ()):
+            found.setdefault(servable, name)
+    return found
+
+
+def session_servables(config: Any) -> set[str]:
+    """The model entries the session nodes of `config` (a CalculatorGraphConfig) open."""
+    from google.protobuf import symbol_database
+
+    from ovms_notebook.framework.protos import import_wheel_protos
+
+    import_wheel_protos()  # OVMS's options protos among them, known by name from then on
+    message = symbol_database.Default().GetSymbol(_SESSION_OPTIONS.rpartition("/")[2])
+    found = set()
+    for node in config.node:
+        if node.calculator != SESSION_CALCULATOR:
+            continue
+        options = message()
+        for packed in node.node_options:
+            if packed.Is(options.DESCRIPTOR):
+                packed.Unpack(options)
+        found.add(options.servable_name)
+    return found
+
+
+def session_node_text(servable: str, side_packet: str, name: str = "") -> str:
+    """pbtxt of a node opening a session on model entry `servable` (default version) as SESSION:`side_packet`."""
+    named = f'name: "{name}" ' if name else ""
+    return (
+        f'node {{ {named}calculator: "{SESSION_CALCULATOR}" output_side_packet: "SESSION:{side_packet}" '
+        f'node_options {{ [{_SESSION_OPTIONS}] {{ servable_name: "{servable}" }} }} }}'
+    )
+
+
+def inference_node_text(fork: ForkInference, side_packet: str, source: str, target: str, name: str = "") -> str:
+    """pbtxt of the fork's OpenVINOInferenceCalculator: TFLITE_TENSORS:`source` -> TFLITE_TENSORS:`target`."""
+    named = f'name: "{name}" ' if name else ""
+    inputs = ", ".join(f'"{tensor}"' for tensor in fork.inputs)
+    outputs = ", ".join(f'"{tensor}"' for tensor in fork.outputs)
+    return (
+        f'node {{ {named}calculator: "OpenVINOInferenceCalculator" input_side_packet: "SESSION:{side_packet}" '
+        f'input_stream: "TFLITE_TENSORS:{source}" output_stream: "TFLITE_TENSORS:{target}" '
+        f"node_options {{ [{_INFERENCE_OPTIONS}] {{ input_order_list: [{inputs}] "
+        f"output_order_list: [{outputs}] }} }} }}"
+    )
+
+
+def model_entry_checks(config: Any, servables: Iterable[str]) -> Any:
+    """A copy of `config` with a session node for each of `servables` no session node of it opens yet.
+
+    Such a node only loads its model entry when a run starts (a missing or unloadable one fails it, as
+    on OVMS); nothing reads its SESSION side packet.
+    """
+    from mediapipe.framework import calculator_pb2
+
+    from ovms_notebook.framework.protos import parse_graph_config
+
+    missing = [servable for servable in dict.fromkeys(servables) if servable not in session_servables(config)]
+    checked = calculator_pb2.CalculatorGraphConfig()
+    checked.CopyFrom(config)
+    if missing:
+        extra = parse_graph_config(
+            " ".join(
+                session_node_text(servable, f"{CHECK_PREFIX}__{servable}", f"{CHECK_PREFIX}__{servable}")
+                for servable in missing
+            )
+        )
+        checked.node.extend(extra.node)
+    return checked

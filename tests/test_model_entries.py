@@ -1,0 +1,244 @@
+"""OVMS's demo graphs infer on the folder's model entries, as OVMS's MediaPipe fork does.
+
+The folders here are laid out as OVMS's iris and holistic demos ship them: the demo pbtxt unchanged
+(ovms_notebook/examples) and config.json listing the models its subgraphs ask for, each under
+`<name>/1/<file>` (copied from the mediapipe wheel). Swapping a model changes the output or fails
+the stream as OVMS would; the same graph in a folder that names no model entry keeps reading the
+wheel's files (the examples' own config.json, unchanged).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ovms_notebook
+from ovms_notebook.client import StreamClient
+from ovms_notebook.engine.graphconfig import parse_graph
+from ovms_notebook.models.wheel import wheel_modules_dir
+from ovms_notebook.sources import astronaut
+from tests.conftest import GRAPHS
+from tests.test_iris_tracking import iris_ovals
+
+#: Model entry -> its file in the wheel, as OVMS's demos serve them (their README's download lines).
+IRIS_MODELS = {
+    "face_detection": "face_detection/face_detection_short_range.tflite",
+    "face_landmark": "face_landmark/face_landmark.tflite",
+    "iris_landmark": "iris_landmark/iris_landmark.tflite",
+}
+IRIS_TEXT = (GRAPHS / "iris_tracking" / "iris_tracking.pbtxt").read_text()
+
+
+def demo_folder(root: Path, demo: str, graph: str, pbtxt: str, models: dict[str, str | Path]) -> Path:
+    """OVMS's demo layout: the demo folder copied unchanged, each model under `<name>/1/`, one config.json."""
+    shutil.copytree(GRAPHS / demo, root / demo)
+    for name, source in models.items():
+        path = source if isinstance(source, Path) else wheel_modules_dir() / source
+        (root / name / "1").mkdir(parents=True)
+        for part in [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]:
+            shutil.copyfile(part, root / name / "1" / part.name)
+    config = {
+        "model_config_list": [{"config": {"name": name, "base_path": name}} for name in models],
+        "mediapipe_config_list": [{"name": graph, "base_path": demo, "graph_path": pbtxt}],
+    }
+    (root / "config.json").write_text(json.dumps(config))
+    return root
+
+
+def run(folder: Path, graph: str, frame: np.ndarray) -> StreamClient:
+    """Serve `folder`, send one frame as OVMS's demo client does (`first_input_video`), half-close."""
+    server = ovms_notebook.serve(folder)
+    try:
+        assert [(g.name, g.error) for g in server.graphs] == [(graph, None)]
+        client = StreamClient(server.address, graph)
+        client.send({"first_input_video": frame})
+        client.close()
+    finally:
+        server.stop()
+    return client
+
+
+def drawn(client: StreamClient) -> np.ndarray:
+    assert client.status is not None and client.status.text == "OK", client.status
+    assert not client.errors, [e.text for e in client.errors]
+    (image,) = [e.values["output"] for e in client.responses]
+    assert isinstance(image, np.ndarray)
+    return image
+
+
+def shifted_iris_model(path: Path, dx: float) -> Path:
+    """The wheel's iris model as OpenVINO IR whose 5 iris points are moved by `dx` (64-px crop units)."""
+    import openvino as ov
+    import openvino.opset13 as ops
+    from openvino.preprocess import PrePostProcessor
+
+    model = ov.Core().read_model(wheel_modules_dir() / IRIS_MODELS["iris_landmark"])
+    steps = PrePostProcessor(model)
+    shift = np.tile(np.float32([dx, 0, 0]), 5).reshape(1, 15)
+    steps.output("output_iris").postprocess().custom(lambda node: ops.add(node, ops.constant(shift)).output(0))
+    ov.save_model(steps.build(), path, compress_to_fp16=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def wheel_drawing() -> np.ndarray:
+    """The demo served from the examples' own config.json (no model entries): the wheel's iris model."""
+    server = ovms_notebook.serve(GRAPHS)
+    try:
+        client = StreamClient(server.address, "irisTracking")
+        client.send({"first_input_video": astronaut()})
+        client.close()
+    finally:
+        server.stop()
+    return drawn(client)
+
+
+def test_with_model_entries_the_iris_subgraph_infers_on_the_entry_as_the_fork_does() -> None:
+    spec = parse_graph(IRIS_TEXT, models=list(IRIS_MODELS))
+    assert spec.split is not None and spec.split.python is not None
+    python = {node.calculator for node in spec.split.python.node}
+    assert {"OpenVINOModelServerSessionCalculator", "OpenVINOInferenceCalculator"} <= python
+    assert "TfLiteInferenceCalculator" not in python
+    plain = parse_graph(IRIS_TEXT)  # no model entries: MediaPipe's subgraph, the wheel's file
+    assert plain.split is not None and plain.split.python is not None
+    assert "TfLiteInferenceCalculator" in {node.calculator for node in plain.split.python.node}
+    assert "OpenVINOModelServerSessionCalculator" not in {node.calculator for node in plain.split.python.node}
+
+
+def test_the_demo_models_draw_what_the_wheel_models_draw(tmp_path: Path, wheel_drawing: np.ndarray) -> None:
+    folder = demo_folder(tmp_path, "iris_tracking", "irisTracking", "iris_tracking.pbtxt", dict(IRIS_MODELS))
+    np.testing.assert_array_equal(drawn(run(folder, "irisTracking", astronaut())), wheel_drawing)
+
+
+def test_a_replaced_iris_model_moves_the_irises(tmp_path: Path, wheel_drawing: np.ndarray) -> None:
+    model = shifted_iris_model(tmp_path / "shifted" / "model.xml", dx=4.0)
+    folder = demo_folder(
+        tmp_path / "demo",
+        "iris_tracking",
+        "irisTracking",
+        "iris_tracking.pbtxt",
+        {**IRIS_MODELS, "iris_landmark": model},
+    )
+    moved = iris_ovals(drawn(run(folder, "irisTracking", astronaut())))
+    before = iris_ovals(wheel_drawing)
+    assert len(moved) == len(before) == 2
+    shifts = [m[0] - b[0] for m, b in zip(moved, before, strict=True)]
+    # 4 crop pixels of a ~25 px eye crop: about half a pixel or more each; the right eye is mirrored (flipped)
+    assert shifts[0] * shifts[1] < 0 and all(0.4 < abs(s) < 4 for s in shifts), shifts
+    assert all(abs(m[1] - b[1]) <= 1 for m, b in zip(moved, before, strict=True))
+
+
+def test_a_face_model_under_iris_landmark_fails_the_stream_instead_of_being_ignored(tmp_path: Path) -> None:
+    folder = demo_folder(
+        tmp_path,
+        "iris_tracking",
+        "irisTracking",
+        "iris_tracking.pbtxt",
+        {**IRIS_MODELS, "iris_landmark": IRIS_MODELS["face_landmark"]},
+    )
+    client = run(folder, "irisTracking", astronaut())
+    assert client.status is not None and client.status.code == "INVALID_ARGUMENT"
+    assert (
+        'OpenVINOInferenceCalculator: servable "iris_landmark" version 1 has no output '
+        "'output_eyes_contours_and_brows', 'output_iris'"
+    ) in client.status.text
+
+
+def session_failures(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The servables whose session failed to load, from the server's log (the in-band error that also says so
+    reaches the client only when the graph fails before the first request is answered: a matter of timing)."""
+    prefix = 'OpenVINOModelServerSessionCalculator failed to load the model (servable "'
+    return [r.getMessage()[len(prefix) :].split('"')[0] for r in caplog.records if r.getMessage().startswith(prefix)]
+
+
+@pytest.mark.parametrize("missing", ["iris_landmark", "face_landmark"])
+def test_a_missing_model_entry_fails_the_stream_as_ovms_does(
+    tmp_path: Path, missing: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # OVMS: the session node's Open() fails (FailedPrecondition) when the run starts, and the stream ends with
+    # gRPC UNKNOWN "Unknown error" (any in-band error before it says why).
+    models = {name: file for name, file in IRIS_MODELS.items() if name != missing}
+    client = run(
+        demo_folder(tmp_path, "iris_tracking", "irisTracking", "iris_tracking.pbtxt", models),
+        "irisTracking",
+        astronaut(),
+    )
+    assert client.status is not None and client.status.text == "[StatusCode.UNKNOWN] Unknown error"
+    assert session_failures(caplog) == [missing]
+    why = (
+        "SessionLoadError: OpenVINOModelServerSessionCalculator failed to load the model "
+        f'(servable "{missing}" version default: Model with requested name is not found)'
+    )
+    assert all(why in e.text for e in client.errors)
+
+
+def test_the_holistic_demo_needs_its_six_model_entries(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = demo_folder(
+        tmp_path,
+        "holistic_tracking",
+        "holisticTracking",
+        "holistic_tracking.pbtxt",
+        {"face_detection": IRIS_MODELS["face_detection"]},
+    )
+    client = run(folder, "holisticTracking", astronaut())
+    assert client.status is not None and client.status.text == "[StatusCode.UNKNOWN] Unknown error"
+    failed = session_failures(caplog)
+    assert failed and set(failed) <= {
+        "face_landmark",
+        "hand_landmark_full",
+        "hand_recrop",
+        "pose_detection",
+        "pose_landmark_full",
+    }
+    spec = parse_graph(
+        (GRAPHS / "holistic_tracking" / "holistic_tracking.pbtxt").read_text(), models=["face_detection"]
+    )
+    assert spec.split is not None and spec.split.python is not None
+    checked = sorted(
+        node.name for node in spec.split.python.node if node.calculator == "OpenVINOModelServerSessionCalculator"
+    )
+    assert checked == [
+        f"ovms_model_entry__{name}"
+        for name in (
+            "face_detection",
+            "face_landmark",
+            "hand_landmark_full",
+            "hand_recrop",
+            "pose_detection",
+            "pose_landmark_full",
+        )
+    ]
+
+
+def test_the_holistic_demo_with_its_entries_runs_and_draws_as_before(tmp_path: Path) -> None:
+    # Its subgraphs are the wheel's native ones: the entries are loaded and checked, the inference stays TFLite's.
+    models = {
+        name: f"{folder}/{name}.tflite"
+        for name, folder in (
+            ("face_landmark", "face_landmark"),
+            ("hand_landmark_full", "hand_landmark"),
+            ("hand_recrop", "holistic_landmark"),
+            ("pose_detection", "pose_detection"),
+            ("pose_landmark_full", "pose_landmark"),
+        )
+    }
+    folder = demo_folder(
+        tmp_path / "entries",
+        "holistic_tracking",
+        "holisticTracking",
+        "holistic_tracking.pbtxt",
+        {"face_detection": IRIS_MODELS["face_detection"], **models},
+    )
+    with_entries = drawn(run(folder, "holisticTracking", astronaut()))
+    server = ovms_notebook.serve(GRAPHS)
+    try:
+        client = StreamClient(server.address, "holisticTracking")
+        client.send({"first_input_video": astronaut()})
+        client.close()
+    finally:
+        server.stop()
+    np.testing.assert_array_equal(with_entries, drawn(client))
