@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import mediapipe as mp
 
 from bench.common import report
+from ovms_notebook.engine.engines import make_graph
 from ovms_notebook.engine.graphconfig import parse_graph
-from ovms_notebook.engine.native import make_graph
 from ovms_notebook.engine.python.api import Calculator, register, unregister
 
 ONE = """

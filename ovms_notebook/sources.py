@@ -198,7 +198,7 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float = 30.
             rgb = _check_rgb(frame, f"frame {count}")
             if writer is None:
                 shape = rgb.shape
-                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (shape[1], shape[0]))
+                writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, (shape[1], shape[0]))
                 if not writer.isOpened():
                     raise OSError(f"OpenCV cannot write {path} with fourcc {fourcc!r}")
             elif rgb.shape != shape:

@@ -3,7 +3,8 @@
 OVMS reports every failure as a `Status(code, details)` whose text is the
 code's base message, followed by `" - " + details` when details are given.
 Whether that text travels in-band on a stream or as the final gRPC status is
-the servicer's business; this module only knows the table (spec §2.2).
+the servicer's business; this module only knows the table (OVMS's `src/status.cpp` and
+`src/grpc_utils.cpp`).
 Codes OVMS does not map become gRPC UNKNOWN with the literal "Unknown error".
 """
 
@@ -13,7 +14,8 @@ import enum
 
 import grpc
 
-from ovms_notebook.errors import OvmsNotebookError
+from ovms_notebook.errors import UNKNOWN_ERROR_TEXT
+from ovms_notebook.errors import OvmsStatus as OvmsStatus  # re-export: its home was here
 
 
 class StatusCode(enum.Enum):
@@ -74,7 +76,7 @@ class StatusCode(enum.Enum):
     MEDIAPIPE_INCORRECT_SERVABLE_NAME = ("Subsequent request with incorrect servable name", None)
     MEDIAPIPE_INCORRECT_SERVABLE_VERSION = ("Subsequent request with incorrect servable version", None)
     NOT_IMPLEMENTED = ("Functionality not implemented", None)
-    UNKNOWN_ERROR = ("Unknown error", None)
+    UNKNOWN_ERROR = (UNKNOWN_ERROR_TEXT, None)
 
     @property
     def message(self) -> str:
@@ -86,33 +88,3 @@ class StatusCode(enum.Enum):
         """The gRPC code a final status with this code carries."""
         return self.value[1] or grpc.StatusCode.UNKNOWN
 
-
-class OvmsStatus(OvmsNotebookError):
-    """A failure with an OVMS status code, carried until the servicer reports it.
-
-    `str()` is OVMS's `Status::string()`: the base message, then " - details".
-    """
-
-    def __init__(self, code: StatusCode, details: str = "") -> None:
-        self.code = code
-        self.details = details
-        super().__init__(self.text)
-
-    @property
-    def text(self) -> str:
-        """The message OVMS would show for this status (in-band form)."""
-        return f"{self.code.message} - {self.details}" if self.details else self.code.message
-
-    @property
-    def grpc_code(self) -> grpc.StatusCode:
-        """The gRPC status code of this failure as a final status."""
-        return self.code.grpc_code
-
-    @property
-    def grpc_details(self) -> str:
-        """The final-status message: the text, or "Unknown error" for unmapped codes."""
-        return self.text if self.code.value[1] is not None else StatusCode.UNKNOWN_ERROR.message
-
-    def in_band(self, context: str) -> str:
-        """The text of an in-band stream error: `<status>; <context>`."""
-        return f"{self.text}; {context}"

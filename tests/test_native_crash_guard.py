@@ -9,6 +9,7 @@ project notes ("Error and crash behaviour of misuse", "Timestamp rules") and the
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import signal
@@ -24,8 +25,9 @@ import pytest
 
 from ovms_notebook.codec import encode_output
 from ovms_notebook.engine.convert import native_timestamp
+from ovms_notebook.engine.engines import make_graph
 from ovms_notebook.engine.graphconfig import parse_graph
-from ovms_notebook.engine.native import NativeGraph, make_graph
+from ovms_notebook.engine.native import NativeGraph
 from ovms_notebook.framework import timestamps as ts
 from ovms_notebook.status import OvmsStatus
 from tests.conftest import PASSTHROUGH, request
@@ -73,22 +75,26 @@ MISUSES = [
 
 @pytest.fixture(scope="module")
 def children() -> dict[str, subprocess.CompletedProcess]:
-    """Run every misuse in its own child process, all at once, each bounded by CHILD_TIMEOUT."""
+    """Run every misuse in its own child process, as many at once as there are cores, each bounded by CHILD_TIMEOUT.
+
+    Starting all of them at once made the first ones time out on a loaded 2-core machine while they were still
+    importing mediapipe (a SIGKILL that says nothing about the misuse), so each child's clock starts with the child.
+    """
     env = dict(os.environ, GLOG_minloglevel="3", PYTHONFAULTHANDLER="")
-    started = {
-        m.id: subprocess.Popen([sys.executable, "-c", PREAMBLE + textwrap.dedent(m.code) + "\nprint('SURVIVED')"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-        for m in MISUSES
-    }
-    done = {}
-    for name, child in started.items():
+
+    def run(misuse: Misuse) -> subprocess.CompletedProcess:
+        code = PREAMBLE + textwrap.dedent(misuse.code) + "\nprint('SURVIVED')"
+        child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 env=env, text=True)
         try:
             out, err = child.communicate(timeout=CHILD_TIMEOUT)
         except subprocess.TimeoutExpired:
             child.kill()  # SIGKILL: the returncode says it hung
             out, err = child.communicate()
-        done[name] = subprocess.CompletedProcess(child.args, child.returncode, out, err)
-    return done
+        return subprocess.CompletedProcess(child.args, child.returncode, out, err)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return dict(zip((m.id for m in MISUSES), pool.map(run, MISUSES), strict=True))
 
 
 @pytest.mark.parametrize("misuse", MISUSES, ids=lambda m: m.id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -10,7 +11,7 @@ import pytest
 
 import ovms_notebook
 from ovms_notebook.widgets import THREAD_PREFIX, ServerPanel, panel_for, server_mimebundle
-from ovms_notebook.widgets import graphview as graphview_module
+from ovms_notebook.widgets import graph_render as graph_render_module
 from tests.conftest import GRAPHS, request, stream
 
 PREVIOUS_VALUE = (GRAPHS / "previous_value" / "graph.pbtxt").read_text()
@@ -75,13 +76,18 @@ def test_the_first_graph_is_drawn_as_svg(panel: ServerPanel) -> None:
     assert 'label="previous_value"' in panel.dot
 
 
-def test_picking_another_graph_redraws_it_and_a_failed_one_shows_its_reason(panel: ServerPanel) -> None:
+def test_picking_another_graph_redraws_it_and_a_failed_one_is_drawn_with_its_unknown_calculator_marked(
+    panel: ServerPanel,
+) -> None:
     panel.graph_picker.value = "ticker"
     assert b"SidePacketToStreamCalculator" in bytes(panel.drawing.value) and '"side:offset"' in panel.dot
     panel.graph_picker.value = "broken"
-    assert panel.drawing.layout.display == "none" and panel.dot_text.layout.display is None
-    assert panel.dot_text.value.startswith("broken: LOADING_PRECONDITION_FAILED\n")
-    assert "NoSuchCalculator" in panel.dot_text.value and panel.dot == ""
+    assert panel.drawing.layout.display is None and panel.dot_text.layout.display == "none"
+    assert 'label="broken (LOADING_PRECONDITION_FAILED)"' in panel.dot
+    assert re.search(r'"node:0" \[shape=box, style="rounded,filled,bold", fillcolor="#fee2e2", color="#b91c1c".*'
+                     r'label="NoSuchCalculator\\n\[unknown calculator\]"', panel.dot)
+    assert b"[unknown calculator]" in bytes(panel.drawing.value)
+    assert 'Unable to find Calculator &quot;NoSuchCalculator&quot;' in panel.table.value  # the reason, in the table
 
 
 def test_refresh_shows_packet_counts_after_a_real_stream(server, panel: ServerPanel) -> None:
@@ -115,7 +121,7 @@ def test_live_thread_ends_by_itself_when_the_server_stops(server, panel: ServerP
 
 
 def test_without_graphviz_the_dot_source_is_shown(server, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(graphview_module.shutil, "which", lambda name: None)
+    monkeypatch.setattr(graph_render_module.shutil, "which", lambda name: None)
     panel = ServerPanel(server)
     try:
         assert panel.dot_text.layout.display is None and panel.drawing.layout.display == "none"

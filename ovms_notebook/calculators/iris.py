@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from mediapipe.framework import calculator_options_pb2  # noqa: F401  (the pool needs CalculatorOptions)
 from mediapipe.framework.formats import landmark_pb2
 from mediapipe.util import color_pb2, render_data_pb2  # noqa: F401  (the pool needs Color)
 
-from ovms_notebook.engine.python.api import Calculator, register
+from ovms_notebook.engine.python.api import Calculator
 
 __all__ = [
     "EYE_LANDMARK_INDICES",
@@ -112,14 +113,13 @@ def update_face_landmarks(face: object, eyes: object) -> landmark_pb2.Normalized
         raise ValueError(f"Wrong number of eye landmarks: {len(eyes.landmark)}, "  # type: ignore[attr-defined]
                          f"expected {len(EYE_LANDMARK_INDICES)}")
     out = landmark_pb2.NormalizedLandmarkList()
-    out.CopyFrom(face)  # type: ignore[arg-type]
+    out.CopyFrom(face)
     for refined, index in zip(eyes.landmark, EYE_LANDMARK_INDICES, strict=True):  # type: ignore[attr-defined]
         target = out.landmark[index]
         target.x, target.y, target.z, target.visibility = refined.x, refined.y, refined.z, refined.visibility
     return out
 
 
-@register()
 class UpdateFaceLandmarksCalculator(Calculator):
     """FACE_LANDMARKS + NEW_EYE_LANDMARKS -> UPDATED_FACE_LANDMARKS; nothing unless both have a packet."""
 
@@ -167,14 +167,14 @@ def iris_to_render_data(iris: object, size: Sequence[int], options: object,
         _color(oval, options.oval_color)  # type: ignore[attr-defined]
         rect = oval.oval.rectangle
         centre = eye[0]
-        rect.top, rect.bottom = centre.y - radius / height, centre.y + radius / height  # type: ignore[attr-defined]
-        rect.left, rect.right = centre.x - radius / width, centre.x + radius / width  # type: ignore[attr-defined]
+        rect.top, rect.bottom = centre.y - radius / height, centre.y + radius / height
+        rect.left, rect.right = centre.x - radius / width, centre.x + radius / width
         rect.normalized = True
         for landmark in eye:
             point = data.render_annotations.add(thickness=options.landmark_thickness)  # type: ignore[attr-defined]
             _color(point, options.landmark_color)  # type: ignore[attr-defined]
             point.point.normalized = True
-            point.point.x, point.point.y = landmark.x, landmark.y  # type: ignore[attr-defined]
+            point.point.x, point.point.y = landmark.x, landmark.y
     lines = [f"{side} : :{_round_half_away(depth / 10):g} cm"
              for side, depth in zip(("Left", "Right"), depths_mm, strict=True)
              if depth is not None and not math.isinf(depth)]
@@ -196,7 +196,6 @@ def _round_half_away(value: float) -> float:
     return math.copysign(math.floor(abs(value) + 0.5), value)
 
 
-@register()
 class IrisToRenderDataCalculator(Calculator):
     """IRIS + IMAGE_SIZE [+ LEFT/RIGHT_IRIS_DEPTH_MM] -> RENDER_DATA (IrisToRenderDataCalculatorOptions)."""
 
@@ -204,7 +203,7 @@ class IrisToRenderDataCalculator(Calculator):
     outputs = ("RENDER_DATA",)
 
     def open(self, side_packets: Mapping[str, object]) -> None:
-        self.settings = self.options(IrisOptions)
+        self.settings: Any = self.options(IrisOptions)  # a class built at import: no static type
 
     def process(self, timestamp: int, inputs: Mapping[str, object | None]) -> dict[str, object] | None:
         iris = inputs.get("IRIS")

@@ -1,4 +1,5 @@
-"""OVMS's OpenVINO calculators on the Python side: a model session and inference on it (spec §7.1, §7.2).
+"""OVMS's OpenVINO calculators on the Python side: a model session and inference on it
+(OVMS's mediapipe fork, `mediapipe/calculators/ovms/`).
 
 In OVMS, `OpenVINOModelServerSessionCalculator` opens a session on a servable
 and hands it out as the output side packet `SESSION`; the
@@ -44,8 +45,9 @@ from ovms_notebook.calculators.proto.ovms_calculators_pb2 import (
 )
 from ovms_notebook.codec.blob import TensorValue, unpack_tensor
 from ovms_notebook.codec.datatypes import DATATYPES, datatype_of, shape_to_string
-from ovms_notebook.engine.python.api import STOP, Calculator, Registry, default_registry, parse_tag_index
-from ovms_notebook.errors import OvmsNotebookError
+from ovms_notebook.engine.python.api import STOP, Calculator, Registry, parse_tag_index
+from ovms_notebook.errors import SESSION_LOAD_FAILED, InferenceError, SessionLoadError
+from ovms_notebook.framework.options import node_options
 from ovms_notebook.status import OvmsStatus
 
 log = logging.getLogger(__name__)
@@ -67,27 +69,10 @@ __all__ = [
 SESSION_CALCULATOR = "OpenVINOModelServerSessionCalculator"
 INFERENCE_CALCULATOR = "OpenVINOInferenceCalculator"
 SESSION_TAG = "SESSION"
-SESSION_LOAD_FAILED = "OpenVINOModelServerSessionCalculator failed to load the model"
 NOT_ALL_INPUTS = "OpenVINOInferenceCalculator expects all input packets at the same time for each call to Process()."
 #: Tag prefixes whose packets hold a vector of tensors (OVMS: vector<ov::Tensor>, vector<mediapipe::Tensor>, ...).
 VECTOR_PREFIXES = ("OVTENSORS", "TENSORS", "TFTENSORS", "TFLITE_TENSORS")
 _UINT32_MAX = 2**32 - 1
-
-
-class SessionLoadError(OvmsNotebookError):
-    """The session's servable cannot be loaded: OVMS's text, then why; `code` is the absl status of OVMS's Open()."""
-
-    code = "FAILED_PRECONDITION"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"{SESSION_LOAD_FAILED} ({reason})")
-        self.reason = reason
-
-
-class InferenceError(OvmsNotebookError):
-    """An OpenVINOInferenceCalculator input, output or inference that does not fit the model."""
-
-    code = "INVALID_ARGUMENT"
 
 
 def parse_servable_version(text: str) -> int:
@@ -141,7 +126,7 @@ def bind_sessions(config: Any, models: Any) -> tuple[Any, dict[str, ServableSess
     for node in bound.node:
         if node.calculator != SESSION_CALCULATOR:
             continue
-        options = _node_options(node, OpenVINOModelServerSessionCalculatorOptions)
+        options = node_options(node, OpenVINOModelServerSessionCalculatorOptions)
         session = ServableSession(models, options.servable_name, parse_servable_version(options.servable_version))
         kept = []
         for entry in node.output_side_packet:
@@ -154,16 +139,6 @@ def bind_sessions(config: Any, models: Any) -> tuple[Any, dict[str, ServableSess
         del node.output_side_packet[:]
         node.output_side_packet.extend(kept)
     return bound, sessions
-
-
-def _node_options(node: Any, message_type: type) -> Any:
-    result = message_type()
-    if node.HasField("options") and node.options.HasExtension(message_type.ext):
-        result.MergeFrom(node.options.Extensions[message_type.ext])
-    for packed in node.node_options:
-        if packed.Is(message_type.DESCRIPTOR):
-            packed.Unpack(result)
-    return result
 
 
 def _session(side_packets: Mapping[str, object], node: str) -> ServableSession:
@@ -191,7 +166,7 @@ class OpenVINOModelServerSessionCalculator(Calculator):
 
 
 class OpenVINOInferenceCalculator(Calculator):
-    """Runs the session's model on the packets of every input tag at one timestamp (spec §7.2)."""
+    """Runs the session's model on the packets of every input tag at one timestamp (openvinoinferencecalculator.cc)."""
 
     inputs = ("*",)
     outputs = ("*",)
@@ -297,9 +272,7 @@ def _tensor_value(name: str, array: np.ndarray) -> TensorValue:
 
 
 def register_openvino_calculators(registry: Registry) -> None:
-    """Register both calculators under OVMS's names in `registry` (done for the default registry on import)."""
+    """Register both calculators under OVMS's names in `registry`, and the preparer that binds their SESSION."""
     registry.register(SESSION_CALCULATOR)(OpenVINOModelServerSessionCalculator)
     registry.register(INFERENCE_CALCULATOR)(OpenVINOInferenceCalculator)
-
-
-register_openvino_calculators(default_registry)
+    registry.add_preparer(lambda config: bind_sessions(config, None)[0])

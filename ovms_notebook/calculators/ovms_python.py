@@ -2,7 +2,7 @@
 
 Importing this module registers both in the default registry under OVMS's names
 (`register_ovms_calculators(registry)` registers them elsewhere), so OVMS graph files
-with Python nodes run on a `PythonGraph` unchanged (spec §7.3-§7.5).
+with Python nodes run on a `PythonGraph` unchanged (OVMS's `src/python/`).
 
 Values on the streams: an `OVMS_PY_TENSOR` graph input arrives as the codec's
 `TensorValue`; these calculators accept a `TensorValue`, a `pyovms.Tensor`, a numpy
@@ -71,9 +71,10 @@ from ovms_notebook.calculators.python_handlers import (
     stream_name,
 )
 from ovms_notebook.codec.blob import TensorValue, unpack_tensor
-from ovms_notebook.engine.python.api import Calculator, Registry, default_registry
+from ovms_notebook.codec.datatypes import OV_ELEMENT_SIZES
+from ovms_notebook.engine.python.api import Calculator, Registry
 from ovms_notebook.engine.python.streams import INTERNAL, INVALID_ARGUMENT, UNKNOWN, Status
-from ovms_notebook.errors import OvmsNotebookError
+from ovms_notebook.errors import CalculatorStatus
 
 log = logging.getLogger(__name__)
 
@@ -89,31 +90,6 @@ __all__ = [
     "load_python_nodes",
     "register_ovms_calculators",
 ]
-
-#: The datatypes an ov::Tensor can have (the converter's precision table) and their element sizes.
-OV_ELEMENT_SIZES: dict[str, int] = {
-    "BF16": 2,
-    "FP64": 8,
-    "FP32": 4,
-    "FP16": 2,
-    "INT64": 8,
-    "INT32": 4,
-    "INT16": 2,
-    "INT8": 1,
-    "UINT64": 8,
-    "UINT32": 4,
-    "UINT16": 2,
-    "UINT8": 1,
-    "BOOL": 1,
-}
-
-
-class CalculatorStatus(OvmsNotebookError, RuntimeError):
-    """A calculator failure with an absl code and MediaPipe's exact message (raised only outside a graph run)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class _ExecutionError(Exception):
@@ -158,7 +134,7 @@ _EXHAUSTED = object()
 
 
 class PythonExecutorCalculator(Calculator):
-    """OVMS's PythonExecutorCalculator (spec §7.3): runs `OvmsPythonModel.execute` of a handler file.
+    """OVMS's PythonExecutorCalculator (src/python/python_executor_calculator.cc): runs a handler's `execute`.
 
     Regular mode: `execute(inputs)` returns a list of pyovms.Tensor, each emitted on the
     output whose stream name is the tensor's name, at the input timestamp. Generative
@@ -314,7 +290,8 @@ class PythonExecutorCalculator(Calculator):
 
 
 class PyTensorOvTensorConverterCalculator(Calculator):
-    """OVMS's PyTensorOvTensorConverterCalculator (spec §7.5): OVTENSOR <-> OVMS_PY_TENSOR.
+    """OVMS's PyTensorOvTensorConverterCalculator (src/python/pytensor_ovtensor_converter_calculator.cc):
+    OVTENSOR <-> OVMS_PY_TENSOR.
 
     Exactly one input and one output, one of each tag. OV->Py names the Tensor after
     options `tag_to_output_tensor_names["OVMS_PY_TENSOR"]` (required); Py->OV checks the
@@ -386,6 +363,3 @@ def register_ovms_calculators(registry: Registry) -> None:
     """Register both calculators in `registry` under OVMS's names."""
     registry.register(PYTHON_NODE_CALCULATOR)(PythonExecutorCalculator)
     registry.register(CONVERTER_CALCULATOR)(PyTensorOvTensorConverterCalculator)
-
-
-register_ovms_calculators(default_registry)

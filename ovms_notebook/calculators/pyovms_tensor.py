@@ -33,29 +33,18 @@ import ctypes
 import struct
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
 from ovms_notebook.codec.blob import TensorValue
+from ovms_notebook.codec.datatypes import STRUCT_FORMATS, StructFormat
 
 __all__ = ["DATATYPE_TO_FORMAT", "FORMAT_TO_DATATYPE", "Tensor", "datatype_of_format"]
 
-#: KServe datatype -> struct format (OVMS's `datatypeToBufferFormat`).
-DATATYPE_TO_FORMAT: dict[str, str] = {
-    "BOOL": "?",
-    "UINT8": "B",
-    "UINT16": "H",
-    "UINT32": "I",
-    "UINT64": "Q",
-    "INT8": "b",
-    "INT16": "h",
-    "INT32": "i",
-    "INT64": "q",
-    "FP16": "e",
-    "FP32": "f",
-    "FP64": "d",
-}
+#: KServe datatype -> struct format (OVMS's `datatypeToBufferFormat`), from the codec's table.
+TensorFormat = StructFormat
+DATATYPE_TO_FORMAT = STRUCT_FORMATS
 
 _SIGNED = {1: "INT8", 2: "INT16", 4: "INT32", 8: "INT64"}
 _UNSIGNED = {1: "UINT8", 2: "UINT16", 4: "UINT32", 8: "UINT64"}
@@ -69,9 +58,10 @@ FORMAT_TO_DATATYPE: dict[str, str] = {
 }
 
 #: Sizes of the formats with an explicit standard-size prefix ("<", "="): "l" is 4 bytes there.
-_STANDARD = {**{fmt: datatype for datatype, fmt in DATATYPE_TO_FORMAT.items()}, "l": "INT32", "L": "UINT32"}
+_STANDARD: dict[str, str] = {**{fmt: datatype for datatype, fmt in DATATYPE_TO_FORMAT.items()},
+                             "l": "INT32", "L": "UINT32"}
 
-RAW_BINARY_FORMAT = "B"
+RAW_BINARY_FORMAT: Final = "B"
 
 
 def datatype_of_format(fmt: str) -> str:
@@ -97,24 +87,24 @@ def _view_of(buffer: object) -> memoryview:
             view = memoryview(buffer)  # type: ignore[arg-type]
         except TypeError:
             if hasattr(buffer, "__array_interface__") or hasattr(buffer, "__array_struct__"):
-                view = memoryview(np.asarray(buffer))
+                view = np.asarray(buffer).data  # the array's own memoryview
             else:
                 raise TypeError(
                     f"Tensor(): buffer must support the buffer protocol (numpy array, bytes, bytearray, memoryview, "
                     f"...), got {type(buffer).__name__}"
                 ) from None
     if not view.c_contiguous:
-        view = memoryview(np.ascontiguousarray(np.asarray(view)))
+        view = np.ascontiguousarray(np.asarray(view)).data
     return view
 
 
-def _typed_view(data: bytes, fmt: str, shape: tuple[int, ...]) -> memoryview:
+def _typed_view(data: bytes, fmt: TensorFormat, shape: tuple[int, ...]) -> memoryview[Any]:
     """`data` seen with struct format `fmt` and `shape` (memoryview.cast where it can, numpy otherwise)."""
     raw = memoryview(data)
     if all(shape) and fmt != "e":
         return raw.cast(fmt, shape)
     dtype = np.dtype(fmt) if sys.byteorder == "little" else np.dtype(fmt).newbyteorder("<")
-    return memoryview(np.frombuffer(data, dtype=dtype).reshape(shape))
+    return np.frombuffer(data, dtype=dtype).reshape(shape).data
 
 
 def _shape(shape: Iterable[int], what: str) -> tuple[int, ...]:

@@ -1,4 +1,5 @@
-"""Loaded Python node handlers, one per node of a graph definition, shared by its graph runs (spec §7.3).
+"""Loaded Python node handlers, one per node of a graph definition, shared by its graph runs
+(as OVMS's src/python/pythonnoderesources.cpp).
 
 `load_python_nodes` checks a graph's Python nodes as OVMS does at load time and
 loads them through a cache; `NODE_RESOURCES` is the process-wide cache, and
@@ -22,9 +23,9 @@ from ovms_notebook.calculators.python_handlers import (
     PythonNodeError,
     PythonNodeResources,
     _has_options,
-    _options,
     resolve_handler_path,
 )
+from ovms_notebook.framework.options import node_options
 
 __all__ = ["NODE_RESOURCES", "PythonNodeResourcesCache", "load_python_nodes", "release_loaded"]
 
@@ -39,7 +40,7 @@ class PythonNodeResourcesCache:
     def acquire(self, node: Any, base_path: str | Path, options: Any | None = None) -> PythonNodeResources:
         """The cached resources of `node`, loaded (and `initialize`d) on first use or when the node changed."""
         if options is None:
-            options = _options(node, PythonExecutorCalculatorOptions)
+            options = node_options(node, PythonExecutorCalculatorOptions)
         base = Path(base_path).resolve()
         handler = resolve_handler_path(options.handler_path, base)
         key = (node.name, str(handler), str(base))
@@ -97,7 +98,7 @@ def release_loaded(
 ) -> None:
     """A graph definition is retired or replaced: release its handlers, except those `keep` still uses.
 
-    Each is finalized now, or when the last graph run using it closes (spec §6.2).
+    Each is finalized now, or when the last graph run using it closes (as OVMS retires a definition).
     """
     cache = NODE_RESOURCES if cache is None else cache
     kept = {id(entry) for entry in (keep or {}).values()}

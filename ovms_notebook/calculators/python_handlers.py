@@ -1,7 +1,7 @@
 """Loading OVMS Python node handlers: checks at graph load, one shared `OvmsPythonModel` per node.
 
 OVMS loads a Python node's handler once per graph definition and shares the
-`OvmsPythonModel` instance between every graph instance (spec §7.3); this module
+`OvmsPythonModel` instance between every graph instance (`src/python/pythonnoderesources.cpp`); this module
 does that for `PythonExecutorCalculator` (see `ovms_notebook.calculators.ovms_python`):
 `PythonNodeResources` imports and initializes one node's handler and finalizes it
 once released and unused; `ovms_notebook.calculators.python_cache` keeps them per graph
@@ -28,9 +28,10 @@ from ovms_notebook.calculators.proto.ovms_calculators_pb2 import (
     PythonExecutorCalculatorOptions,
 )
 from ovms_notebook.calculators.pyovms_tensor import Tensor
-from ovms_notebook.engine.python.api import Calculator, parse_tag_index, tag_key
+from ovms_notebook.engine.python.api import parse_tag_index, tag_key
 from ovms_notebook.engine.python.validate import parse_tag_index_name
-from ovms_notebook.errors import OvmsNotebookError
+from ovms_notebook.errors import PythonNodeError
+from ovms_notebook.framework.options import node_options
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +56,6 @@ FILE_DOES_NOT_EXIST = "PYTHON_NODE_FILE_DOES_NOT_EXIST"
 INITIALIZATION_FAILED = "PYTHON_NODE_FILE_STATE_INITIALIZATION_FAILED"
 
 
-class PythonNodeError(OvmsNotebookError, ValueError):
-    """A Python node OVMS would refuse at graph load; `status` is the OVMS status code name."""
-
-    def __init__(self, status: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 def stream_name(entry: str) -> str:
     """The stream name of a `TAG:index:name` entry (OVMS's getStreamName)."""
     return entry.rsplit(":", 1)[-1]
@@ -83,13 +76,6 @@ def _keys_and_names(entries: Iterable[str]) -> list[tuple[str, str]]:
 
 def _tag(key: str) -> str:
     return parse_tag_index(key)[0]
-
-
-def _options(node: Any, message_type: type) -> Any:
-    """The node's options of `message_type` in either form (what Calculator.options reads)."""
-    probe = Calculator()
-    probe.node = node
-    return probe.options(message_type)
 
 
 def _has_options(node: Any) -> bool:
@@ -215,7 +201,7 @@ class PythonNodeResources:
     def load(cls, node: Any, base_path: str | Path, options: Any | None = None) -> PythonNodeResources:
         """Import the node's handler and initialize a fresh `OvmsPythonModel` (no cache)."""
         if options is None:
-            options = _options(node, PythonExecutorCalculatorOptions)
+            options = node_options(node, PythonExecutorCalculatorOptions)
         base = Path(base_path).resolve()
         handler = resolve_handler_path(options.handler_path, base)
         shown = options.handler_path

@@ -24,11 +24,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from mediapipe.calculators.core import concatenate_vector_calculator_pb2
-from mediapipe.calculators.util import landmarks_to_render_data_calculator_pb2, rect_to_render_scale_calculator_pb2
+from mediapipe.calculators.util import rect_to_render_scale_calculator_pb2
+from mediapipe.calculators.util.landmarks_to_render_data_calculator_pb2 import (
+    LandmarksToRenderDataCalculatorOptions as LandmarksOptions,
+)
 from mediapipe.framework.formats import landmark_pb2
 from mediapipe.util import color_pb2, render_data_pb2
 
-from ovms_notebook.engine.python.api import Calculator, register
+from ovms_notebook.engine.python.api import Calculator
 
 __all__ = [
     "ConcatenateLandmarkListCalculator",
@@ -40,7 +43,6 @@ __all__ = [
     "render_scale",
 ]
 
-LandmarksOptions = landmarks_to_render_data_calculator_pb2.LandmarksToRenderDataCalculatorOptions
 RenderScaleOptions = rect_to_render_scale_calculator_pb2.RectToRenderScaleCalculatorOptions
 _LANDMARK_LABEL = "KEYPOINT"
 
@@ -131,7 +133,6 @@ def render_scale(rect: object | None, image_size: Sequence[int], multiplier: flo
     return max(rect.width * width, rect.height * height) * multiplier  # type: ignore[attr-defined]
 
 
-@register()
 class LandmarksToRenderDataCalculator(Calculator):
     """LANDMARKS or NORM_LANDMARKS [+ RENDER_SCALE] -> RENDER_DATA (LandmarksToRenderDataCalculatorOptions)."""
 
@@ -159,7 +160,6 @@ class LandmarksToRenderDataCalculator(Calculator):
             normalized=self.key == "NORM_LANDMARKS")}
 
 
-@register()
 class RectToRenderScaleCalculator(Calculator):
     """NORM_RECT + IMAGE_SIZE -> RENDER_SCALE (float), as MediaPipe's (RectToRenderScaleCalculatorOptions)."""
 
@@ -177,7 +177,6 @@ class RectToRenderScaleCalculator(Calculator):
         return {"RENDER_SCALE": render_scale(rect, size, self.settings.multiplier)}  # type: ignore[arg-type]
 
 
-@register()
 class SetLandmarkVisibilityCalculator(Calculator):
     """NORM_LANDMARKS (exactly one landmark) + VISIBILITY (float) -> that landmark with the visibility set."""
 
@@ -221,14 +220,12 @@ class _ConcatenateLists(Calculator):
         return {":0": out}
 
 
-@register()
 class ConcatenateNormalizedLandmarkListCalculator(_ConcatenateLists):
     """Untagged NormalizedLandmarkList inputs -> one NormalizedLandmarkList, in input order."""
 
     list_type = landmark_pb2.NormalizedLandmarkList
 
 
-@register()
 class ConcatenateLandmarkListCalculator(_ConcatenateLists):
     """Untagged LandmarkList inputs -> one LandmarkList, in input order."""
 

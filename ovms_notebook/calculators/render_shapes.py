@@ -22,12 +22,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from mediapipe.calculators.util import detections_to_render_data_calculator_pb2, rect_to_render_data_calculator_pb2
+from mediapipe.calculators.util.detections_to_render_data_calculator_pb2 import (
+    DetectionsToRenderDataCalculatorOptions as DetectionsOptions,
+)
+from mediapipe.calculators.util.rect_to_render_data_calculator_pb2 import (
+    RectToRenderDataCalculatorOptions as RectOptions,
+)
 from mediapipe.framework.formats import location_data_pb2
 from mediapipe.util import render_data_pb2
 
 from ovms_notebook.calculators.render import LandmarksOptions, LandmarksToRenderDataCalculator
-from ovms_notebook.engine.python.api import Calculator, register
+from ovms_notebook.engine.python.api import Calculator
 
 __all__ = [
     "FACE_LANDMARK_CONNECTIONS",
@@ -40,8 +45,6 @@ __all__ = [
     "rects_to_render_data",
 ]
 
-DetectionsOptions = detections_to_render_data_calculator_pb2.DetectionsToRenderDataCalculatorOptions
-RectOptions = rect_to_render_data_calculator_pb2.RectToRenderDataCalculatorOptions
 _LABEL_TO_BOX_RATIO = 0.1
 _BOX = location_data_pb2.LocationData.BOUNDING_BOX
 _RELATIVE_BOX = location_data_pb2.LocationData.RELATIVE_BOUNDING_BOX
@@ -129,7 +132,6 @@ def detections_to_render_data(detections: list[object],
     return data
 
 
-@register()
 class DetectionsToRenderDataCalculator(Calculator):
     """DETECTION, DETECTIONS and/or DETECTION_LIST -> RENDER_DATA (DetectionsToRenderDataCalculatorOptions)."""
 
@@ -182,7 +184,6 @@ def rects_to_render_data(rects: list[object], options: RectOptions, *,
     return data
 
 
-@register()
 class RectToRenderDataCalculator(Calculator):
     """Exactly one of NORM_RECT, RECT, NORM_RECTS, RECTS -> RENDER_DATA (RectToRenderDataCalculatorOptions)."""
 
@@ -225,7 +226,6 @@ FACE_LANDMARK_CONNECTIONS: tuple[int, ...] = (
     21, 21, 54, 54, 103, 103, 67, 67, 109, 109, 10,
 )
 
-@register()
 class FaceLandmarksToRenderDataCalculator(LandmarksToRenderDataCalculator):
     """LandmarksToRenderDataCalculator drawing the face mesh's connections (the options' own are replaced).
 

@@ -38,11 +38,13 @@ from mediapipe.calculators.image import image_cropping_calculator_pb2
 from mediapipe.calculators.tflite import (
     tflite_converter_calculator_pb2,
     tflite_inference_calculator_pb2,
-    tflite_tensors_to_landmarks_calculator_pb2,
+)
+from mediapipe.calculators.tflite.tflite_tensors_to_landmarks_calculator_pb2 import (
+    TfLiteTensorsToLandmarksCalculatorOptions as LandmarksOptions,
 )
 from mediapipe.framework.formats import landmark_pb2
 
-from ovms_notebook.engine.python.api import Calculator, register
+from ovms_notebook.engine.python.api import Calculator
 
 __all__ = [
     "ImageCroppingCalculator",
@@ -59,7 +61,6 @@ __all__ = [
 CroppingOptions = image_cropping_calculator_pb2.ImageCroppingCalculatorOptions
 ConverterOptions = tflite_converter_calculator_pb2.TfLiteConverterCalculatorOptions
 InferenceOptions = tflite_inference_calculator_pb2.TfLiteInferenceCalculatorOptions
-LandmarksOptions = tflite_tensors_to_landmarks_calculator_pb2.TfLiteTensorsToLandmarksCalculatorOptions
 SplitOptions = split_vector_calculator_pb2.SplitVectorCalculatorOptions
 _FORMATS = {1: mp.ImageFormat.GRAY8, 3: mp.ImageFormat.SRGB, 4: mp.ImageFormat.SRGBA}
 
@@ -89,7 +90,6 @@ def crop_rotated(image: np.ndarray, center: tuple[float, float], size: tuple[int
                                flags=0, borderMode=border_mode)
 
 
-@register()
 class ImageCroppingCalculator(Calculator):
     """IMAGE + NORM_RECT or RECT -> IMAGE (ImageCroppingCalculatorOptions; CPU path, no WIDTH/HEIGHT inputs)."""
 
@@ -157,7 +157,6 @@ def _round(value: float) -> int:
     return int(math.copysign(math.floor(abs(value) + 0.5), value))
 
 
-@register()
 class TfLiteConverterCalculator(Calculator):
     """IMAGE (ImageFrame) -> TENSORS: [float32 H x W x C], pixel * scale + bias (TfLiteConverterCalculatorOptions)."""
 
@@ -211,7 +210,6 @@ def _compiled(path: Path) -> Any:
     return openvino_core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
 
 
-@register()
 class TfLiteInferenceCalculator(Calculator):
     """TENSORS -> TENSORS: the options' `model_path` model, run by OpenVINO (TfLiteInferenceCalculatorOptions)."""
 
@@ -239,7 +237,6 @@ class TfLiteInferenceCalculator(Calculator):
         return {"TENSORS": [np.array(results[port]) for port in self.model.outputs]}
 
 
-@register()
 class SplitTfLiteTensorVectorCalculator(Calculator):
     """A TENSORS list -> one untagged output per range (SplitVectorCalculatorOptions), on the Python side."""
 
@@ -303,7 +300,6 @@ def _activate(value: float, sigmoid: bool) -> float:
     return 1.0 / (1.0 + math.exp(-value)) if sigmoid else value
 
 
-@register()
 class TfLiteTensorsToLandmarksCalculator(Calculator):
     """TENSORS [+ FLIP_HORIZONTALLY, FLIP_VERTICALLY] -> NORM_LANDMARKS and/or LANDMARKS (first tensor only).
 

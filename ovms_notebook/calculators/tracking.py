@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ovms_notebook.codec.blob import TensorValue
-from ovms_notebook.engine.python.api import Calculator, register
+from ovms_notebook.engine.python.api import Calculator
 
 __all__ = ["DetectionTrackerCalculator", "IouTracker", "Track", "boxes_of", "iou"]
 
@@ -57,7 +57,7 @@ def boxes_of(detections: object) -> list[tuple[tuple[float, float, float, float]
     if detections is None:
         return []
     if hasattr(detections, "detection") and not hasattr(detections, "location_data"):  # a DetectionList
-        detections = list(detections.detection)  # type: ignore[attr-defined]
+        detections = list(detections.detection)
     if isinstance(detections, TensorValue):
         detections = detections.array()
     if isinstance(detections, list | tuple) and all(hasattr(d, "location_data") for d in detections):
@@ -127,7 +127,6 @@ class IouTracker:
         return seen
 
 
-@register()
 class DetectionTrackerCalculator(Calculator):
     """Per-stream identities for detections: one `IouTracker` per graph run (see the module docstring).
 

@@ -18,7 +18,7 @@ from ovms_notebook.framework.timestamps import next_allowed
 __all__ = ["Sent", "SentRequests", "advance"]
 
 _FIRST_REQUEST = "partial deserialization of first request"
-#: How OVMS ends an in-band error that rejects a request (spec §4.4).
+#: How OVMS ends an in-band error that rejects a request (`src/mediapipe_internal/mediapipegraphexecutor.hpp`).
 _REQUEST_CONTEXTS = (_FIRST_REQUEST, "partial deserialization of subsequent requests", "validate subsequent requests")
 
 

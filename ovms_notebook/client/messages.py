@@ -11,9 +11,9 @@ import grpc
 
 from ovms_notebook.codec import decode_output, encode_input
 from ovms_notebook.errors import ClientError
-from ovms_notebook.framework.timestamps import TIMESTAMP_PARAMETER
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
 from ovms_notebook.proto.service import METHODS
+from ovms_notebook.proto.wire import TIMESTAMP_PARAMETER
 
 log = logging.getLogger(__name__)
 

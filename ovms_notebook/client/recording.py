@@ -128,6 +128,7 @@ def _tensor_json(tensor: RecordedTensor) -> dict[str, Any]:
 
 def _step_json(step: Step) -> dict[str, Any]:
     document: dict[str, Any] = {"kind": step.kind, "seq": step.seq}
+    extra: dict[str, Any]
     if isinstance(step, RequestStep):
         inputs = {name: _tensor_json(t) for name, t in step.inputs.items()}
         extra = {"manual": step.manual, "timestamp": step.timestamp, "parameters": step.parameters, "inputs": inputs}

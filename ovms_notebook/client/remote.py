@@ -47,7 +47,7 @@ def graph_names_from_config(config: str | Path) -> list[str]:
     """The graph names a config.json (or its folder) declares, in its order, for asking a remote server."""
     from ovms_notebook.repository.graphs import find_config, read_entries
 
-    return [entry.name for entry in read_entries(find_config(config))]
+    return [entry.name for entry in read_entries(find_config(config), validate=False)]
 
 
 def describe_remote(address: str, names: Iterable[str], *, credentials: grpc.ChannelCredentials | None = None,

@@ -23,7 +23,7 @@ from ovms_notebook.client.recording import DEFAULT_MAX_VALUE_BYTES, Recording
 from ovms_notebook.client.steps import ErrorStep, RecordedTensor, RequestStep, ResponseStep
 from ovms_notebook.client.stream import StreamClient
 from ovms_notebook.errors import ClientError
-from ovms_notebook.framework.timestamps import TIMESTAMP_PARAMETER
+from ovms_notebook.proto.wire import TIMESTAMP_PARAMETER
 
 log = logging.getLogger(__name__)
 

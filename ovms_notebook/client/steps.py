@@ -17,8 +17,8 @@ from google.protobuf.message import Message
 from ovms_notebook.client.stream import LogEntry
 from ovms_notebook.codec import PROTO_REPEATED, PROTO_TYPE, decode_output, encode_input
 from ovms_notebook.codec.datatypes import serialize_bytes
-from ovms_notebook.framework.timestamps import TIMESTAMP_PARAMETER
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
+from ovms_notebook.proto.wire import TIMESTAMP_PARAMETER
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ def _output(name: str, value: object, max_bytes: int | None) -> RecordedTensor:
     if isinstance(value, Exception):
         return RecordedTensor("", (), "", error=str(value))
     if isinstance(value, Message) or (isinstance(value, list) and all(isinstance(m, Message) for m in value)):
-        messages: list[Message] = value if isinstance(value, list) else [value]  # type: ignore[assignment]
+        messages: list[Message] = value if isinstance(value, list) else [value]
         data = serialize_bytes(m.SerializeToString(deterministic=True) for m in messages)
         proto_type = messages[0].DESCRIPTOR.full_name if messages else ""
         return RecordedTensor.of(

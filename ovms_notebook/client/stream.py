@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import grpc
 
+from ovms_notebook import display
 from ovms_notebook.client.attribution import Sent, SentRequests, advance
 from ovms_notebook.client.entries import Callback, EntryKind, LogEntry
 from ovms_notebook.client.messages import (
@@ -376,15 +377,7 @@ class StreamClient:
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         """A one-line summary, plus the stream's timeline as a static PNG when matplotlib is there."""
-        bundle: dict[str, Any] = {"text/plain": repr(self)}
-        try:
-            from ovms_notebook.widgets.timeline import records_from_log, timeline_png
-        except ImportError:
-            return bundle
-        records = records_from_log(self.log)
-        if records:
-            bundle["image/png"] = timeline_png(records, title=f"{self.graph} (client log)")
-        return bundle
+        return display.mimebundle(self, **kwargs)
 
 
 def _call_back(callbacks: list[Callback], entry: LogEntry) -> None:

@@ -18,7 +18,7 @@ import grpc
 
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
 from ovms_notebook.proto.service import METHODS
-from ovms_notebook.server.servicer import STREAM_TAG_METADATA, TRACE_METADATA
+from ovms_notebook.proto.wire import STREAM_TAG_METADATA, TRACE_METADATA
 
 # The stream client's logger: a failing reader has always been reported under this name.
 log = logging.getLogger("ovms_notebook.client.stream")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from google.protobuf.message import Message
 
 from ovms_notebook.codec import protos
 from ovms_notebook.codec.datatypes import (
@@ -34,11 +35,17 @@ def encode_input(
 
     `value` may be a numpy array of any KServe dtype (object, bytes and str
     arrays become BYTES), a Python scalar (shape [1]: bool -> BOOL, int -> INT64,
-    float -> FP64, str/bytes -> BYTES) or a (nested) list. `datatype` overrides
-    the inferred datatype; values it cannot hold raise ValueError instead of wrapping.
+    float -> FP64, str/bytes -> BYTES), a (nested) list, or a protobuf message (BYTES [1] holding it
+    serialized, what a `PROTO:` input takes). `datatype` overrides the inferred datatype; values it cannot
+    hold raise ValueError instead of wrapping.
     """
     if datatype is not None and datatype not in DATATYPES:
         raise ValueError(f"datatype must be one of {', '.join(DATATYPES)}; got {datatype!r}")
+    if isinstance(value, Message):
+        if datatype not in (None, "BYTES"):
+            raise ValueError(f"a {value.DESCRIPTOR.full_name} message travels as BYTES, not {datatype}")
+        tensor = pb.ModelInferRequest.InferInputTensor(name=name, datatype="BYTES", shape=[1])
+        return tensor, serialize_bytes([value.SerializeToString()])
     array = _as_array(value)
     target = datatype or datatype_of(array.dtype)
     if target == "BYTES":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -61,6 +62,29 @@ TYPED_FIELDS: dict[str, str] = {
     "FP32": "fp32_contents",
     "FP64": "fp64_contents",
     "BYTES": "bytes_contents",
+}
+
+#: The datatypes an ov::Tensor can have and their element sizes (OVMS's PyTensorOvTensorConverterCalculator
+#: precision table): the numeric KServe datatypes and BF16.
+OV_ELEMENT_SIZES: dict[str, int] = {**{name: size for name, size in ELEMENT_SIZES.items() if name != "BYTES"},
+                                    "BF16": 2}
+
+#: The struct format of each fixed-size datatype (OVMS's `datatypeToBufferFormat`, for pyovms.Tensor buffers);
+#: all but "e" (half floats) are formats memoryview.cast takes.
+StructFormat = Literal["?", "B", "H", "I", "Q", "b", "h", "i", "q", "e", "f", "d"]
+STRUCT_FORMATS: dict[str, StructFormat] = {
+    "BOOL": "?",
+    "UINT8": "B",
+    "UINT16": "H",
+    "UINT32": "I",
+    "UINT64": "Q",
+    "INT8": "b",
+    "INT16": "h",
+    "INT32": "i",
+    "INT64": "q",
+    "FP16": "e",
+    "FP32": "f",
+    "FP64": "d",
 }
 
 #: The numeric datatypes (everything but BYTES), in the table's order.

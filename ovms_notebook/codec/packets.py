@@ -19,6 +19,7 @@ from mediapipe.python._framework_bindings import _packet_getter
 from ovms_notebook.codec import images, protos
 from ovms_notebook.codec.blob import TensorValue, pack_tensor, unpack_tensor
 from ovms_notebook.codec.datatypes import serialize_bytes
+from ovms_notebook.codec.proto_inputs import decode_proto
 from ovms_notebook.codec.streams import StreamKind, StreamSpec
 from ovms_notebook.codec.tensors import (
     InputTensor,
@@ -75,6 +76,8 @@ def decode_input(spec: StreamSpec, tensor: InputTensor, raw: bytes | None) -> mp
             return mp.packet_creator.create_string(blob)
         if kind in (StreamKind.IMAGE, StreamKind.MP_IMAGE):
             return images.decode_image(spec.name, tensor, raw, mp_image=kind is StreamKind.MP_IMAGE)
+        if kind is StreamKind.PROTO:
+            return decode_proto(spec, tensor, raw)
         return decode_value(spec, tensor, raw)
     except OvmsStatus:
         raise

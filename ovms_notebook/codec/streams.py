@@ -1,7 +1,7 @@
 """Graph-level stream specs (`TAG:index:name`) and the packet kind their tag selects.
 
 OVMS picks a stream's packet type by a *prefix* match of its tag
-(`getStreamNamePair`, spec §5.1): `TENSOR1`, `IMAGE_FRAME` and
+(`getStreamNamePair`, OVMS's `src/mediapipe_internal/mediapipe_utils.cpp`): `TENSOR1`, `IMAGE_FRAME` and
 `OVMS_PY_TENSOR_IMAGE` all match their prefix, anything else is treated like
 an OpenVINO tensor. Our extension kinds name stock MediaPipe packet types and
 are chosen by an *exact* tag match, checked first; none of them starts with an
@@ -11,8 +11,9 @@ OVMS prefix, so OVMS's own tags keep their meaning.
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
+
+from ovms_notebook.framework.tags import split_tag_index_name
 
 
 class StreamKind(enum.Enum):
@@ -48,6 +49,7 @@ class StreamKind(enum.Enum):
     STRINGS = "STRINGS"
     MATRIX = "MATRIX"
     MP_IMAGE = "MP_IMAGE"
+    PROTO = "PROTO"  # a serialized MediaPipe proto; the message type is read from the graph
 
 
 #: OVMS's tag prefixes, in OVMS's order (no prefix is a prefix of another, so order is moot).
@@ -75,18 +77,20 @@ UNSUPPORTED_KINDS: frozenset[StreamKind] = frozenset(
     {StreamKind.REQUEST, StreamKind.RESPONSE, StreamKind.TFLITE_TENSOR}
 )
 
-# MediaPipe's own TAG:index:name grammar (tool/validate_name.cc), as its error message prints it.
-_STREAM = re.compile(r"(?:(?P<tag>[A-Z_][A-Z0-9_]*):(?:(?P<index>0|[1-9][0-9]*):)?)?(?P<name>[a-z_][a-z0-9_]*)")
-
 
 @dataclass(frozen=True)
 class StreamSpec:
-    """One graph-level stream: its tag ("" when none), index (None when not written), name and kind."""
+    """One graph-level stream: its tag ("" when none), index (None when not written), name and kind.
+
+    `message` is the full proto name a `PROTO` input carries (e.g. `mediapipe.NormalizedLandmarkList`),
+    read from the graph when it loads; "" for every other stream.
+    """
 
     tag: str
     index: int | None
     name: str
     kind: StreamKind
+    message: str = ""
 
 
 def kind_of_tag(tag: str) -> StreamKind:
@@ -109,12 +113,11 @@ def parse_stream(spec: str) -> StreamSpec:
 
     ValueError when the text is not a stream MediaPipe would accept.
     """
-    match = _STREAM.fullmatch(spec)
-    if match is None:
+    try:
+        tag, index, name = split_tag_index_name(spec)
+    except ValueError:
         raise ValueError(
             f'stream {spec!r} is not "name", "TAG:name" or "TAG:index:name" '
             f"(TAG like [A-Z_][A-Z0-9_]*, index a non-negative integer, name like [a-z_][a-z0-9_]*)"
-        )
-    tag = match["tag"] or ""
-    index = int(match["index"]) if match["index"] is not None else None
-    return StreamSpec(tag=tag, index=index, name=match["name"], kind=kind_of_tag(tag))
+        ) from None
+    return StreamSpec(tag=tag, index=index, name=name, kind=kind_of_tag(tag))

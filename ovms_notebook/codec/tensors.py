@@ -1,7 +1,7 @@
 """KServe request tensors read and validated exactly as OVMS does, with OVMS's error texts.
 
 Each tensor kind has OVMS's own order of checks and wording
-(`kfs_graph_executor_impl.cpp`, spec §5.2/§5.3): the OpenVINO tensor
+(OVMS's `src/kfs_frontend/kfs_graph_executor_impl.cpp`): the OpenVINO tensor
 (untagged and `OVTENSOR` streams), `mediapipe::Tensor` (`TENSOR`),
 `tensorflow::Tensor` (`TFTENSOR`) and `pyovms.Tensor` (`OVMS_PY_TENSOR`).
 Every reader returns a `TensorValue` with little-endian bytes, or raises
@@ -46,7 +46,8 @@ _NARROW_INTEGERS = ("INT8", "INT16", "UINT8", "UINT16")  # the ones a wider type
 
 
 def check_request_coherency(request: pb.ModelInferRequest) -> None:
-    """OVMS's raw-versus-typed rules for a whole request (spec §1): INVALID_MESSAGE_STRUCTURE otherwise."""
+    """OVMS's raw-versus-typed rules for a whole request (src/kfs_frontend/kfs_utils.cpp):
+    INVALID_MESSAGE_STRUCTURE otherwise."""
     if not request.raw_input_contents:
         return
     if len(request.raw_input_contents) != len(request.inputs):

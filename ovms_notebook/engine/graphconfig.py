@@ -8,37 +8,24 @@ later (unknown stream names, unsupported kinds) is settled here, once.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import hashlib
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from google.protobuf import text_format
 
 from ovms_notebook.codec import StreamKind, StreamSpec, parse_stream
+from ovms_notebook.codec.proto_inputs import resolve_proto_inputs
+from ovms_notebook.engine.python.api import Registry, default_registry
+from ovms_notebook.engine.python.scheduler import PythonGraph
 from ovms_notebook.engine.split import Split, split_graph
 from ovms_notebook.errors import GraphLoadError
-from ovms_notebook.framework.protos import parse_graph_config
+from ovms_notebook.framework.protos import GraphConfig, parse_graph_config
 from ovms_notebook.framework.subgraphs import expand_subgraphs
 
-#: The side packet OVMS reserves for its map of Python node resources (spec §6.4); clients cannot set it.
+#: The side packet OVMS reserves for its map of Python node resources (OVMS's
+#: src/mediapipe_internal/side_packet_builder.cpp); clients cannot set it.
 RESERVED_SIDE_PACKET = "py"
-
-# Modules that register calculators on the Python side when imported: OVMS's (PythonExecutor, OpenVINO...)
-# and the toolkit's own (DetectionTrackerCalculator).
-_OVMS_CALCULATOR_MODULES = (
-    "ovms_notebook.calculators.ovms_python",
-    "ovms_notebook.calculators.openvino",
-    "ovms_notebook.calculators.tracking",
-    "ovms_notebook.calculators.render",
-    "ovms_notebook.calculators.render_shapes",
-    "ovms_notebook.calculators.iris",
-    "ovms_notebook.calculators.tflite",
-)
 
 # Kinds OVMS refuses at graph inputs/outputs, or that need OVMS's C++ calculators.
 _UNSUPPORTED_IO = {
@@ -53,11 +40,13 @@ class GraphSpec:
     """A validated graph: config, input/output streams by name, declared side packets."""
 
     text: str
-    config: object  # mediapipe.framework.calculator_pb2.CalculatorGraphConfig
+    config: GraphConfig  # mediapipe.framework.calculator_pb2.CalculatorGraphConfig
     inputs: dict[str, StreamSpec]
     outputs: dict[str, StreamSpec]
     side_packets: tuple[str, ...]
     md5: str = field(default="")
+    #: The graph folder's own subgraphs it was expanded with (type -> pbtxt text).
+    subgraphs: Mapping[str, str] = field(default_factory=dict)
     split: Split | None = field(default=None)  # set when some nodes run on the Python side
     #: Side packets the Python half gets at every start, beside the request's: OVMS's `py` map of loaded
     #: Python node handlers and each OpenVINO session node's SESSION (set by `bind_resources`).
@@ -74,10 +63,15 @@ class GraphSpec:
         return list(self.outputs)
 
 
-def parse_graph(text: str) -> GraphSpec:
-    """Parse pbtxt text and apply OVMS's load-time rules; raises GraphLoadError with the reason."""
+def parse_graph(text: str, subgraphs: Mapping[str, str] | None = None) -> GraphSpec:
+    """Parse pbtxt text and apply OVMS's load-time rules; raises GraphLoadError with the reason.
+
+    `subgraphs` are the graph folder's own subgraphs (type -> pbtxt text, see `folder_subgraphs`), expanded
+    like the package's own.
+    """
     try:
-        config = expand_subgraphs(parse_graph_config(text))  # subgraphs the wheel lacks, inlined (runtime/subgraphs)
+        # subgraphs the wheel lacks (ours, then the folder's), inlined (framework/subgraphs)
+        config = expand_subgraphs(parse_graph_config(text), subgraphs)
     except text_format.ParseError as error:
         raise GraphLoadError(f"graph pbtxt does not parse: {error}") from error
     inputs = _streams(config.input_stream, "input")
@@ -94,6 +88,8 @@ def parse_graph(text: str) -> GraphSpec:
         if split.native is not None:
             _dry_run(split.native)
         _check_python(split.python)
+    # after the dry run: MediaPipe's validation then runs on a graph it accepts
+    inputs = resolve_proto_inputs(inputs, config if split.python is None else split.native)
     return GraphSpec(
         text=text,
         config=config,
@@ -101,64 +97,19 @@ def parse_graph(text: str) -> GraphSpec:
         outputs=outputs,
         side_packets=side_packets,
         md5=hashlib.md5(text.encode()).hexdigest(),
+        subgraphs=dict(subgraphs or {}),
         split=split if split.python is not None else None,
     )
 
 
-def bind_resources(spec: GraphSpec, base_path: str | Path, graph_name: str, models: Any) -> GraphSpec:
-    """What a graph definition holds once loaded, as OVMS's definition does: Python node handlers and sessions.
-
-    Every `PythonExecutorCalculator` node's handler is imported and `initialize`d
-    (one model per node, shared by every graph instance; spec §7.3) and handed
-    to each run as the side packet `py`; every `OpenVINOModelServerSessionCalculator`
-    node gets a session on `models` (the model repository) for its servable.
-    GraphLoadError (OVMS's status name and text) when a node would not load in OVMS.
-    """
-    split = spec.split
-    if split is None or split.python is None:
-        return spec
-    from ovms_notebook.calculators.openvino import bind_sessions
-    from ovms_notebook.calculators.python_cache import load_python_nodes
-    from ovms_notebook.calculators.python_handlers import PythonNodeError
-
-    try:
-        resources = load_python_nodes(split.python, base_path, graph_name)
-    except PythonNodeError as error:
-        raise GraphLoadError(f"{error.status}: {error}") from error
-    bound, sessions = bind_sessions(split.python, models)
-    side: dict[str, object] = dict(sessions)
-    side[RESERVED_SIDE_PACKET] = resources  # OVMS always passes `py`, even to graphs without Python nodes
-    return dataclasses.replace(spec, split=dataclasses.replace(split, python=bound), python_side_packets=side)
-
-
-def release_resources(spec: GraphSpec | None, keep: GraphSpec | None = None) -> None:
-    """A definition is retired or replaced: finalize its Python node handlers once no run uses them.
-
-    Handlers `keep` (the replacing definition) shares are left alone.
-    """
-    if spec is None or not spec.python_side_packets:
-        return
-    from ovms_notebook.calculators.python_cache import release_loaded
-
-    kept = keep.python_side_packets.get(RESERVED_SIDE_PACKET, {}) if keep is not None else {}
-    release_loaded(spec.python_side_packets.get(RESERVED_SIDE_PACKET, {}), kept)  # type: ignore[arg-type]
-
-
-def python_registry() -> Mapping[str, object]:
-    """Calculators that run on the Python side: OVMS's own and those registered in a notebook."""
-    from ovms_notebook.engine.python.api import default_registry
-
-    for module in _OVMS_CALCULATOR_MODULES:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(module)
+def python_registry() -> Registry:
+    """Calculators that run on the Python side: the library's (the default registry loads them on first
+    use, see `ovms_notebook.calculators.builtin`) and those registered in a notebook."""
     return default_registry
 
 
-def _check_python(config: object) -> None:
-    from ovms_notebook.calculators.openvino import bind_sessions
-    from ovms_notebook.engine.python.scheduler import PythonGraph
-
-    bound, _ = bind_sessions(config, None)  # session nodes take their SESSION as input, as the engine runs them
+def _check_python(config: GraphConfig) -> None:
+    bound = default_registry.prepare(config)  # e.g. session nodes take their SESSION as input, as the engine runs them
     try:
         PythonGraph(bound)
     except ValueError as error:
@@ -180,7 +131,7 @@ def _streams(declared: object, side: str) -> dict[str, StreamSpec]:
     return streams
 
 
-def _dry_run(config: object) -> None:
+def _dry_run(config: GraphConfig) -> None:
     """Build the native graph once, as OVMS's load-time `Initialize` does: unknown calculators fail here."""
     import mediapipe as mp
 

@@ -1,6 +1,6 @@
 """One running native MediaPipe graph, guarded against the bindings' sharp edges.
 
-The wheel's bindings abort the process on several misuses (notes/): pushing to
+The wheel's bindings abort the process on several misuses (probed on the 0.10.21 wheel): pushing to
 an unknown stream, starting twice, observing after start, a callback that
 raises. `NativeGraph` is the only code that touches `mp.CalculatorGraph`, and
 it rules those out: streams are checked against the parsed spec, the
@@ -11,7 +11,6 @@ that blocked would stall every graph in the kernel.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
@@ -65,7 +64,7 @@ def graph_error_status(message: str) -> OvmsStatus:
     """OVMS's status for a graph error, from the wheel's combined error message.
 
     The wheel writes `CODE: CalculatorGraph::Run() failed: \\n; <error>`; OVMS's
-    build prints the same without the stray "; " after the newline (spec §2.2).
+    build prints the same without the stray "; " after the newline (OVMS's `src/status.cpp` text).
     FailedPrecondition errors map to MEDIAPIPE_PRECONDITION_FAILED, the rest to
     MEDIAPIPE_EXECUTION_ERROR.
     """
@@ -175,8 +174,10 @@ class NativeGraph:
         with self._lock:
             if self._state == "running" and name not in self._closed_inputs:
                 self._closed_inputs.add(name)
-                with contextlib.suppress(Exception):  # an error is recorded on the graph; close() reports it
+                try:
                     self._graph.close_input_stream(name)
+                except Exception as error:  # an error is recorded on the graph; close() reports it
+                    log.info('input "%s" not closed: %s (close() reports the graph\'s error)', name, error)
 
     def has_error(self) -> bool:
         """True once the graph recorded an error (it then accepts nothing more)."""
@@ -186,8 +187,10 @@ class NativeGraph:
         """Let every packet pushed so far be processed (errors are reported by close)."""
         with self._lock:
             if self._state == "running" and not self._graph.has_error():
-                with contextlib.suppress(Exception):  # recorded on the graph; close() reports it
+                try:
                     self._graph.wait_until_idle()
+                except Exception as error:  # recorded on the graph; close() reports it
+                    log.info("native graph stopped waiting for idle: %s (close() reports the graph's error)", error)
 
     def close(self) -> OvmsStatus | None:
         """Close every input, wait until done; the graph's error as an OVMS status, or None. Idempotent."""
@@ -214,7 +217,7 @@ class NativeGraph:
         if self._trace is not None:
             self._trace.read(final=True)
             _release_later(self._graph, self._trace)
-        self._graph = None  # type: ignore[assignment]
+        self._graph = None
 
     def trace_events(self) -> list[TraceEvent]:
         """The trace events recorded so far (Unix µs; [] without tracing): MediaPipe writes them every
@@ -236,6 +239,8 @@ class NativeGraph:
         try:
             return self._graph.get_combined_error_message() if self._graph.has_error() else ""
         except Exception:
+            log.warning("MediaPipe's combined error message could not be read; reporting the exception instead",
+                        exc_info=True)
             return ""
 
 
@@ -263,15 +268,3 @@ def _absl_text(error: Exception) -> str:
     """An absl-like `CODE: message` text from the wheel's exception classes (ValueError = INVALID_ARGUMENT)."""
     code = "INVALID_ARGUMENT" if isinstance(error, ValueError) else "INTERNAL"
     return f"{code}: {error}"
-
-
-def make_graph(spec: GraphSpec, sink: PacketSink, *, trace: bool = False) -> NativeGraph:
-    """The right engine for a graph: one native graph, or native + Python halves joined at the cut.
-
-    With `trace` the graph records an execution trace (`graph.trace(origin_us)`).
-    """
-    if spec.split is None:
-        return NativeGraph(spec, sink, trace=trace)
-    from ovms_notebook.engine.hybrid import HybridGraph
-
-    return HybridGraph(spec, sink, spec.split, trace=trace)  # type: ignore[return-value]

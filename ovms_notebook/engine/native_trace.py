@@ -1,6 +1,6 @@
 """MediaPipe's own tracer, switched on in a graph config and read back as `TraceEvent`s.
 
-What the 0.10.21 wheel does (notes §(d), and measured for this module):
+What the 0.10.21 wheel does (probed and measured for this module):
 `profiler_config { trace_enabled: true trace_log_path: "<dir>/" }` makes the
 graph write `GraphProfile` protos to `<dir>/<n>.binarypb`; every
 `trace_log_interval_usec` (500 ms by default) a task on the graph's default
@@ -32,6 +32,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ovms_notebook.framework.protos import GraphConfig
 from ovms_notebook.framework.trace import INPUT, PROCESS, Hop, Trace, TraceEvent, build_trace, order_nodes
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ _FILE = re.compile(r"^(\d+)\.binarypb$")
 _MANY_FILES = 2**31 - 1
 
 
-def with_tracing(config: object, directory: str | Path, *, interval_usec: int = DEFAULT_INTERVAL_USEC) -> object:
+def with_tracing(config: GraphConfig, directory: str | Path, *,
+                 interval_usec: int = DEFAULT_INTERVAL_USEC) -> GraphConfig:
     """A copy of `config` (a CalculatorGraphConfig) whose run writes its trace into `directory`.
 
     Other `profiler_config` settings of the graph are kept; the ones that say where and how often the trace
@@ -55,7 +57,7 @@ def with_tracing(config: object, directory: str | Path, *, interval_usec: int = 
     from mediapipe.framework import calculator_pb2
 
     copy = calculator_pb2.CalculatorGraphConfig()
-    copy.CopyFrom(config)  # type: ignore[arg-type]
+    copy.CopyFrom(config)
     profiler = copy.profiler_config
     profiler.trace_enabled = True
     profiler.enable_profiler = True
@@ -68,26 +70,26 @@ def with_tracing(config: object, directory: str | Path, *, interval_usec: int = 
     return copy
 
 
-def _spare_thread(config: object) -> bool:
+def _spare_thread(config: GraphConfig) -> bool:
     """Give the default executor one thread more than MediaPipe would; False when it is no thread pool."""
     from mediapipe.framework import thread_pool_executor_pb2
 
     extension = thread_pool_executor_pb2.ThreadPoolExecutorOptions.ext
-    default = next((e for e in config.executor if not e.name), None)  # type: ignore[attr-defined]
+    default = next((e for e in config.executor if not e.name), None)
     if default is None:
-        default = config.executor.add()  # type: ignore[attr-defined]
+        default = config.executor.add()
     elif default.type not in ("", "ThreadPoolExecutor"):
         return False
     options = default.options.Extensions[extension]
     threads = options.num_threads
     if threads <= 0:  # MediaPipe's choice (CalculatorGraph::InitializeDefaultExecutor)
-        nodes = max(_expanded_node_count(config), len(config.packet_generator), 1)  # type: ignore[attr-defined]
+        nodes = max(_expanded_node_count(config), len(config.packet_generator), 1)
         threads = min(os.cpu_count() or 1, nodes)
     options.num_threads = threads + 1
     return True
 
 
-def _expanded_node_count(config: object) -> int:
+def _expanded_node_count(config: GraphConfig) -> int:
     """How many nodes the graph has once its subgraphs are expanded (what MediaPipe sizes its executor by)."""
     try:
         from mediapipe.framework import calculator_pb2
@@ -97,14 +99,14 @@ def _expanded_node_count(config: object) -> int:
         validated.initialize(graph_config=config)
         return len(calculator_pb2.CalculatorGraphConfig.FromString(validated.binary_config).node)
     except Exception:  # the graph will say what is wrong with it when it is built
-        return len(config.node)  # type: ignore[attr-defined]
+        return len(config.node)
 
 
-def canonical_names(config: object) -> list[str]:
+def canonical_names(config: GraphConfig) -> list[str]:
     """MediaPipe's canonical names (`tool::CanonicalNodeName`) of a config's top-level nodes, in pbtxt order."""
     from ovms_notebook.engine.python.validate import canonical_node_name
 
-    return [canonical_node_name(config, i) for i in range(len(config.node))]  # type: ignore[attr-defined]
+    return [canonical_node_name(config, i) for i in range(len(config.node))]
 
 
 def display_name(canonical: str, top_level: Mapping[str, str]) -> str:
@@ -271,7 +273,7 @@ def _add(event: TraceEvent, events: list[TraceEvent], pending: dict[tuple[str, i
 def read_trace(
     directory: str | Path,
     *,
-    config: object | None = None,
+    config: GraphConfig | None = None,
     origin_us: int | None = None,
 ) -> Trace:
     """The trace MediaPipe wrote into `directory` (the `trace_log_path` prefix `<dir>/`), files left in place.

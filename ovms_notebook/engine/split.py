@@ -4,7 +4,7 @@ Nodes whose calculator is registered on the Python side (OVMS's calculators the
 wheel lacks, and calculators written in a notebook) run on our scheduler; the
 rest run in one native `CalculatorGraph`. Every stream that crosses between the
 two becomes an extra graph input on the consuming side and an extra graph
-output on the producing side (DESIGN.md, "Engine").
+output on the producing side (engine/hybrid.py joins the halves).
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from ovms_notebook.codec import parse_stream
+from ovms_notebook.errors import GRAPH_CONFIG_PREFIX, GraphLoadError
+from ovms_notebook.framework.protos import GraphConfig
+from ovms_notebook.framework.tags import parse_tag_index, parse_tag_index_name
 
 
 @dataclass(frozen=True)
@@ -42,21 +45,21 @@ def _names(specs: Iterable[str]) -> list[str]:
     return [parse_stream(spec).name for spec in specs]
 
 
-def python_side(config: object, registry: Mapping[str, object]) -> list[int]:
+def python_side(config: GraphConfig, registry: Mapping[str, object]) -> list[int]:
     """Indexes of the nodes that run on the Python side."""
-    return [i for i, node in enumerate(config.node) if node.calculator in registry]  # type: ignore[attr-defined]
+    return [i for i, node in enumerate(config.node) if node.calculator in registry]
 
 
-def split_graph(config: object, registry: Mapping[str, object]) -> Split:
+def split_graph(config: GraphConfig, registry: Mapping[str, object]) -> Split:
     """Cut `config` (a CalculatorGraphConfig) into its native and Python halves."""
     from mediapipe.framework import calculator_pb2
 
     python_nodes = set(python_side(config, registry))
-    graph_inputs = _names(config.input_stream)  # type: ignore[attr-defined]
-    graph_outputs = _names(config.output_stream)  # type: ignore[attr-defined]
+    graph_inputs = _names(config.input_stream)
+    graph_outputs = _names(config.output_stream)
     producer: dict[str, str] = {name: "input" for name in graph_inputs}
     consumers: dict[str, set[str]] = {}
-    for index, node in enumerate(config.node):  # type: ignore[attr-defined]
+    for index, node in enumerate(config.node):
         side = "python" if index in python_nodes else "native"
         for name in _names(node.output_stream):
             producer[name] = side
@@ -76,7 +79,7 @@ def split_graph(config: object, registry: Mapping[str, object]) -> Split:
     python_outputs = tuple(n for n in graph_outputs if producer.get(n) == "python")
 
     def half(side: str, inputs: Iterable[str], outputs: Iterable[str]) -> object | None:
-        nodes = [node for i, node in enumerate(config.node) if (i in python_nodes) == (side == "python")]  # type: ignore[attr-defined]
+        nodes = [node for i, node in enumerate(config.node) if (i in python_nodes) == (side == "python")]
         if not nodes:
             return None
         part = calculator_pb2.CalculatorGraphConfig()
@@ -99,19 +102,25 @@ def split_graph(config: object, registry: Mapping[str, object]) -> Split:
 
 
 def _back_edges(node: object) -> set[str]:
-    """Names of `node`'s input streams marked `back_edge` in its input_stream_info."""
+    """Names of `node`'s input streams marked `back_edge` in its input_stream_info.
+
+    GraphLoadError with MediaPipe's text when a `tag_index` is not MediaPipe's `TAG:index`.
+    """
     marked = set()
     for info in node.input_stream_info:  # type: ignore[attr-defined]
         if info.back_edge:
-            tag, _, index = info.tag_index.partition(":")
-            marked.add((tag, int(index or 0)))
-    names, seen = set(), {}
+            try:
+                marked.add(parse_tag_index(info.tag_index))
+            except ValueError as error:
+                raise GraphLoadError(f"MediaPipe rejected the graph: {GRAPH_CONFIG_PREFIX}{error}") from None
+    names: set[str] = set()
+    untagged = 0
     for spec in node.input_stream:  # type: ignore[attr-defined]
-        parsed = parse_stream(spec)
-        position = parsed.index if parsed.index is not None else seen.get(parsed.tag, 0)
-        seen[parsed.tag] = position + 1
-        if (parsed.tag, position) in marked:
-            names.add(parsed.name)
+        tag, index, name = parse_tag_index_name(spec)
+        if index == -1:  # a bare name: its index is its position among the untagged streams
+            index, untagged = untagged, untagged + 1
+        if (tag, index) in marked:
+            names.add(name)
     return names
 
 

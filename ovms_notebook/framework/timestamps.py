@@ -2,7 +2,8 @@
 
 MediaPipe's special timestamps sit at both ends of int64; only the range in
 between may stamp a packet. Passing a special value to the native bindings
-aborts the process, so every timestamp is checked here first (spec §3).
+aborts the process, so every timestamp is checked here first (OVMS's rules, from its
+src/kfs_frontend/kfs_graph_executor_impl.cpp).
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from collections.abc import Mapping
 from typing import Literal
 
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
+from ovms_notebook.proto.wire import TIMESTAMP_PARAMETER as TIMESTAMP_PARAMETER  # re-export
 from ovms_notebook.status import OvmsStatus, StatusCode
-
-TIMESTAMP_PARAMETER = "OVMS_MP_TIMESTAMP"
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1

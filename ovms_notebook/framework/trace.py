@@ -1,10 +1,10 @@
 """A stream's execution trace: which node ran at which input timestamp, when, on which thread, fed by what.
 
-Native nodes' events come from MediaPipe's own tracer (`runtime.trace_native`),
-Python-side nodes record theirs (`nodes.tracing`); both become `TraceEvent`s
+Native nodes' events come from MediaPipe's own tracer (`engine.native_trace`),
+Python-side nodes record theirs (`engine.python.tracing`); both become `TraceEvent`s
 on one clock, microseconds since the stream opened, so one `Trace` shows a
 hybrid graph end to end. A `Trace` is plain data: the drawing lives in
-`widgets.trace_plot`.
+`widgets.trace_plot`, which registers it with `ovms_notebook.display`.
 
     trace = server.trace_for(client)          # after a stream opened with StreamClient(..., trace=True)
     trace.timestamps("tracker")               # [0, 1, 2, 3]: input timestamps of the node's Process() calls
@@ -17,6 +17,8 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
+
+from ovms_notebook import display
 
 #: The lane of packets added to the graph's input streams (MediaPipe's node id -1).
 INPUT = "(graph input)"
@@ -148,14 +150,8 @@ class Trace:
         return f"<Trace: {len(self.nodes)} nodes, {calls} Process() calls, {len(self.events)} events, {span:.1f} ms>"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        """A one-line summary, plus the drawing as a PNG when matplotlib is there."""
-        bundle: dict[str, Any] = {"text/plain": repr(self)}
-        try:
-            from ovms_notebook.widgets.trace_plot import trace_png
-        except ImportError:
-            return bundle
-        bundle["image/png"] = trace_png(self)
-        return bundle
+        """A one-line summary, plus the drawing as a PNG when the widgets (matplotlib) are there."""
+        return display.mimebundle(self, **kwargs)
 
 
 def build_trace(

@@ -1,7 +1,7 @@
 """config.json entries for models: which `model_config_list` entries are models, and their settings.
 
 An entry `{"config": {"name": ..., "base_path": ...}}` whose base path holds
-no graph pbtxt is a model (spec §6.1); the models of a graph's subconfig
+no graph pbtxt is a model (OVMS's `src/modelmanager.cpp`); the models of a graph's subconfig
 (`<base_path>/subconfig.json`) are ordinary models too. Relative base paths
 resolve against the directory of the file that names them. Supported keys:
 `name`, `base_path`, `target_device`, `plugin_config`,
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ovms_notebook.errors import ConfigError
+from ovms_notebook.ovms_config import base_path, json_list, load_json, read_config
 
 log = logging.getLogger(__name__)
 
@@ -90,35 +91,18 @@ class ModelEntry:
         return config
 
 
-def read_model_entries(config_path: str | Path) -> list[ModelEntry]:
+def read_model_entries(config_path: str | Path, *, validate: bool = True) -> list[ModelEntry]:
     """The model entries of a config.json: `model_config_list` entries without a graph, then the models of every
-    graph's subconfig (spec §6.1). Duplicate names: the first wins, with a warning, as in OVMS."""
-    config_path = Path(config_path).expanduser().resolve()
-    document = _load_json(config_path)
-    root = config_path.parent
-    entries: list[ModelEntry] = []
-    graph_bases: list[tuple[Path, str | None]] = []
-    for index, item in enumerate(_list(document, "model_config_list", config_path)):
-        where = f"{config_path}: model_config_list[{index}].config"
-        if not isinstance(item, dict) or not isinstance(item.get("config"), dict):
-            raise ConfigError(f"{config_path}: model_config_list[{index}] must be an object with a 'config' object")
-        config = item["config"]
-        base = _base_path(config, root, where)
-        if (base / str(config.get("graph_path") or "graph.pbtxt")).is_file():
-            graph_bases.append((base, config.get("subconfig")))
-            continue
-        entries.append(_entry(config, base, where))
-    for index, item in enumerate(_list(document, "mediapipe_config_list", config_path)):
-        if isinstance(item, dict) and isinstance(item.get("name"), str):
-            graph_bases.append((_base_path(item, root, f"{config_path}: mediapipe_config_list[{index}]"),
-                                item.get("subconfig")))
-    for base, subconfig in graph_bases:
-        entries.extend(_subconfig_entries(base, subconfig, config_path))
+    graph's subconfig (OVMS's order). Duplicate names: the first wins, with a warning, as in OVMS."""
+    config = read_config(config_path, validate=validate)
+    entries = [_entry(model.settings, model.base_path, model.where) for model in config.models]
+    for graph in config.subconfig_graphs:
+        entries.extend(_subconfig_entries(graph.base_path, graph.subconfig, config.path))
     unique: dict[str, ModelEntry] = {}
     for entry in entries:
         if entry.name in unique:
             if unique[entry.name] != entry:
-                log.warning("%s: model name %r appears twice; the first entry wins (as in OVMS)", config_path,
+                log.warning("%s: model name %r appears twice; the first entry wins (as in OVMS)", config.path,
                             entry.name)
             continue
         unique[entry.name] = entry
@@ -161,7 +145,7 @@ def subconfig_problem(base: Path, subconfig: object, main_config: Path | None) -
     if problem is not None:
         return problem
     try:
-        document = _load_json(path.resolve())
+        document = load_json(path.resolve())
     except ConfigError:
         return None  # reported when its models are read
     for item in document.get("model_config_list", []) if isinstance(document.get("model_config_list"), list) else []:
@@ -184,43 +168,14 @@ def _subconfig_entries(base: Path, subconfig: object, main_config: Path) -> list
     if path is None:
         return []
     path = path.resolve()
-    document = _load_json(path)
+    document = load_json(path)
     entries = []
-    for index, item in enumerate(_list(document, "model_config_list", path)):
+    for index, item in enumerate(json_list(document, "model_config_list", path)):
         where = f"{path}: model_config_list[{index}].config"
         if not isinstance(item, dict) or not isinstance(item.get("config"), dict):
             raise ConfigError(f"{path}: model_config_list[{index}] must be an object with a 'config' object")
-        entries.append(_entry(item["config"], _base_path(item["config"], path.parent, where), where))
+        entries.append(_entry(item["config"], base_path(item["config"], path.parent, where), where))
     return entries
-
-
-def _load_json(path: Path) -> dict:
-    try:
-        document = json.loads(path.read_text())
-    except OSError as error:
-        raise ConfigError(f"{path} cannot be read: {error.strerror or error}") from error
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{path} is not valid JSON: {error}") from error
-    if not isinstance(document, dict):
-        raise ConfigError(f"{path}: expected a JSON object at the top level, got {type(document).__name__}")
-    return document
-
-
-def _list(document: dict, key: str, path: Path) -> list:
-    value = document.get(key, [])
-    if not isinstance(value, list):
-        raise ConfigError(f"{path}: '{key}' must be a list, got {type(value).__name__}")
-    return value
-
-
-def _base_path(config: dict, root: Path, where: str) -> Path:
-    name = config.get("name")
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"{where} needs a non-empty string 'name', got {name!r}")
-    base = config.get("base_path") or name
-    if not isinstance(base, str):
-        raise ConfigError(f"{where}.base_path must be a string, got {type(base).__name__}")
-    return (root / Path(base).expanduser()).resolve()
 
 
 def _entry(config: dict, base: Path, where: str) -> ModelEntry:

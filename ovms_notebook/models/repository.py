@@ -183,11 +183,11 @@ class ModelRepository:
                 continue
             vanished = [v for n, v in old.versions.items()
                         if n not in versions and v.state is not VersionState.RETIRED]
-            merged = {}
+            merged: dict[int, ModelVersion] = {}
             for number, fresh in versions.items():
                 kept = old.versions.get(number)
                 keep = kept is not None and kept.state is VersionState.AVAILABLE and kept.path == fresh.path
-                merged[number] = kept if keep else fresh
+                merged[number] = kept if kept is not None and keep else fresh
             _retire(vanished)
             for number, version in old.versions.items():
                 if number not in merged:

@@ -17,11 +17,14 @@ error here.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
 
 from ovms_notebook.codec.datatypes import TYPED_FIELDS, element_count, shape_to_string
 from ovms_notebook.codec.tensors import check_request_coherency, typed_data
 from ovms_notebook.models.repository import ModelRepository, ModelVersion, TensorSpec, parse_version
+from ovms_notebook.models.tensors import TensorMetadata
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
 from ovms_notebook.status import OvmsStatus, StatusCode
 
@@ -59,7 +62,17 @@ def model_ready(models: ModelRepository, request: pb.ModelReadyRequest) -> pb.Mo
     return pb.ModelReadyResponse(ready=version.ready())
 
 
-def metadata_dict(models: ModelRepository, name: str, version: str = "") -> dict[str, object]:
+class ModelMetadata(TypedDict):
+    """KServe's `ModelMetadataResponse` as a dict."""
+
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+
+
+def metadata_dict(models: ModelRepository, name: str, version: str = "") -> ModelMetadata:
     """The ModelMetadata answer as a dict: name, versions (every available one), platform, inputs and
     outputs sorted by name with their KServe datatypes and shapes (-1 = dynamic)."""
     found = _lookup(models, name, version, exact_zero=True).require()

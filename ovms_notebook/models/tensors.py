@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -83,9 +83,17 @@ class TensorSpec:
             return True
         return len(shape) == len(self.bounds) and all(self.dimension_matches(i, d) for i, d in enumerate(shape))
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> TensorMetadata:
         """The KServe `TensorMetadata` of this tensor as a dict."""
         return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+
+
+class TensorMetadata(TypedDict):
+    """KServe's `TensorMetadata` message as a dict."""
+
+    name: str
+    datatype: str
+    shape: list[int]
 
 
 def port_tensor_spec(port: Any) -> TensorSpec:

@@ -6,7 +6,7 @@ and compiled the first time it runs. A read or compile failure is recorded on
 the version (state FAILED, `error` says why), never raised at load, so one
 bad model does not stop the others. Compilation uses `INFERENCE_PRECISION_HINT`
 f32 on CPU unless the entry's `plugin_config` sets it (this CPU defaults to
-bf16, which drifts from TFLite by several percent; see DESIGN.md).
+bf16, which drifts from TFLite by several percent).
 
 Which versions exist and which are served is models/repository.py's concern;
 this module is the only one that calls OpenVINO for a model.

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 __all__ = ["UNCONVERTIBLE", "WheelModel", "wheel_model_repository", "wheel_models", "wheel_modules_dir"]
 
 _CUSTOM_OP = "uses MediaPipe's custom TFLite op {op}, which OpenVINO's TFLite frontend cannot convert"
-#: Wheel models OpenVINO 2026.4 cannot read, and why (probed: notes/mediapipe-0.10.21-probes.md §6).
+#: Wheel models OpenVINO 2026.4 cannot read, and why (probed on the mediapipe 0.10.21 wheel).
 UNCONVERTIBLE: dict[str, str] = {
     "face_landmark_with_attention": _CUSTOM_OP.format(op="Landmarks2TransformMatrix"),
     "selfie_segmentation": _CUSTOM_OP.format(op="Convolution2DTransposeBias"),

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from ovms_notebook.portability.check import DEFAULT_OVMS_VERSION
+
+if TYPE_CHECKING:
+    from ovms_notebook.portability.check import Report
+    from ovms_notebook.portability.export import Exported
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -31,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from ovms_notebook.portability.check import check
     from ovms_notebook.portability.export import export
 
+    result: Report | Exported
     try:
         if args.command == "check":
             result = check(args.config, ovms_version=args.ovms_version, timestamps=args.timestamps,

@@ -23,6 +23,7 @@ from typing import Any
 from ovms_notebook.codec.streams import TENSOR_KINDS, StreamKind, parse_stream
 from ovms_notebook.engine.python.api import Calculator
 from ovms_notebook.errors import ConfigError
+from ovms_notebook.framework.protos import GraphConfig
 from ovms_notebook.portability.check import DEFAULT_OVMS_VERSION, Finding, Report, check
 from ovms_notebook.portability.handler import NotExportable, handler_source
 from ovms_notebook.portability.registry import OVMS_EMULATED
@@ -74,7 +75,7 @@ def _entries(source: Path) -> tuple[list[GraphEntry], dict]:
         base = source.resolve().parent
         return [GraphEntry(base.name, base, source.resolve(), None)], {"model_config_list": []}
     path = find_config(source)
-    return read_entries(path), json.loads(path.read_text())
+    return read_entries(path, validate=False), json.loads(path.read_text())
 
 
 def _graph_names(names: list[str], models: set[str]) -> dict[str, str]:
@@ -108,18 +109,14 @@ def _copy_models(document: dict, root: Path, out_dir: Path, graph_names: set[str
     return models
 
 
-def _graph_config(text: str) -> Any:
-    """The pbtxt parsed as a `CalculatorGraphConfig` (mediapipe's protos carry no type information: Any)."""
-    from mediapipe.framework import calculator_pb2
-
+def _graph_config(text: str) -> GraphConfig:
+    """The pbtxt parsed as a `CalculatorGraphConfig`."""
     from ovms_notebook.framework.protos import parse_graph_config
 
-    config = parse_graph_config(text)
-    assert isinstance(config, calculator_pb2.CalculatorGraphConfig)
-    return config
+    return parse_graph_config(text)
 
 
-def _convert(graph: str, config: Any, folder: Path, exported: Exported) -> bool:
+def _convert(graph: str, config: GraphConfig, folder: Path, exported: Exported) -> bool:
     """Turn each notebook calculator node of `config` into a PythonExecutorCalculator; True when any changed."""
     from ovms_notebook.calculators.proto.ovms_calculators_pb2 import PythonExecutorCalculatorOptions
     from ovms_notebook.engine.graphconfig import python_registry
@@ -209,7 +206,7 @@ def _rewrite(node: Any, name: str, options: object) -> None:
     node.node_options.add().Pack(options)
 
 
-def _retag_graph_streams(config: Any, consumers: dict, producers: dict) -> None:
+def _retag_graph_streams(config: GraphConfig, consumers: dict, producers: dict) -> None:
     """Graph inputs read only by Python nodes and outputs they produce carry pyovms Tensors: tag OVMS_PY_TENSOR."""
     for field_name in ("input_stream", "output_stream"):
         streams = getattr(config, field_name)

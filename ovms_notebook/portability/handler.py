@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ovms_notebook.engine.python.api import Calculator
+from ovms_notebook.errors import NotExportable
 from ovms_notebook.portability.source import class_source
 
 #: Calculator helpers with no counterpart in OVMS's Python node API.
@@ -116,14 +117,6 @@ class OvmsPythonModel:
             tensors.append(Tensor(OUTPUTS[key], array, shape=array.shape, datatype=datatype))
         return tensors
 '''
-
-
-class NotExportable(Exception):
-    """The calculator cannot become a handler; `reasons` says every why."""
-
-    def __init__(self, reasons: list[str]) -> None:
-        super().__init__("; ".join(reasons))
-        self.reasons = reasons
 
 
 def _class_source(obj: type | types.FunctionType) -> ast.ClassDef | ast.FunctionDef:

@@ -4,16 +4,16 @@ OVMS's list is `ovms_calculators.json`, derived from OVMS's Bazel build files by
 scripts/ovms_calculators.py (its `source` says which commits); nothing is fetched
 at run time. The wheel's registry is probed: one-node graphs are built in a child
 process, because validating a graph goes through native code that may abort on
-misuse (notes/mediapipe-0.10.21-probes.md), and a calculator is missing exactly when
+misuse (probed on the mediapipe 0.10.21 wheel), and a calculator is missing exactly when
 MediaPipe answers `Unable to find Calculator "<name>"`. Answers are cached in the
 process and on disk per mediapipe version.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -23,7 +23,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-#: OVMS's own calculators that ovms_notebook runs on the Python side (nodes/ovms_python.py, nodes/openvino.py).
+log = logging.getLogger(__name__)
+
+#: OVMS's own calculators that ovms_notebook runs on the Python side (calculators/ovms_python.py, openvino.py).
 OVMS_EMULATED = frozenset({
     "PythonExecutorCalculator",
     "PyTensorOvTensorConverterCalculator",
@@ -85,8 +87,12 @@ def _cache_file() -> Path:
 def _load_disk_cache() -> None:
     if _probed:
         return
-    with contextlib.suppress(OSError, ValueError):
+    try:
         _probed.update(json.loads(_cache_file().read_text()))
+    except FileNotFoundError:
+        pass  # no probe ran on this machine yet
+    except (OSError, ValueError) as error:
+        log.info("calculator probe cache %s not read (%s); probing again", _cache_file(), error)
 
 
 def _save_disk_cache() -> None:

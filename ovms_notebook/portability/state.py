@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 import textwrap
 
-from ovms_notebook.portability.check import Finding
+from ovms_notebook.portability.findings import Finding
 from ovms_notebook.portability.source import class_source
 
 #: Methods where setting up state is per instance on both sides (run once per stream here, once on OVMS).

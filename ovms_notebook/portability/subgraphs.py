@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ovms_notebook.errors import ConfigError
-from ovms_notebook.portability.check import Finding
+from ovms_notebook.portability.findings import Finding
 
 _SESSION = "OpenVINOModelServerSessionCalculator"
 
@@ -64,7 +64,7 @@ def configured_models(config_path: Path) -> set[str]:
     from ovms_notebook.models.config import read_model_entries
 
     try:
-        return {entry.name for entry in read_model_entries(config_path)}
+        return {entry.name for entry in read_model_entries(config_path, validate=False)}
     except (ConfigError, OSError, ValueError):
         document = json.loads(config_path.read_text())
         items = document.get("model_config_list", []) if isinstance(document, dict) else []

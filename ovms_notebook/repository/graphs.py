@@ -2,9 +2,9 @@
 
 A repository reads `mediapipe_config_list` entries and the graph entries of
 `model_config_list` (an entry whose base path holds its graph pbtxt), applying
-OVMS's path defaults (spec §6.1). A graph that fails to load is kept with its
+OVMS's path defaults (`ovms_notebook.ovms_config`). A graph that fails to load is kept with its
 reason (ModelReady false) and never stops the others. `reload()` follows
-spec §6.2: new graphs load, changed ones reload, missing ones retire; open
+OVMS's config reload (`src/modelmanager.cpp`): new graphs load, changed ones reload, missing ones retire; open
 streams hold their own `GraphDefinition` and are not affected.
 
 Models (`model_config_list` entries without a graph, and every graph's subconfig
@@ -15,21 +15,22 @@ graphs, as OVMS loads them, so a graph's OpenVINO session nodes find them.
 from __future__ import annotations
 
 import enum
-import json
 import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ovms_notebook.engine.graphconfig import GraphSpec, bind_resources, parse_graph, release_resources
-from ovms_notebook.errors import ConfigError, GraphLoadError
+from ovms_notebook.calculators.resources import bind_resources, release_resources
+from ovms_notebook.engine.graphconfig import GraphSpec, parse_graph
+from ovms_notebook.errors import GraphLoadError
+from ovms_notebook.framework.subgraphs import folder_subgraphs
 from ovms_notebook.models import ModelRepository
 from ovms_notebook.models.config import outside_base, subconfig_problem
+from ovms_notebook.ovms_config import GraphEntry, find_config, read_config
 from ovms_notebook.status import OvmsStatus, StatusCode
 
 log = logging.getLogger(__name__)
 
-GRAPH_VERSION = "1"
 
 
 class GraphState(enum.Enum):
@@ -38,16 +39,6 @@ class GraphState(enum.Enum):
     AVAILABLE = "AVAILABLE"
     FAILED = "LOADING_PRECONDITION_FAILED"
     RETIRED = "RETIRED"
-
-
-@dataclass(frozen=True)
-class GraphEntry:
-    """One graph as config.json names it, with OVMS's defaults resolved to absolute paths."""
-
-    name: str
-    base_path: Path
-    graph_path: Path
-    subconfig_path: Path | None
 
 
 @dataclass
@@ -71,7 +62,7 @@ class GraphDefinition:
         return self.state is GraphState.AVAILABLE
 
     def require_available(self) -> GraphSpec:
-        """The spec of an available graph, else OVMS's not-loaded status (spec §2.1)."""
+        """The spec of an available graph, else OVMS's not-loaded status (mediapipe_internal/mediapipefactory.cpp)."""
         if self.state is GraphState.RETIRED:
             raise OvmsStatus(StatusCode.MEDIAPIPE_DEFINITION_NOT_LOADED_ANYMORE)
         if self.state is not GraphState.AVAILABLE or self.spec is None:
@@ -79,65 +70,9 @@ class GraphDefinition:
         return self.spec
 
 
-def find_config(path: str | Path) -> Path:
-    """Resolve CONFIG: a config.json file, or a folder that holds one."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        path = path / "config.json"
-    if not path.is_file():
-        raise ConfigError(f"expected an OVMS config.json or a folder holding one, got {str(path)!r} (not found)")
-    return path.resolve()
-
-
-def read_entries(config_path: Path) -> list[GraphEntry]:
-    """The graph entries of a config.json, with OVMS's path defaults applied."""
-    try:
-        document = json.loads(config_path.read_text())
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{config_path} is not valid JSON: {error}") from error
-    if not isinstance(document, dict):
-        raise ConfigError(f"{config_path}: expected a JSON object at the top level, got {type(document).__name__}")
-    root = config_path.parent
-    entries: list[GraphEntry] = []
-    for index, item in enumerate(_list(document, "mediapipe_config_list", config_path)):
-        entries.append(_entry(item, root, f"mediapipe_config_list[{index}]", config_path))
-    for index, item in enumerate(_list(document, "model_config_list", config_path)):
-        if not isinstance(item, dict) or not isinstance(item.get("config"), dict):
-            raise ConfigError(f"{config_path}: model_config_list[{index}] must be an object with a 'config' object")
-        entry = _entry(item["config"], root, f"model_config_list[{index}].config", config_path)
-        if entry.graph_path.is_file():
-            entries.append(entry)  # without a graph file the entry is a model (ovms_notebook.models)
-    unique: dict[str, GraphEntry] = {}
-    for entry in entries:
-        if entry.name in unique:
-            log.warning("%s: graph name %r appears twice; the first entry wins (as in OVMS)", config_path, entry.name)
-            continue
-        unique[entry.name] = entry
-    return list(unique.values())
-
-
-def _list(document: dict, key: str, config_path: Path) -> list:
-    value = document.get(key, [])
-    if not isinstance(value, list):
-        raise ConfigError(f"{config_path}: '{key}' must be a list, got {type(value).__name__}")
-    return value
-
-
-def _entry(item: object, root: Path, where: str, config_path: Path) -> GraphEntry:
-    if not isinstance(item, dict):
-        raise ConfigError(f"{config_path}: {where} must be an object, got {type(item).__name__}")
-    name = item.get("name")
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"{config_path}: {where} needs a non-empty string 'name', got {name!r}")
-    for key in ("base_path", "graph_path", "subconfig"):
-        if key in item and not isinstance(item[key], str):
-            raise ConfigError(f"{config_path}: {where}.{key} must be a string, got {type(item[key]).__name__}")
-    base = item.get("base_path") or name
-    base_path = (root / base).resolve()
-    graph_path = (base_path / (item.get("graph_path") or "graph.pbtxt")).resolve()
-    sub = item.get("subconfig")
-    subconfig_path = base_path / sub if sub else None  # as named: a symlink out is refused at load
-    return GraphEntry(name=name, base_path=base_path, graph_path=graph_path, subconfig_path=subconfig_path)
+def read_entries(config_path: Path, *, validate: bool = True) -> list[GraphEntry]:
+    """The graph entries of a config.json, with OVMS's path defaults applied (`ovms_config.read_config`)."""
+    return read_config(config_path, validate=validate).graphs
 
 
 def load_definition(entry: GraphEntry, models: ModelRepository | None = None) -> GraphDefinition:
@@ -156,7 +91,8 @@ def load_definition(entry: GraphEntry, models: ModelRepository | None = None) ->
     except OSError as error:
         return _failed(entry, f"graph file {entry.graph_path} cannot be read: {error.strerror or error}")
     try:
-        spec = bind_resources(parse_graph(text), entry.base_path, entry.name, models)
+        own = folder_subgraphs(entry.base_path, entry.graph_path)  # subgraph pbtxt files beside the graph
+        spec = bind_resources(parse_graph(text, own), entry.base_path, entry.name, models)
     except GraphLoadError as error:
         return _failed(entry, str(error))
     log.info("graph %r loaded from %s", entry.name, entry.graph_path)
@@ -223,9 +159,10 @@ class Repository:
             return True  # a failed graph is retried: its calculators may have been registered since
         try:
             text = entry.graph_path.read_text()
-        except OSError:
+            own = folder_subgraphs(entry.base_path, entry.graph_path)
+        except (OSError, GraphLoadError):
             return True
-        return text != old.spec.text
+        return text != old.spec.text or own != old.spec.subgraphs
 
     def get(self, name: str) -> GraphDefinition | None:
         """The definition named `name`, in whatever state, or None."""

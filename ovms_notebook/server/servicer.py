@@ -1,49 +1,56 @@
 """The KServe servicer: validate, hand to the runtime, convert back. No graph logic lives here.
 
-Every RPC follows OVMS's observable behaviour (spec §2, §2bis, §4, §9). For
-`ModelStreamInfer` the handler's own thread is the writer: it yields whatever
-the session queues (responses, in-band errors) and ends with the session's
-final status, while a reader thread pushes requests as they arrive.
+Every RPC follows OVMS's observable behaviour
+(`src/kfs_frontend/kfs_grpc_inference_service.cpp`). For `ModelStreamInfer`
+the handler's own thread is the writer: it sleeps until the session queues
+something (a response, an in-band error, the end) or the call is cancelled,
+and ends with the session's final status, while a reader thread pushes
+requests as they arrive, and stops reading while the outputs waiting for the
+client are at their bound (backpressure). Streams are counted against their
+own limit, so open streams never take the threads health, metadata and unary
+calls need; the stream past the limit gets OVMS's RESOURCE_EXHAUSTED.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from typing import NoReturn, TypeVar
 
 import grpc
 
 from ovms_notebook.framework.trace import Trace
-from ovms_notebook.models import model_infer, model_metadata, model_ready
+from ovms_notebook.models import ModelRepository, model_infer, model_metadata, model_ready
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
 from ovms_notebook.proto.service import METHODS, SERVICE_NAME
+from ovms_notebook.proto.wire import GRAPH_VERSION, SERVER_NAME, STREAM_TAG_METADATA, TRACE_METADATA
 from ovms_notebook.repository.graphs import GraphState, Repository
 from ovms_notebook.serving.events import EventLog
-from ovms_notebook.serving.session import GRAPH_VERSION, SessionOptions, StreamSession
+from ovms_notebook.serving.session import SessionOptions, StreamSession
 from ovms_notebook.serving.unary import run_unary
 from ovms_notebook.status import OvmsStatus, StatusCode
 
 log = logging.getLogger(__name__)
 
-SERVER_NAME = "OpenVINO Model Server"
-#: gRPC metadata key by which a client names its stream, so a widget can find the server-side session
-#: (and its event log) of the stream it opened. Invisible to OVMS, which ignores unknown metadata.
-STREAM_TAG_METADATA = "ovms-notebook-stream"
-#: gRPC metadata key by which a client asks for its stream's execution trace ("1"/"true"; "0"/"false" turns a
-#: server-wide `trace=True` off for that stream). OVMS ignores it like any unknown metadata.
-TRACE_METADATA = "ovms-notebook-trace"
 #: Finished streams whose traces are kept (the oldest goes first).
 KEPT_TRACES = 16
 PLATFORM = "OpenVINO"
-_POLL_SECONDS = 0.05
+#: What OVMS (gRPC's C++ synchronous server) answers a call it has no thread for.
+STREAMS_EXHAUSTED = "Server Threadpool Exhausted"
+DEFAULT_MAX_STREAMS = 1024
+#: How often the graph watch looks for a stream whose graph failed while its client sends nothing.
+_WATCH_SECONDS = 0.05
+_Request = TypeVar("_Request")
+_Response = TypeVar("_Response")
 
 
-def _abort(context: grpc.ServicerContext, status: OvmsStatus) -> None:
+def _abort(context: grpc.ServicerContext, status: OvmsStatus) -> NoReturn:
+    """End the RPC with `status` (grpc's `abort` raises; it never returns)."""
     context.abort(status.grpc_code, status.grpc_details)
+    raise AssertionError("grpc's ServicerContext.abort returned")
 
 
 class Servicer:
@@ -55,8 +62,15 @@ class Servicer:
         options: SessionOptions,
         events: EventLog,
         version: str,
+        max_streams: int = DEFAULT_MAX_STREAMS,
+        max_infers: int = 32,
     ) -> None:
         self._repository = repository
+        self.max_streams = max_streams
+        self._infer_slots = threading.BoundedSemaphore(max_infers)
+        self._open_calls = 0  # ModelStreamInfer calls in progress, idle ones (no request yet) included
+        self._watch: threading.Thread | None = None
+        self._watch_stop = threading.Event()
         self.options = options
         self.events = events
         self.version = version
@@ -109,15 +123,77 @@ class Servicer:
             while len(self._traces) > KEPT_TRACES:
                 self._traces.popitem(last=False)
 
-    def close_all(self, timeout: float) -> None:
-        """Finish every open session and join its reader (server stop)."""
-        for session in self.sessions:
-            session.finish()
+    @property
+    def open_calls(self) -> int:
+        """ModelStreamInfer calls in progress, including ones that have not sent a request yet."""
+        with self._lock:
+            return self._open_calls
+
+    def close_all(self, timeout: float) -> list[str]:
+        """Finish every open session (all at once, each on its own thread) and wait until each stream delivered
+        its outputs and its end, or `timeout` passed; returns what was given up, one line per stream."""
+        deadline = time.monotonic() + timeout  # one deadline for all: stop() must not take timeout per stream
+        sessions = self.sessions
+        finishers = [threading.Thread(target=s.finish, name=f"ovms-stop-{s.id}", daemon=True) for s in sessions]
+        for thread in finishers:
+            thread.start()
+        given_up = []
+        for session in sessions:
+            if not session.ended.wait(max(0.0, deadline - time.monotonic())):
+                state = "graph still closing" if not session.finished.is_set() else "client not reading"
+                tag = f", {session.client_tag}" if session.client_tag else ""
+                given_up.append(
+                    f"stream {session.id} ({session.graph_name}{tag}): {len(session.outbound)} outputs "
+                    f"undelivered, {state}"
+                )
+        for thread in finishers:
+            thread.join(max(0.0, deadline - time.monotonic()))
         with self._lock:
             readers = list(self._readers.values())
-        deadline = time.monotonic() + timeout  # one deadline for all: stop() must not take timeout per stream
         for reader in readers:
             reader.join(max(0.0, deadline - time.monotonic()))
+        self._stop_watch()
+        return given_up
+
+    def cancel_all(self) -> None:
+        """Cancel every open session (its graph ends without working off its backlog) and stop the graph watch."""
+        for session in self.sessions:
+            session.cancel()
+        self._stop_watch()
+
+    # -- the graph watch: one thread for every stream ----------------------------------------------------------
+
+    def _start_watch(self) -> None:
+        with self._lock:
+            if self._watch is not None and self._watch.is_alive():
+                return
+            self._watch_stop.clear()
+            self._watch = threading.Thread(target=self._watch_graphs, name="ovms-graph-watch", daemon=True)
+            self._watch.start()
+
+    def _stop_watch(self) -> None:
+        self._watch_stop.set()
+        with self._lock:
+            watch, self._watch = self._watch, None
+        if watch is not None and watch is not threading.current_thread():
+            watch.join(5)
+
+    def _watch_graphs(self) -> None:
+        """Nudge the writer of a stream whose graph failed (MediaPipe reports errors on the next call only), so
+        the stream ends now rather than at the client's next request; ends when no stream is open."""
+        nudged: set[int] = set()
+        while not self._watch_stop.wait(_WATCH_SECONDS):
+            sessions = self.sessions
+            if not sessions:
+                with self._lock:
+                    if not self._sessions:
+                        self._watch = None
+                        return
+            for session in sessions:
+                if session.id not in nudged and session.has_error:
+                    nudged.add(session.id)
+                    session.nudge()
+            nudged &= {session.id for session in sessions}
 
     def handler(self) -> grpc.GenericRpcHandler:
         """A generic handler registering every method under the wire name `inference.GRPCInferenceService`."""
@@ -144,7 +220,7 @@ class Servicer:
     ) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(name=SERVER_NAME, version=self.version)
 
-    # Models first, then graphs, as OVMS looks servables up (spec §2.1, §2bis).
+    # Models first, then graphs, as OVMS looks servables up (kfs_grpc_inference_service.cpp).
 
     def ModelReady(self, request: pb.ModelReadyRequest, context: grpc.ServicerContext) -> pb.ModelReadyResponse:
         repository = self._repository()
@@ -178,6 +254,16 @@ class Servicer:
     # -- inference --------------------------------------------------------------------------------------------
 
     def ModelInfer(self, request: pb.ModelInferRequest, context: grpc.ServicerContext) -> pb.ModelInferResponse:
+        # At most `max_infers` calls hold a request, a graph and its outputs at once; the next is refused as a
+        # server without a free thread refuses it (the rest of the pool stays for streams and health calls).
+        if not self._infer_slots.acquire(blocking=False):
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, STREAMS_EXHAUSTED)
+        try:
+            return self._infer(request, context)
+        finally:
+            self._infer_slots.release()
+
+    def _infer(self, request: pb.ModelInferRequest, context: grpc.ServicerContext) -> pb.ModelInferResponse:
         repository = self._repository()
         try:
             if request.model_version:
@@ -191,6 +277,22 @@ class Servicer:
         raise AssertionError("unreachable")
 
     def ModelStreamInfer(
+        self, requests: Iterator[pb.ModelInferRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.ModelStreamInferResponse]:
+        with self._lock:
+            refused = self._open_calls >= self.max_streams
+            if not refused:
+                self._open_calls += 1
+        if refused:
+            log.warning("stream refused: %d streams open, the limit (max_streams)", self.max_streams)
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, STREAMS_EXHAUSTED)
+        try:
+            yield from self._stream(requests, context)
+        finally:
+            with self._lock:
+                self._open_calls -= 1
+
+    def _stream(
         self, requests: Iterator[pb.ModelInferRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.ModelStreamInferResponse]:
         try:
@@ -213,15 +315,20 @@ class Servicer:
         with self._lock:
             self._sessions[session.id] = session
             self._readers[session.id] = reader
+        context.add_callback(session.cancel)  # runs when the call ends; after a normal end it has nothing to do
         reader.start()
+        self._start_watch()
         try:
             yield from self._write(session, context)
         finally:
+            if not context.is_active():
+                session.cancel()
             session.finish()
             session.mark_ended()
             self._keep_trace(session)
             with self._lock:
                 self._sessions.pop(session.id, None)
+            session.ended.set()
 
     def _read(
         self,
@@ -230,14 +337,16 @@ class Servicer:
         requests: Iterator[pb.ModelInferRequest],
         context: grpc.ServicerContext,
     ) -> None:
-        """Reader thread: push the first request, then every later one until half-close, cancel or graph error."""
+        """Reader thread: push the first request, then every later one until half-close, cancel or graph error;
+        while the outputs waiting for the client are at their bound, read nothing (gRPC flow control then
+        holds the client back)."""
         try:
             session.handle(first, first=True)
-            if not session.has_error:
-                for request in requests:
-                    session.handle(request, first=False)
-                    if session.has_error:
-                        break
+            while not session.has_error and session.wait_for_room():
+                request = next(requests, None)
+                if request is None:
+                    break
+                session.handle(request, first=False)
         except Exception as error:  # cancellation surfaces as an exception from the request iterator
             if context.is_active():
                 log.exception("stream %s: reading requests failed", session.id)
@@ -250,15 +359,18 @@ class Servicer:
 
     @staticmethod
     def _write(session: StreamSession, context: grpc.ServicerContext) -> Iterator[pb.ModelStreamInferResponse]:
-        """Writer: yield queued items as they come; end with the final status."""
+        """Writer: sleep until an item is queued or the call is cancelled; yield items in order; end with the
+        final status."""
         while True:
-            try:
-                item = session.outbound.get(timeout=_POLL_SECONDS)
-            except queue.Empty:
-                if not context.is_active():
-                    return
+            item = session.outbound.get()
+            if item is None:  # cancelled: the client is gone, or stop() gave up on it
+                if context.is_active():
+                    context.set_code(grpc.StatusCode.UNAVAILABLE)
+                    context.set_details("the server stopped before this stream's outputs were delivered")
+                return
+            if item.kind == "check":
                 if session.has_error:
-                    # We do not wait for the client's next request to notice a dead graph (spec README).
+                    # We do not wait for the client's next request to notice a dead graph.
                     session.finish()
                 continue
             if item.kind == "end":
@@ -270,13 +382,17 @@ class Servicer:
             yield session.to_response(item)
 
 
-def _answer(context: grpc.ServicerContext, rpc: Callable, models: object, request: object) -> object:
+def _answer(
+    context: grpc.ServicerContext,
+    rpc: Callable[[ModelRepository, _Request], _Response],
+    models: ModelRepository,
+    request: _Request,
+) -> _Response:
     """A model RPC's response, or the gRPC status of the OvmsStatus it raised."""
     try:
         return rpc(models, request)
     except OvmsStatus as status:
         _abort(context, status)
-    raise AssertionError("unreachable")
 
 
 def _flag(value: object) -> bool | None:

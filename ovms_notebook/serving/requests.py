@@ -1,6 +1,6 @@
 """From a KServe request to the packets of one graph step, checked before MediaPipe sees them.
 
-OVMS's order (spec §3): timestamp, raw/contents coherency, then each input in
+OVMS's order (`src/kfs_frontend/kfs_graph_executor_impl.cpp`): timestamp, raw/contents coherency, then each input in
 request order. Unlike OVMS, nothing is pushed until the whole request has
 been converted, so a rejected request leaves the graph untouched.
 """
@@ -15,9 +15,8 @@ import mediapipe as mp
 from ovms_notebook.codec import check_request_coherency, decode_input
 from ovms_notebook.engine.graphconfig import RESERVED_SIDE_PACKET, GraphSpec
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
+from ovms_notebook.proto.wire import TIMESTAMP_PARAMETER
 from ovms_notebook.status import OvmsStatus, StatusCode
-
-TIMESTAMP_PARAMETER = "OVMS_MP_TIMESTAMP"
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ def check_increasing(last: Mapping[str, int], names: list[str], timestamp: int) 
 
 
 def side_packets(parameters: Mapping[str, pb.InferParameter]) -> dict[str, mp.Packet]:
-    """Input side packets from a first request's parameters (spec §4.1 step 5)."""
+    """Input side packets from a first request's parameters (OVMS's mediapipegraphexecutor.hpp)."""
     packets: dict[str, mp.Packet] = {}
     for name, parameter in parameters.items():
         if name == TIMESTAMP_PARAMETER:

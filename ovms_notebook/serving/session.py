@@ -9,7 +9,6 @@ final status all travel through that one queue, in the order they happened.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -18,19 +17,19 @@ from typing import Literal
 import mediapipe as mp
 
 from ovms_notebook.codec import encode_output
+from ovms_notebook.engine.engines import GraphEngine, make_graph
 from ovms_notebook.engine.graphconfig import GraphSpec
-from ovms_notebook.engine.native import NativeGraph, make_graph
-from ovms_notebook.framework.timestamps import TIMESTAMP_PARAMETER, TimestampMode, TimestampPolicy
+from ovms_notebook.framework.timestamps import TimestampMode, TimestampPolicy
 from ovms_notebook.framework.trace import Trace
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
+from ovms_notebook.proto.wire import ACCEPTED_VERSIONS, GRAPH_VERSION, TIMESTAMP_PARAMETER
 from ovms_notebook.serving.events import EventLog, StreamEvent, next_stream_id
+from ovms_notebook.serving.outbox import DEFAULT_MAX_PENDING_BYTES, DEFAULT_MAX_PENDING_OUTPUTS, Outbox, check_bound
 from ovms_notebook.serving.requests import check_increasing, decode_packets, side_packets
 from ovms_notebook.status import OvmsStatus, StatusCode
 
 log = logging.getLogger(__name__)
 
-GRAPH_VERSION = "1"
-ACCEPTED_VERSIONS = ("", "0", GRAPH_VERSION)
 FIRST = "partial deserialization of first request"
 SUBSEQUENT = "partial deserialization of subsequent requests"
 VALIDATE = "validate subsequent requests"
@@ -46,9 +45,15 @@ class SessionOptions:
     timestamp_check: TimestampCheck = "strict"
     #: Record every stream's execution trace (a client can also ask per stream, see `StreamSession`).
     trace: bool = False
+    #: Outputs of one stream waiting for its client, at most (count, and about that many bytes): at the bound
+    #: the stream's requests are not read until the client takes some (backpressure; nothing is dropped).
+    max_pending_outputs: int = DEFAULT_MAX_PENDING_OUTPUTS
+    max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES
 
     def __post_init__(self) -> None:
         TimestampPolicy(self.timestamps)  # validates the mode
+        check_bound("max_pending_outputs", self.max_pending_outputs)
+        check_bound("max_pending_bytes", self.max_pending_bytes)
         if self.timestamp_check not in TIMESTAMP_CHECKS:
             raise ValueError(
                 f"timestamp_check must be one of {', '.join(TIMESTAMP_CHECKS)}, got {self.timestamp_check!r}"
@@ -57,9 +62,10 @@ class SessionOptions:
 
 @dataclass(frozen=True)
 class Outbound:
-    """An item for the writer: a response, an in-band error, or the end with its final status."""
+    """An item for the writer: a response, an in-band error, the end with its final status, or a nudge to
+    check the graph (it failed while no request came)."""
 
-    kind: Literal["packet", "error", "end"]
+    kind: Literal["packet", "error", "end", "check"]
     stream: str = ""
     packet: mp.Packet | None = None
     text: str = ""
@@ -104,15 +110,19 @@ class StreamSession:
         self.spec = spec
         self.options = options
         self.id = next_stream_id()
-        self.outbound: queue.SimpleQueue[Outbound] = queue.SimpleQueue()
+        self.outbound: Outbox[Outbound] = Outbox(options.max_pending_outputs, options.max_pending_bytes)
+        self._sizes: dict[str, int] = {}  # bytes of the last response per output stream: a queued one's estimate
+        self.cancelled = False
+        self.closing = False  # finish() began: read no more requests
         self._events = events
         self._policy = TimestampPolicy(options.timestamps)
         self._last: dict[str, int] = {}
-        self._graph: NativeGraph | None = None
+        self._graph: GraphEngine | None = None
         self._finish_lock = threading.Lock()
         self._final: OvmsStatus | None = None
         self._end_logged = False
         self.finished = threading.Event()
+        self.ended = threading.Event()  # set by the server once the stream's last message and status went out
 
     # -- life -------------------------------------------------------------------------------------------------
 
@@ -125,8 +135,8 @@ class StreamSession:
         self._event("open", detail=self.graph_name)
 
     def _on_packet(self, stream: str, packet: mp.Packet) -> None:
-        # Runs on a MediaPipe thread behind the process-wide observer mutex: enqueue only.
-        self.outbound.put(Outbound("packet", stream=stream, packet=packet))
+        # Runs on a MediaPipe thread behind the process-wide observer mutex: enqueue only, never block.
+        self.outbound.put(Outbound("packet", stream=stream, packet=packet), self._sizes.get(stream, 0))
 
     def handle(self, request: pb.ModelInferRequest, first: bool) -> None:
         """Validate and push one request; failures become in-band errors, the stream lives on."""
@@ -177,8 +187,35 @@ class StreamSession:
         """The timestamp an automatic request would get next."""
         return self._policy.peek()
 
+    def wait_for_room(self) -> bool:
+        """Wait while the outputs waiting for the client are at their bound; False once the stream is over
+        (finished or cancelled): read no more requests then."""
+        while not self.closing:
+            if self.outbound.wait_for_room(timeout=1.0):
+                return not self.closing
+            if self.outbound.closed:
+                return False
+        return False
+
+    def cancel(self) -> None:
+        """The client is gone: drop what waits for it, wake the reader and writer, and let the graph end
+        without working off its backlog (`finish()` still closes it)."""
+        if self.cancelled:
+            return
+        self.cancelled = True
+        dropped = self.outbound.close()
+        cancel = getattr(self._graph, "cancel", None)
+        if cancel is not None:
+            cancel()
+        log.debug("stream %s cancelled with %d outputs undelivered", self.id, dropped)
+
+    def nudge(self) -> None:
+        """Wake the writer to look at the graph (it failed without a request to notice it)."""
+        self.outbound.put(Outbound("check"))
+
     def finish(self) -> OvmsStatus | None:
         """Close every input, drain the graph, then queue the end. Only the first call does work."""
+        self.closing = True
         with self._finish_lock:
             if self.finished.is_set():
                 return self._final
@@ -227,6 +264,7 @@ class StreamSession:
         message = pb.ModelStreamInferResponse()
         try:
             output_response(self.graph_name, item.stream, item.packet, message.infer_response)
+            self._sizes[item.stream] = len(message.infer_response.raw_output_contents[-1])
         except OvmsStatus as status:
             # OVMS would fail the graph here; we keep the stream and say which output could not travel.
             text = f"{status.text}; serialize output {item.stream}"

@@ -1,4 +1,5 @@
-"""Unary `ModelInfer` on a graph: a fresh graph instance per request (spec §9).
+"""Unary `ModelInfer` on a graph: a fresh graph instance per request
+(OVMS's `inferWithoutQueue`, `src/mediapipe_internal/mediapipegraphexecutor.hpp`).
 
 Every graph input is required; the first packet of every output is returned
 in one response that echoes the request id. The graph is always closed,
@@ -12,13 +13,14 @@ import threading
 import mediapipe as mp
 
 from ovms_notebook.codec import encode_output
+from ovms_notebook.engine.engines import make_graph
 from ovms_notebook.engine.graphconfig import GraphSpec
-from ovms_notebook.engine.native import make_graph
-from ovms_notebook.framework.timestamps import TIMESTAMP_PARAMETER, TimestampPolicy
+from ovms_notebook.framework.timestamps import TimestampPolicy
 from ovms_notebook.proto import grpc_predict_v2_pb2 as pb
+from ovms_notebook.proto.wire import GRAPH_VERSION, TIMESTAMP_PARAMETER
 from ovms_notebook.serving.events import EventLog, StreamEvent, next_stream_id
 from ovms_notebook.serving.requests import decode_packets, side_packets
-from ovms_notebook.serving.session import GRAPH_VERSION, SessionOptions
+from ovms_notebook.serving.session import SessionOptions
 from ovms_notebook.status import OvmsStatus, StatusCode
 
 

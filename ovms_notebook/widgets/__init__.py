@@ -10,15 +10,11 @@ thread-safe); background threads only set widget traits or call
 `Output.append_*`, never `print`, `display()` or `with output:`.
 """
 
+from ovms_notebook.widgets import display_hooks as _display_hooks  # noqa: F401  (registers the views)
 from ovms_notebook.widgets.console import SentRequest, StreamConsole, StreamEnd
 from ovms_notebook.widgets.editors import InputEditor
-from ovms_notebook.widgets.graphview import (
-    GraphRenderError,
-    GraphView,
-    dot_available,
-    graph_dot,
-    render_graph,
-)
+from ovms_notebook.widgets.graph_render import GraphRenderError, dot_available, render_graph
+from ovms_notebook.widgets.graphview import GraphView, graph_dot
 from ovms_notebook.widgets.live import LiveOutputs, OutputPanel
 from ovms_notebook.widgets.player import FramePlayer
 from ovms_notebook.widgets.remote_panel import RemotePanel

@@ -18,7 +18,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ovms_notebook.widgets.graphview import GraphRenderError, graph_dot, render_graph
+from ovms_notebook.errors import GraphLoadError
+from ovms_notebook.widgets.graph_render import GraphRenderError, fitted_svg
+from ovms_notebook.widgets.graphview import graph_dot
 from ovms_notebook.widgets.render import THREAD_PREFIX
 
 _GREEN, _RED, _GREY = "#15803d", "#b91c1c", "#6b7280"
@@ -58,7 +60,7 @@ def graphs_table_html(server: Any) -> str:
     """An HTML table of the server's graphs: name, status (and the reason when failed), streams, side packets."""
     cell = 'style="padding:2px 10px;text-align:left;vertical-align:top;border-bottom:1px solid #e5e7eb"'
     rows = [
-        "<table style=\"border-collapse:collapse;font-size:12px\"><thead><tr>"
+        '<table style="border-collapse:collapse;font-size:12px"><thead><tr>'
         + "".join(f"<th {cell}>{name}</th>" for name in ("graph", "status", "inputs", "outputs", "side packets"))
         + "</tr></thead><tbody>"
     ]
@@ -69,6 +71,7 @@ def graphs_table_html(server: Any) -> str:
         if definition.error:
             reason = "<br>".join(html.escape(line) for line in definition.error.splitlines())
             status += f'<br><span style="color:{_RED}">{reason}</span>'
+        status += advice_html(definition)
         spec = definition.spec
         inputs = ", ".join(_stream_text(s) for s in spec.inputs.values()) if spec else ""
         outputs = ", ".join(_stream_text(s) for s in spec.outputs.values()) if spec else ""
@@ -82,6 +85,52 @@ def graphs_table_html(server: Any) -> str:
     return "".join(rows)
 
 
+#: Findings about a graph that fails here too (the rest only fail on OVMS).
+FAILS_HERE = frozenset({"untagged-image-input", "untagged-proto-input", "side-packet-type", "model-file-missing"})
+
+
+def advice_html(definition: Any) -> str:
+    """What to change in the graph's pbtxt (fixable shapes found before it runs), with the lines to write."""
+    from ovms_notebook.portability.check import finding_html
+    from ovms_notebook.portability.fixes import graph_advice
+
+    entry = getattr(definition, "entry", None)
+    if entry is None:
+        return ""
+    found = graph_advice(entry.graph_path, entry.base_path)
+    here = [f for f in found if f.kind in FAILS_HERE]
+    ovms = [f for f in found if f.kind not in FAILS_HERE]
+    html_text = ""
+    if here:
+        html_text += '<ul style="margin:2px 0;padding-left:1.2em">' + "".join(finding_html(f) for f in here) + "</ul>"
+    if ovms:  # runs here, fails on OVMS: folded, the Portability button says the rest
+        html_text += (
+            f'<details><summary style="color:{_GREY}">on OVMS: {len(ovms)} to change</summary>'
+            '<ul style="margin:2px 0;padding-left:1.2em">' + "".join(finding_html(f) for f in ovms) + "</ul></details>"
+        )
+    return html_text
+
+
+def graph_source(definition: Any) -> tuple[Any, dict[str, str]] | None:
+    """(what to draw, the folder's subgraphs) for a graph, loaded or not: a loaded graph's spec, else its pbtxt
+    file as written; None when there is no file to read or it does not parse."""
+    if definition.spec is not None:
+        return definition.spec, dict(definition.spec.subgraphs)
+    from ovms_notebook.framework.protos import parse_graph_config
+    from ovms_notebook.framework.subgraphs import folder_subgraphs
+
+    entry = definition.entry
+    try:
+        config = parse_graph_config(entry.graph_path.read_text())
+    except Exception:  # unreadable or not pbtxt: the reason is the load error shown instead
+        return None
+    try:
+        own = folder_subgraphs(entry.base_path, entry.graph_path)
+    except GraphLoadError:
+        own = {}
+    return config, own
+
+
 class ServerPanel(widgets.VBox):
     """Header, graphs table and a drawing of the chosen graph with live packet counts.
 
@@ -93,8 +142,10 @@ class ServerPanel(widgets.VBox):
 
     def __init__(self, server: Any, *, live_interval: float = 1.0, **kwargs: Any) -> None:
         if isinstance(server, str):
-            raise TypeError(f"ServerPanel shows an in-kernel Server, got the address {server!r}: "
-                            "use RemotePanel(address, graphs=[...]) for a server known only by its address")
+            raise TypeError(
+                f"ServerPanel shows an in-kernel Server, got the address {server!r}: "
+                "use RemotePanel(address, graphs=[...]) for a server known only by its address"
+            )
         if live_interval <= 0:
             raise ValueError(f"live_interval must be > 0 seconds, got {live_interval}")
         self.server = server
@@ -104,18 +155,34 @@ class ServerPanel(widgets.VBox):
         self.header = widgets.HTML()
         self.table = widgets.HTML()
         self.graph_picker = widgets.Dropdown(description="Graph", layout=widgets.Layout(width="22em"))
-        self.refresh_button = widgets.Button(description="Refresh", icon="refresh",
-                                             tooltip="Re-read the server's graphs and counts")
-        self.drawing = widgets.Image(format="svg+xml", layout=widgets.Layout(max_width="100%"))
+        self.refresh_button = widgets.Button(
+            description="Refresh", icon="refresh", tooltip="Re-read the server's graphs and counts"
+        )
+        # Shown at the SVG's own fitted size (not stretched to the box): a wider graph scrolls in its box.
+        self.drawing = widgets.Image(format="svg+xml", layout=widgets.Layout(align_self="flex-start", max_width="none"))
+        self.drawing_box = widgets.Box([self.drawing], layout=widgets.Layout(max_width="100%", overflow="auto hidden"))
         self.dot_text = widgets.Textarea(layout=widgets.Layout(width="100%", height="16em", display="none"))
-        self.portability_button = widgets.Button(description="Portability", icon="check",
-                                                 tooltip="Could a stock OpenVINO Model Server serve these graphs?")
+        self.portability_button = widgets.Button(
+            description="Portability", icon="check", tooltip="Could a stock OpenVINO Model Server serve these graphs?"
+        )
         self.portability = widgets.HTML()
+        self.expand = widgets.Checkbox(
+            description="Open subgraphs",
+            indent=False,
+            layout=widgets.Layout(width="12em"),
+            tooltip="Draw the subgraphs this package or the graph folder inlines node by node",
+        )
         self.output = widgets.Output()
         super().__init__(
-            children=[self.header, self.table,
-                      widgets.HBox([self.graph_picker, self.refresh_button, self.portability_button]),
-                      self.portability, self.drawing, self.dot_text, self.output],
+            children=[
+                self.header,
+                self.table,
+                widgets.HBox([self.graph_picker, self.expand, self.refresh_button, self.portability_button]),
+                self.portability,
+                self.drawing_box,
+                self.dot_text,
+                self.output,
+            ],
             **kwargs,
         )
         self._number = next(_numbers)
@@ -124,9 +191,11 @@ class ServerPanel(widgets.VBox):
         self._stop_live = threading.Event()
         self._closed = False
         self._drawn: tuple[str | None, dict[str, int]] | None = None
+        self._kinds_seen: tuple[object, dict[str, str]] | None = None
         self._syncing = False
         self.refresh()
         self.graph_picker.observe(self._on_pick, names="value")
+        self.expand.observe(self._on_pick, names="value")
         self.refresh_button.on_click(lambda _button: self.refresh())
         self.portability_button.on_click(lambda _button: self.check_portability())
 
@@ -156,8 +225,11 @@ class ServerPanel(widgets.VBox):
 
         try:
             options = self.server.options
-            report = check(self.server.repository.config_path, timestamps=options.timestamps,
-                           timestamp_check=options.timestamp_check)
+            report = check(
+                self.server.repository.config_path,
+                timestamps=options.timestamps,
+                timestamp_check=options.timestamp_check,
+            )
             self.portability.value = report._repr_html_()
         except Exception:
             self.output.append_stderr(traceback.format_exc())
@@ -175,33 +247,67 @@ class ServerPanel(widgets.VBox):
             if not force and self._drawn == (name, counts):
                 return False
             self._drawn = (name, counts)
-            if definition is None or definition.spec is None:
+            drawable = graph_source(definition) if definition is not None else None
+            if drawable is None or definition is None:
                 reason = definition.error if definition is not None and definition.error else "no graph chosen"
                 dot = ""
                 self._show_text(f"{name}: {_state_of(definition)}\n{reason}" if definition else reason)
             else:
-                dot = graph_dot(definition.spec, counts=counts, title=name)
+                source, own = drawable
+                title = name if definition.available else f"{name} ({_state_of(definition)})"
                 try:
-                    svg = render_graph(dot, "svg")
+                    dot = graph_dot(
+                        source,
+                        counts=counts,
+                        title=title,
+                        kinds=self._kinds(source, own),
+                        expand=self.expand.value,
+                        subgraphs=own,
+                    )
+                except GraphLoadError as error:  # a subgraph cannot be opened: say why instead of drawing
+                    self._show_text(f"{name}: {error}")
+                    self.dot, self.draw_count = "", self.draw_count + 1
+                    return True
+                try:
+                    fitted = fitted_svg(dot)
                 except GraphRenderError as error:
                     self.output.append_stderr(f"{error}; showing the DOT source instead\n")
-                    svg = None
-                if svg is None:
+                    fitted = None
+                if fitted is None:
                     self._show_text(dot)
                 else:
-                    with self.drawing.hold_sync(), self.dot_text.layout.hold_sync():
+                    svg, size = fitted
+                    with self.drawing.hold_sync(), self.drawing.layout.hold_sync(), self.dot_text.layout.hold_sync():
                         self.drawing.value = svg
-                        self.drawing.layout.display = None
+                        self.drawing.layout.width = f"{size.width_px}px"
+                        self.drawing.layout.height = f"{size.height_px}px"
+                        self.drawing.layout.display = self.drawing_box.layout.display = None
                         self.dot_text.layout.display = "none"
             self.dot = dot
             self.draw_count += 1
             return True
 
+    def _kinds(self, source: Any, own: dict[str, str]) -> dict[str, str]:
+        """How each calculator of the graph runs here (Python, subgraph, unknown...), to mark its box; kept per
+        graph version, since the live thread redraws on every packet count change."""
+        from ovms_notebook.widgets.graph_parts import calculator_kinds, drawn_nodes, source_config
+
+        config, own = source_config(source, own)
+        key = (config.SerializeToString(deterministic=True), tuple(sorted(own.items())))
+        if self._kinds_seen is None or self._kinds_seen[0] != key:
+            try:
+                items = drawn_nodes(config, True, own)
+            except GraphLoadError:  # a subgraph node wired wrongly: its own box is still drawn
+                items = drawn_nodes(config, False, own)
+            kinds = calculator_kinds((item.node.calculator for item in items), own)
+            self._kinds_seen = (key, kinds)
+        return dict(self._kinds_seen[1])
+
     def _show_text(self, text: str) -> None:
-        with self.dot_text.hold_sync(), self.drawing.layout.hold_sync():
+        with self.dot_text.hold_sync(), self.drawing.layout.hold_sync(), self.drawing_box.layout.hold_sync():
             self.dot_text.value = text
             self.dot_text.layout.display = None
-            self.drawing.layout.display = "none"
+            self.drawing.layout.display = self.drawing_box.layout.display = "none"
 
     # -- live updates -----------------------------------------------------------------------------------------
 
@@ -214,8 +320,12 @@ class ServerPanel(widgets.VBox):
         if self._closed or (self._live is not None and self._live.is_alive()):
             return
         self._stop_live = threading.Event()
-        self._live = threading.Thread(target=self._live_loop, args=(self._stop_live,),
-                                      name=f"{THREAD_PREFIX}panel-{self._number}-live", daemon=True)
+        self._live = threading.Thread(
+            target=self._live_loop,
+            args=(self._stop_live,),
+            name=f"{THREAD_PREFIX}panel-{self._number}-live",
+            daemon=True,
+        )
         self._live.start()
 
     @property

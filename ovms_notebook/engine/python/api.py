@@ -35,11 +35,15 @@ None is never a packet value.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Protocol, TypeVar, overload
+
+from google.protobuf.message import Message
+
+from ovms_notebook.framework.options import node_options
+from ovms_notebook.framework.tags import is_tag, parse_tag_index
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +99,7 @@ class Bound:
     timestamp: int
 
 
-_M = TypeVar("_M")
+_M = TypeVar("_M", bound=Message)
 
 
 class _Context(Protocol):
@@ -104,20 +108,6 @@ class _Context(Protocol):
     def close_output(self, tag: str) -> None: ...
     def input_timestamp(self, tag: str) -> int: ...
     def input_done(self, tag: str) -> bool: ...
-
-
-_TAG = r"[A-Z_][A-Z0-9_]*"
-_TAG_INDEX = re.compile(rf"^(?P<tag>{_TAG})?(?::(?P<index>[0-9]+))?$")
-
-
-def parse_tag_index(text: str) -> tuple[str, int]:
-    """MediaPipe's `TAG:index` ("TAG", "TAG:2", ":1", "" = untagged 0) as (tag, index); ValueError otherwise."""
-    match = _TAG_INDEX.match(text)
-    if match is None:
-        raise ValueError(
-            f'TAG:index is invalid, "{text}" does not match "({_TAG})?(:[0-9]+)?" (examples: "TAG" "VIDEO:2" ":1")'
-        )
-    return match.group("tag") or "", int(match.group("index") or 0)
 
 
 def tag_key(tag: str, index: int) -> str:
@@ -148,7 +138,7 @@ def check_declaration(declared: Sequence[str], what: str) -> None:
     if isinstance(declared, str):
         raise ValueError(f"{what} must be a sequence of tags, got the string {declared!r} (write ({declared!r},))")
     for item in declared:
-        if item == "*" or (item.endswith(":*") and re.fullmatch(rf"({_TAG})?", item[:-2])):
+        if item == "*" or (item.endswith(":*") and (item == ":*" or is_tag(item[:-2]))):
             continue
         try:
             parse_tag_index(item)
@@ -231,17 +221,7 @@ class Calculator:
 
     def options(self, message_type: type[_M]) -> _M:
         """The node's options of `message_type` (its `options { [ext] }` extension and/or `node_options` Any)."""
-        result = message_type()
-        node = getattr(self, "node", None)
-        if node is None:
-            return result
-        extension = getattr(message_type, "ext", None)
-        if extension is not None and node.HasField("options") and node.options.HasExtension(extension):
-            result.MergeFrom(node.options.Extensions[extension])
-        for packed in node.node_options:
-            if packed.Is(message_type.DESCRIPTOR):
-                packed.Unpack(result)
-        return result
+        return node_options(getattr(self, "node", None), message_type)
 
     def _context(self) -> _Context:
         if self._ovms_context is None:
@@ -257,7 +237,49 @@ class Registry(Mapping[str, type[Calculator]]):
 
     def __init__(self) -> None:
         self._classes: dict[str, type[Calculator]] = {}
-        self._lock = threading.Lock()
+        self._preparers: list[Callable[[Any], Any]] = []
+        self._lock = threading.RLock()
+        self._loader: Callable[[Registry], object] | None = None
+
+    def set_loader(self, loader: Callable[[Registry], object]) -> None:
+        """Fill the registry with `loader(self)` before its first use (lookup, listing or registration).
+
+        The package top installs `ovms_notebook.calculators.register_builtin` this way on the default
+        registry, so the engine never imports the calculator library and importing the package stays light.
+        The loader runs once; an ImportError in it propagates to the first use (and the next one tries again).
+        """
+        with self._lock:
+            self._loader = loader
+
+    def _load(self) -> None:
+        if self._loader is None:
+            return
+        with self._lock:
+            loader, self._loader = self._loader, None
+            if loader is None:
+                return
+            try:
+                loader(self)
+            except BaseException:
+                self._loader = loader
+                raise
+
+    def add_preparer(self, preparer: Callable[[Any], Any]) -> None:
+        """Register a rewrite of a graph config into the form the engine runs it in (see `prepare`)."""
+        with self._lock:
+            self._preparers.append(preparer)
+
+    def prepare(self, config: Any) -> Any:
+        """`config` as the engine runs it: each registered preparer applied in turn.
+
+        A calculator library whose calculators OVMS wires differently than the Python engine can run them
+        registers a preparer here (OVMS's session calculator hands its SESSION out as an output side
+        packet; the Python engine gives it one, bound when the graph loads).
+        """
+        self._load()
+        for preparer in list(self._preparers):
+            config = preparer(config)
+        return config
 
     @overload
     def register(self, name: _C) -> _C: ...
@@ -279,6 +301,7 @@ class Registry(Mapping[str, type[Calculator]]):
         return decorator
 
     def _add(self, name: str, cls: _C) -> _C:
+        self._load()  # built-ins first, so that a notebook's class of the same name replaces the built-in one
         if not (isinstance(cls, type) and issubclass(cls, Calculator)):
             raise TypeError(f"only Calculator subclasses can be registered, got {cls!r}")
         if not name:
@@ -302,20 +325,25 @@ class Registry(Mapping[str, type[Calculator]]):
 
     def registered(self, name: str) -> type[Calculator] | None:
         """The class registered under `name`, or None."""
+        self._load()
         return self._classes.get(name)
 
     def unregister(self, name: str) -> None:
         """Forget `name`; unknown names are ignored."""
+        self._load()
         with self._lock:
             self._classes.pop(name, None)
 
     def __getitem__(self, name: str) -> type[Calculator]:
+        self._load()
         return self._classes[name]
 
     def __iter__(self) -> Iterator[str]:
+        self._load()
         return iter(list(self._classes))
 
     def __len__(self) -> int:
+        self._load()
         return len(self._classes)
 
 

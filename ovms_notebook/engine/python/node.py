@@ -219,9 +219,9 @@ class NodeRuntime:
             self._end()
         self.state = "closed"
         if propagate:
-            for key, stream in self.outputs.items():
-                stream.propagate(DONE, shards[key])
-                stream.close()
+            for key, output in self.outputs.items():
+                output.propagate(DONE, shards[key])
+                output.close()
 
     def _post(self, timestamp: int, shards: Mapping[str, OutputShard]) -> None:
         """`PropagateOutputPackets`: each open output's packets and computed bound go to its consumers."""

@@ -20,7 +20,12 @@ that caused it; the graph stops running nodes, and the next add raises
 "Graph has errors: ...", wait_until_idle / wait_until_done / close raise
 "CalculatorGraph::Run() failed: ..." (`PythonGraphArgumentError`, a
 ValueError, for INVALID_ARGUMENT; `PythonGraphError`, a RuntimeError,
-otherwise). Queues are unbounded (no max_queue_size throttling). With `trace=True` every
+otherwise). Graph inputs are throttled by the config's `max_queue_size` as in
+MediaPipe (engine/python/throttle.py): an add whose downstream queue is full runs
+the ready nodes first, and a graph idle while throttled raises the full queue's
+bound (or fails with `report_deadlock`); `graph_input_stream_add_mode`
+ADD_IF_NOT_FULL refuses instead ("Graph is throttled."). `cancel()` drops the
+queued work (the run then only closes). With `trace=True` every
 Process() call and graph input packet is recorded (`trace_events`).
 
 The graph's edges — input streams and output stream observers — are
@@ -44,37 +49,30 @@ from ovms_notebook.engine.python.graph_io import GraphInput, ObservedStream, Obs
 from ovms_notebook.engine.python.node import NodeRuntime, Task
 from ovms_notebook.engine.python.streams import (
     FAILED_PRECONDITION,
-    INTERNAL,
     INVALID_ARGUMENT,
     UNKNOWN,
     OutputStream,
     Status,
     allowed_in_stream,
+    builder_status,
+)
+from ovms_notebook.engine.python.throttle import (
+    ADD_IF_NOT_FULL,
+    ADD_MODES,
+    WAIT_TILL_NOT_FULL,
+    Throttle,
+    downstream,
+    queue_bound,
 )
 from ovms_notebook.engine.python.tracing import NodeTracer
-from ovms_notebook.engine.python.validate import GraphConfigError, plan_graph
-from ovms_notebook.errors import OvmsNotebookError
+from ovms_notebook.engine.python.validate import plan_graph
+from ovms_notebook.errors import GraphConfigError, PythonGraphArgumentError, PythonGraphError
 from ovms_notebook.framework.timestamps import debug_string
 from ovms_notebook.framework.trace import TraceEvent
 
 log = logging.getLogger(__name__)
 
 __all__ = ["GraphConfigError", "PythonGraph", "PythonGraphArgumentError", "PythonGraphError"]
-
-
-class PythonGraphError(OvmsNotebookError, RuntimeError):
-    """A Python graph failed or was misused; `code` is the absl status code name, the message MediaPipe's."""
-
-    def __init__(self, message: str, code: str = INTERNAL) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class PythonGraphArgumentError(PythonGraphError, ValueError):
-    """A PythonGraphError with INVALID_ARGUMENT status (the wheel raises ValueError for those)."""
-
-    def __init__(self, message: str, code: str = INVALID_ARGUMENT) -> None:
-        super().__init__(message, code)
 
 
 def _error(code: str, message: str) -> PythonGraphError:
@@ -118,6 +116,23 @@ class PythonGraph:
         self._sequence = itertools.count()
         self._inputs: dict[str, GraphInput] = {}
         self._tracer = NodeTracer() if trace else None
+        #: MediaPipe's `max_queue_size` from the config (None: no bound); read-only, as in the wheel.
+        self.max_queue_size = queue_bound(config)
+        self._add_mode = WAIT_TILL_NOT_FULL
+        self._throttle: Throttle | None = None
+        self._feeds = downstream(self._plan.input_streams, self._plan.nodes)
+        self._cancelled = False
+
+    @property
+    def graph_input_stream_add_mode(self) -> str:
+        """WAIT_TILL_NOT_FULL (default: an add waits while a queue behind it is full) or ADD_IF_NOT_FULL."""
+        return self._add_mode
+
+    @graph_input_stream_add_mode.setter
+    def graph_input_stream_add_mode(self, mode: str) -> None:
+        if mode not in ADD_MODES:
+            raise ValueError(f"graph_input_stream_add_mode must be one of {', '.join(ADD_MODES)}, got {mode!r}")
+        self._add_mode = mode
 
     @property
     def input_streams(self) -> tuple[str, ...]:
@@ -156,6 +171,9 @@ class PythonGraph:
                         raise PythonGraphArgumentError(f'Side packet "{ref.name}" is required but was not provided.')
             self._errors = []
             self._stopping = False
+            self._cancelled = False
+            deadlock = bool(getattr(self.config, "report_deadlock", False))
+            self._throttle = Throttle(self.max_queue_size, self._feeds, deadlock)
             streams = {name: OutputStream(name, self._record) for name in self._plan.stream_names}
             self._inputs = {name: GraphInput(streams[name]) for name in self._plan.input_streams}
             self._queue = []
@@ -168,10 +186,10 @@ class PythonGraph:
             for observer in self._observers:
                 observer.prepare(streams[observer.name], self._record)
             self._running = self._started = True
-            for node in self._nodes:  # OpenNode() tasks run before any Process(), lower ids first
-                if self._errors or not node.open(side_packets):
+            for runtime in self._nodes:  # OpenNode() tasks run before any Process(), lower ids first
+                if self._errors or not runtime.open(side_packets):
                     break
-                node.check_if_became_ready()
+                runtime.check_if_became_ready()
             self._drain_if_eager()
 
     def add_packet_to_input_stream(self, stream: str, value: object, timestamp: int) -> None:
@@ -187,6 +205,8 @@ class PythonGraph:
                 raise PythonGraphArgumentError("None can't be a packet value; add EMPTY for a bound-only update")
             if self._errors:
                 raise self._combined("Graph has errors: ")
+            if value is not EMPTY:
+                self._wait_until_not_full(stream)
             if self._tracer is not None and value is not EMPTY:
                 self._tracer.graph_input(stream, timestamp)
             graph_input.add(value, timestamp)
@@ -247,6 +267,11 @@ class PythonGraph:
                 self._errors = []  # like the wheel: the run is over, has_error() is False again
                 raise error
 
+    def cancel(self) -> None:
+        """Drop the queued work: nothing more runs in this run (an invocation in progress finishes); close()
+        then only closes the nodes. Safe from any thread (it takes no lock)."""
+        self._cancelled = True
+
     def close(self) -> None:
         """close_all_packet_sources() then wait_until_done(); a no-op when no run is active."""
         with self._lock:
@@ -283,6 +308,25 @@ class PythonGraph:
             raise PythonGraphError(f'{method} called on input stream "{stream}" which is not a graph input stream.')
         return self._inputs[stream]
 
+    def _wait_until_not_full(self, stream: str) -> None:
+        """MediaPipe's throttling of graph input `stream` (see engine/python/throttle.py)."""
+        throttle = self._throttle
+        if throttle is None or throttle.bound is None:
+            return
+        nodes = {node.id: node for node in self._nodes}
+        if throttle.full_queue(stream, nodes) is None:
+            return
+        if self._add_mode == ADD_IF_NOT_FULL:
+            raise PythonGraphError("Graph is throttled.", "UNAVAILABLE")
+        self._drain()  # the producer waits: the ready nodes run now
+        while (full := throttle.full_queue(stream, nodes)) is not None and not self._errors:
+            if throttle.report_deadlock:
+                self._record(builder_status("UNAVAILABLE", throttle.deadlock_message(full[2].name)))
+                break
+            throttle.resolve(*full)
+        if self._errors:
+            raise self._combined("Graph has errors: ")
+
     def _record(self, status: Status) -> None:
         log.debug("graph error: %s", status.message)
         self._errors.append(status)
@@ -313,6 +357,9 @@ class PythonGraph:
         self._draining = True
         try:
             while True:
+                if self._cancelled:
+                    self._queue.clear()
+                    return
                 if self._queue:
                     _, _, node, task = heapq.heappop(self._queue)
                     node.run(task)

@@ -11,23 +11,13 @@ MediaPipe's wording.
 from __future__ import annotations
 
 import heapq
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ovms_notebook.engine.python.api import HANDLERS, Calculator, declares, parse_tag_index, tag_key
-from ovms_notebook.errors import OvmsNotebookError
-
-_PREFIX = "ValidatedGraphConfig Initialization failed.\n"
-_NAME = re.compile(r"^(?:(?P<tag>[A-Z_][A-Z0-9_]*):(?:(?P<index>[0-9]+):)?)?(?P<name>[a-z_][a-z0-9_]*)$")
-
-
-class GraphConfigError(OvmsNotebookError, ValueError):
-    """A graph config that cannot run on Python nodes: unknown calculator or tag, stream wiring, cycle."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(_PREFIX + message)
+from ovms_notebook.errors import GraphConfigError
+from ovms_notebook.framework import tags
 
 
 @dataclass(frozen=True)
@@ -77,16 +67,11 @@ class GraphPlan:
 
 
 def parse_tag_index_name(text: str) -> tuple[str, int, str]:
-    """MediaPipe's `TAG:index:name` (`ParseTagIndexName`); untagged names get index -1 (assigned in order)."""
-    match = _NAME.match(text)
-    if match is None:
-        raise GraphConfigError(
-            f'TAG:index:name is invalid, "{text}" does not match "(([A-Z_][A-Z0-9_]*):(([0-9]+):)?)?'
-            '([a-z_][a-z0-9_]*)" (examples: "TAG:name" "VIDEO:2:name_b", "longer_name").'
-        )
-    if match.group("tag") is None:
-        return "", -1, match.group("name")
-    return match.group("tag"), int(match.group("index") or 0), match.group("name")
+    """MediaPipe's `TAG:index:name` (framework/tags.py); untagged names get index -1 (assigned in order)."""
+    try:
+        return tags.parse_tag_index_name(text)
+    except ValueError as error:
+        raise GraphConfigError(str(error)) from None
 
 
 def _tag_map(entries: Sequence[str]) -> tuple[StreamRef, ...]:
@@ -103,7 +88,7 @@ def _tag_map(entries: Sequence[str]) -> tuple[StreamRef, ...]:
                 f'"{name}"'
             )
         by_index[index] = name
-    refs = []
+    refs: list[StreamRef] = []
     for tag in sorted(names):
         by_index = names[tag]
         if sorted(by_index) != list(range(len(by_index))):

@@ -29,7 +29,7 @@ def to_tensor(image: np.ndarray) -> np.ndarray:
     corners = np.array([[0, SIZE], [0, 0], [SIZE, 0], [SIZE, SIZE]], dtype=np.float32)
     matrix = cv2.getPerspectiveTransform(box.astype(np.float32), corners)
     warped = cv2.warpPerspective(image, matrix, (SIZE, SIZE), flags=cv2.INTER_LINEAR,
-                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                                 borderMode=cv2.BORDER_CONSTANT, borderValue=(0.0, 0.0, 0.0, 0.0))
     tensor = warped.astype(np.float32) * np.float32(2.0 / 255.0) + np.float32(-1.0)
     return tensor[np.newaxis]
 

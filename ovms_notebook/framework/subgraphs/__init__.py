@@ -11,20 +11,26 @@ live next to this module; `expand_subgraphs` inlines them the way MediaPipe
 does: the subgraph's `TAG:index` streams and side packets are wired to the
 names the outer node gives them, every internal name gets a per-instance
 prefix (`holistictrackingtorenderdata__render_scale`), and nested subgraphs
-are expanded in turn. The expanded nodes are then stock calculators (native)
-or Python calculators (ovms_notebook.calculators.render, render_shapes, iris, tflite), and `split_graph` cuts
-between them as for any graph.
+are expanded in turn. A graph folder may bring its own subgraph pbtxt files
+(`folder_subgraphs`): they expand the same way, and win over ours. The
+expanded nodes are then stock calculators (native) or Python calculators
+(ovms_notebook.calculators.render, render_shapes, iris, tflite), and
+`split_graph` cuts between them as for any graph.
 """
 
 from __future__ import annotations
 
 import functools
-import re
+from collections.abc import Mapping
 from importlib import resources
+from typing import Any
 
 from ovms_notebook.errors import GraphLoadError
+from ovms_notebook.framework.protos import GraphConfig
+from ovms_notebook.framework.subgraphs.folder import folder_subgraphs
+from ovms_notebook.framework.tags import split_tag_index_name
 
-__all__ = ["SUBGRAPHS", "expand_subgraphs", "subgraph_config"]
+__all__ = ["SUBGRAPHS", "expand_subgraphs", "folder_subgraphs", "instance_nodes", "subgraph_config"]
 
 #: Subgraph type -> its pbtxt file here (google-ai-edge/mediapipe v0.10.21, commit cad7f3ab).
 SUBGRAPHS: dict[str, str] = {
@@ -38,7 +44,6 @@ SUBGRAPHS: dict[str, str] = {
 }
 
 _MAX_DEPTH = 8
-_ENTRY = re.compile(r"^(?:(?P<tag>[A-Z_][A-Z0-9_]*)(?::(?P<index>[0-9]+))?:)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
 
 
 @functools.cache
@@ -46,19 +51,23 @@ def _text(type_name: str) -> str:
     return resources.files(__name__).joinpath(SUBGRAPHS[type_name]).read_text()
 
 
-def subgraph_config(type_name: str) -> object:
-    """A fresh parsed CalculatorGraphConfig of the subgraph `type_name` (KeyError if it is not one of ours)."""
+def subgraph_config(type_name: str, extra: Mapping[str, str] | None = None) -> object:
+    """A fresh parsed CalculatorGraphConfig of the subgraph `type_name`: from `extra` (a graph folder's own
+    subgraphs, type -> pbtxt text) first, else ours (KeyError if it is neither)."""
     from ovms_notebook.framework.protos import parse_graph_config
 
+    if extra and type_name in extra:
+        return parse_graph_config(extra[type_name])
     return parse_graph_config(_text(type_name))
 
 
 def _split(entry: str) -> tuple[str, int, str]:
     """`TAG:index:name` -> (tag, index, name), as MediaPipe's ParseTagIndexName."""
-    match = _ENTRY.match(entry)
-    if match is None:
-        raise GraphLoadError(f"stream or side packet {entry!r} is not TAG:index:name")
-    return match["tag"] or "", int(match["index"] or 0), match["name"]
+    try:
+        tag, index, name = split_tag_index_name(entry)
+    except ValueError as error:
+        raise GraphLoadError(f"stream or side packet {entry!r} is not TAG:index:name: {error}") from None
+    return tag, index or 0, name
 
 
 def _join(tag: str, index: int, name: str) -> str:
@@ -103,10 +112,10 @@ def _rename(entries: object, names: dict[str, str], prefix: str) -> list[str]:
     return renamed
 
 
-def _instance(node: object, taken: set[str]) -> list[object]:
-    """The nodes `node` (an outer node naming a subgraph of ours) stands for, wired to its streams."""
+def _instance(node: object, taken: set[str], extra: Mapping[str, str] | None = None) -> list[object]:
+    """The nodes `node` (an outer node naming a subgraph of ours or of `extra`) stands for, wired to its streams."""
     type_name = node.calculator  # type: ignore[attr-defined]
-    sub = subgraph_config(type_name)
+    sub = subgraph_config(type_name, extra)
     if node.HasField("options") or len(node.node_options):  # type: ignore[attr-defined]
         raise GraphLoadError(f"node {type_name}: options on a subgraph node (graph_options) are not supported here")
     base = node.name or type_name.lower()  # type: ignore[attr-defined]
@@ -124,8 +133,12 @@ def _instance(node: object, taken: set[str]) -> list[object]:
     }
     nodes = []
     for inner in sub.node:  # type: ignore[attr-defined]
-        for field, names in (("input_stream", streams), ("output_stream", streams),
-                             ("input_side_packet", sides), ("output_side_packet", sides)):
+        for field, names in (
+            ("input_stream", streams),
+            ("output_stream", streams),
+            ("input_side_packet", sides),
+            ("output_side_packet", sides),
+        ):
             renamed = _rename(getattr(inner, field), names, prefix)
             del getattr(inner, field)[:]
             getattr(inner, field).extend(renamed)
@@ -135,26 +148,37 @@ def _instance(node: object, taken: set[str]) -> list[object]:
     return nodes
 
 
-def expand_subgraphs(config: object) -> object:
-    """`config` with every node naming one of `SUBGRAPHS` replaced by that subgraph's nodes (recursively).
+def instance_nodes(node: object, taken: set[str], extra: Mapping[str, str] | None = None) -> tuple[str, list[object]]:
+    """(the per-instance prefix, the subgraph's nodes) that one subgraph node stands for, wired to its streams and
+    not expanded further: what a drawing shows as one collapsible box. `taken` collects the prefixes in use."""
+    before = set(taken)
+    nodes = _instance(node, taken, extra)
+    [prefix] = taken - before
+    return prefix, nodes
+
+
+def expand_subgraphs(config: GraphConfig, extra: Mapping[str, str] | None = None) -> GraphConfig:
+    """`config` with every node naming one of `SUBGRAPHS` or of `extra` (a graph folder's own subgraphs, type ->
+    pbtxt text; they win over ours) replaced by that subgraph's nodes (recursively).
 
     Returns `config` itself when no node names one of them, otherwise a new
     CalculatorGraphConfig. GraphLoadError when a node connects a stream the
     subgraph does not declare, or subgraphs nest past a sane depth.
     """
-    if not any(node.calculator in SUBGRAPHS for node in config.node):  # type: ignore[attr-defined]
+    known = set(SUBGRAPHS) | set(extra or {})
+    if not any(node.calculator in known for node in config.node):
         return config
     from mediapipe.framework import calculator_pb2
 
     expanded = calculator_pb2.CalculatorGraphConfig()
-    expanded.CopyFrom(config)  # type: ignore[arg-type]
+    expanded.CopyFrom(config)
     taken: set[str] = set()
     for _ in range(_MAX_DEPTH):
-        if not any(node.calculator in SUBGRAPHS for node in expanded.node):
+        if not any(node.calculator in known for node in expanded.node):
             return expanded
-        nodes = []
+        nodes: list[Any] = []  # CalculatorGraphConfig.Node messages
         for node in expanded.node:
-            nodes.extend(_instance(node, taken) if node.calculator in SUBGRAPHS else [node])
+            nodes.extend(_instance(node, taken, extra) if node.calculator in known else [node])
         copies = [calculator_pb2.CalculatorGraphConfig.Node() for _ in nodes]
         for copy, node in zip(copies, nodes, strict=True):
             copy.CopyFrom(node)

@@ -1,0 +1,43 @@
+"""The one place that registers the calculator library: `register_builtin(registry)`.
+
+Every built-in calculator is named here, by class: adding one means importing its module below and
+listing the class. The package top installs this function as the default registry's loader
+(`Registry.set_loader`), so it runs the first time a graph looks a calculator up; a module that fails
+to import fails that lookup with its own ImportError instead of hiding the calculator.
+"""
+
+from __future__ import annotations
+
+from ovms_notebook.calculators import iris, openvino, ovms_python, render, render_shapes, tflite, tracking
+from ovms_notebook.engine.python.api import Calculator, Registry
+
+#: Built-in calculators registered under their class name (MediaPipe's name for the C++ calculator).
+BY_CLASS_NAME: tuple[type[Calculator], ...] = (
+    # MediaPipe's tracking and rendering calculators the mediapipe wheel lacks
+    tracking.DetectionTrackerCalculator,
+    render.LandmarksToRenderDataCalculator,
+    render.RectToRenderScaleCalculator,
+    render.SetLandmarkVisibilityCalculator,
+    render.ConcatenateNormalizedLandmarkListCalculator,
+    render.ConcatenateLandmarkListCalculator,
+    render_shapes.DetectionsToRenderDataCalculator,
+    render_shapes.RectToRenderDataCalculator,
+    render_shapes.FaceLandmarksToRenderDataCalculator,
+    iris.UpdateFaceLandmarksCalculator,
+    iris.IrisToRenderDataCalculator,
+    # TFLite inference and its tensor plumbing
+    tflite.ImageCroppingCalculator,
+    tflite.TfLiteConverterCalculator,
+    tflite.TfLiteInferenceCalculator,
+    tflite.SplitTfLiteTensorVectorCalculator,
+    tflite.TfLiteTensorsToLandmarksCalculator,
+)
+
+
+def register_builtin(registry: Registry) -> Registry:
+    """Register every built-in calculator in `registry`: OVMS's (PythonExecutor, OpenVINO) and the library's."""
+    ovms_python.register_ovms_calculators(registry)
+    openvino.register_openvino_calculators(registry)
+    for cls in BY_CLASS_NAME:
+        registry.register(cls)
+    return registry
