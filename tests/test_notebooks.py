@@ -31,12 +31,16 @@ LESSONS = ["01_explore_graphs.ipynb", "02_timestamps.ipynb", "03_tracking_protot
 RUNS = 10
 # Native MediaPipe/TFLite write a few informational lines straight to the process's stderr; they are not errors.
 NATIVE_LOG_PREFIXES = ("INFO: Created TensorFlow Lite", "WARNING: All log messages before absl", "W0000 ", "I0000 ")
-# Appended to every run: our threads (server, clients, widgets) must be gone once the lesson's last cell ran.
+# Appended to every run: our threads (server, clients, widgets) must be gone once the lesson's last cell ran; the
+# package's one process-wide thread, which forwards native log lines in a kernel, is started by the import.
 THREADS_CELL = '''import threading as _threading, time as _time
+from ovms_notebook._native_logs import THREAD_NAME as _LOGS
+def _ours():
+    return sorted(t.name for t in _threading.enumerate() if t.name.startswith("ovms-") and t.name != _LOGS)
 _deadline = _time.monotonic() + 15
-while _time.monotonic() < _deadline and any(t.name.startswith("ovms-") for t in _threading.enumerate()):
+while _time.monotonic() < _deadline and _ours():
     _time.sleep(0.1)
-_ours = sorted(t.name for t in _threading.enumerate() if t.name.startswith("ovms-"))
+_ours = _ours()
 print("THREADS", __import__("json").dumps(_ours))'''
 
 
