@@ -96,17 +96,18 @@ def run_notebook(name: str, variant: str = "right") -> Run:
                 assert unexpected == [], f"{name} wrote to stderr: {unexpected}"
             elif output.output_type == "stream":
                 parts.append(output.text)
-                for line in output.text.splitlines():
-                    if line.startswith("SUMMARY "):
-                        summary = json.loads(line.removeprefix("SUMMARY "))
-                    elif line.startswith("THREADS "):
-                        threads = json.loads(line.removeprefix("THREADS "))
             else:
                 data = output.get("data", {})
                 if "readme-picture" in cell.get("metadata", {}).get("tags", []):
                     pictures += [kind for kind in data if kind.startswith("image/")]
                 if not any(kind.startswith(("image/", "application/vnd.jupyter.widget")) for kind in data):
                     parts.append(data.get("text/plain", ""))
+        # one print may arrive as several stream messages on a busy machine: read the cell's text as a whole
+        for line in "".join(parts).splitlines():
+            if line.startswith("SUMMARY "):
+                summary = json.loads(line.removeprefix("SUMMARY "))
+            elif line.startswith("THREADS "):
+                threads = json.loads(line.removeprefix("THREADS "))
         exercise = cell.get("metadata", {}).get("exercise")
         if exercise is not None:
             exercises.add(index)
