@@ -47,6 +47,12 @@ def server() -> Iterator[ovms_notebook.Server]:
     server.stop()
 
 
+@pytest.fixture(autouse=True)
+def no_widget_thread_before() -> None:
+    """Each test starts with no widget thread: idle ones other tests left behind end within a few seconds."""
+    eventually(lambda: widget_threads() == [])
+
+
 def ipywidgets_names() -> set[str]:
     names: set[str] = set()
     for base in (widgets.VBox, widgets.HBox, widgets.Box, widgets.DOMWidget, widgets.Widget):
@@ -140,13 +146,16 @@ def test_abandoned_consoles_leave_no_session_and_no_thread(server) -> None:
         console.send(inputs)
         console.wait_for(1)
     assert len(server.sessions) == 3
-    assert len([name for name in widget_threads() if "console" in name]) >= 3
+    readers = {f"ovms-client-{graph}-reader" for graph in ("passthrough", "previous_value", "concat_default")}
+    assert readers <= {t.name for t in threading.enumerate()}  # each console's stream is open
     del consoles, console
     gc.collect()
-    eventually(lambda: server.sessions == [] and widget_threads() == [])
+    eventually(lambda: server.sessions == [] and widget_threads() == []
+               and not readers & {t.name for t in threading.enumerate()})
 
 
 def test_after_the_server_stops_the_console_says_so_and_offers_nothing_that_cannot_work(serve_graphs) -> None:
+    eventually(lambda: widget_threads() == [])  # what earlier tests left has gone idle
     stopping = serve_graphs({"passthrough": PASSTHROUGH})
     console = StreamConsole(stopping, "passthrough")
     try:
