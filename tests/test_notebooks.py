@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 LESSONS = ["01_explore_graphs.ipynb", "02_timestamps.ipynb", "03_tracking_prototype.ipynb",
-           "04_openvino_models.ipynb"]
+           "04_openvino_models.ipynb", "05_live_camera.ipynb"]
 RUNS = 10
 # Native MediaPipe/TFLite write a few informational lines straight to the process's stderr; they are not errors.
 NATIVE_LOG_PREFIXES = ("INFO: Created TensorFlow Lite", "WARNING: All log messages before absl", "W0000 ", "I0000 ")
@@ -249,3 +249,20 @@ def test_four_run_alls_of_lesson_01_in_one_kernel_do_not_grow_threads():
             counts += [int(line.split()[1]) for output in count.outputs if output.output_type == "stream"
                        for line in output.text.splitlines() if line.startswith("COUNT ")]
     assert len(counts) == 4 and counts == [counts[0]] * 4, counts  # each Run All ends where the first did
+
+
+def test_05_live_camera(runs):
+    """Headless there is no browser, so no camera: the lesson says so and feeds the synthetic one through the
+    camera's own path (its live path runs in tests/browser/test_camera_browser.py)."""
+    for run in check_runs("05", runs["05_live_camera.ipynb"]):
+        assert any("no camera connected (camera state 'off'): feeding a synthetic camera instead" in text
+                   for text in run.texts)
+        summary = run.summary
+        assert summary["live"] is False
+        assert summary["requests"] == 60
+        assert summary["timestamps"] == [round(i * 1e6 / 30) for i in range(60)]  # capture times at 30 fps, in µs
+        assert summary["same"] is True  # the replay on a fresh stream answers exactly as the recording
+        assert summary["ids"] == [[1]] * 60  # the astronaut keeps id 1 as she slides across the frame
+        assert summary["detector_same_timestamps"] is True
+        assert summary["left_behind"] == []
+        assert summary["exercise"] == 1
