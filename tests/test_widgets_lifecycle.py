@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import importlib
 import inspect
+import logging
 import pkgutil
 import re
 import threading
@@ -249,3 +250,26 @@ def test_a_remote_console_whose_server_went_away_says_so_and_new_stream_asks_aga
     finally:
         console.close()
     assert widget_threads() == []
+
+
+def test_closing_after_the_kernel_socket_is_gone_closes_the_rest_and_prints_no_traceback(caplog):
+    import zmq
+
+    from ovms_notebook.widgets.lifecycle import close_all
+
+    class GoneSocket(widgets.Label):
+        def close(self) -> None:
+            raise zmq.error.ZMQError(zmq.ENOTSOCK)
+
+    class Broken(widgets.Label):
+        def close(self) -> None:
+            raise RuntimeError("boom")
+
+    first, last = widgets.Label("a"), widgets.Label("b")
+    box = widgets.VBox([first, GoneSocket("x"), Broken("y"), last])
+    with caplog.at_level(logging.DEBUG, logger="ovms_notebook.widgets.lifecycle"):
+        close_all([box])
+    assert first.comm is None and last.comm is None and box.comm is None  # all closed despite the two failures
+    levels = [(r.levelname, r.getMessage().split(":")[0]) for r in caplog.records]
+    assert levels == [("DEBUG", "closing GoneSocket"),
+                      ("WARNING", "closing Broken failed; its other widgets are closed still")]

@@ -11,6 +11,7 @@ threads and streams in a `weakref.finalize` that runs at `close()` or when the c
 
 from __future__ import annotations
 
+import logging
 import threading
 import types
 import weakref
@@ -18,6 +19,8 @@ from collections.abc import Callable, Hashable
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 import ipywidgets as widgets
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Closable", "Composite", "replace_previous", "weakly"]
 
@@ -72,12 +75,25 @@ class Composite:
 
 
 def close_all(items: Any) -> None:
-    """Close every widget in `items` (nested boxes included): a release helper."""
+    """Close every widget in `items` (nested boxes included): a release helper.
+
+    Closing a widget tells the front end over the kernel's comm socket. When the kernel is shutting down
+    (finalizers run at exit) that socket is already gone and ipywidgets raises ZMQError; there is nobody
+    left to tell, so that is logged at debug level instead of printed as a traceback on the way out. Any other
+    failure is logged as a warning, and the remaining widgets are closed all the same.
+    """
     for item in items:
         children = getattr(item, "children", ())
         if children:
             close_all(children)
-        item.close()
+        try:
+            item.close()
+        except Exception as error:
+            if type(error).__module__.startswith("zmq"):  # the kernel's socket is gone: nobody left to tell
+                log.debug("closing %s: the front end could not be told (%s)", type(item).__name__, error)
+            else:
+                log.warning("closing %s failed; its other widgets are closed still", type(item).__name__,
+                            exc_info=True)
 
 
 _live: dict[Hashable, weakref.ref[Any]] = {}
