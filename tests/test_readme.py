@@ -79,6 +79,8 @@ EXPECTED: dict[str, Callable[[nbformat.NotebookNode], Any]] = {
     ),
     'trace.timestamps("tracker")': lambda cell: text_result(cell) == "[0, 1, 2, 3]",
     "trace.queue_waits()[0].wait_us": lambda cell: int(text_result(cell)) >= 0,
+    'camera = LiveCamera(server, "face_tracking")': displays_widget,
+    "recording = camera.stop_recording()": lambda cell: text_result(cell) == "[0, 33333, 66667]",
     "server.stop()": lambda cell: text_result(cell) == "True",
 }
 

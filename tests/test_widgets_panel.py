@@ -136,7 +136,7 @@ def test_server_mimebundle_has_the_widget_a_static_table_and_a_text_line(server)
     try:
         assert panel_for(server) is panel and panel.live
         assert bundle["text/plain"] == repr(server)
-        assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == panel.model_id
+        assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == panel.box.model_id
         assert "previous_value" in bundle["text/html"] and "NoSuchCalculator" in bundle["text/html"]
     finally:
         panel.close()

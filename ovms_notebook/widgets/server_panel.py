@@ -1,6 +1,6 @@
 """A server at a glance: where it listens, its graphs and why a graph failed, and one graph drawn live.
 
-`ServerPanel` is a VBox a person can leave open while streams run: with
+`ServerPanel` is a panel (its `box`, a VBox) a person can leave open while streams run: with
 `start_live()` a daemon thread redraws the chosen graph with the packet counts
 the server has seen (it only sets traits). `server_mimebundle(server)` is what
 `Server._repr_mimebundle_` returns: the panel's widget view, a static HTML
@@ -21,6 +21,7 @@ import ipywidgets as widgets
 from ovms_notebook.errors import GraphLoadError
 from ovms_notebook.widgets.graph_render import GraphRenderError, fitted_svg
 from ovms_notebook.widgets.graphview import graph_dot
+from ovms_notebook.widgets.lifecycle import Composite, close_all
 from ovms_notebook.widgets.render import THREAD_PREFIX
 
 _GREEN, _RED, _GREY = "#15803d", "#b91c1c", "#6b7280"
@@ -131,8 +132,8 @@ def graph_source(definition: Any) -> tuple[Any, dict[str, str]] | None:
     return config, own
 
 
-class ServerPanel(widgets.VBox):
-    """Header, graphs table and a drawing of the chosen graph with live packet counts.
+class ServerPanel(Composite):
+    """Header, graphs table and a drawing of the chosen graph with live packet counts (shown as its `box`).
 
     The drawing is SVG from Graphviz's `dot`; without `dot` the DOT source is
     shown in a text area instead. `refresh()` (or the Refresh button) re-reads
@@ -173,7 +174,7 @@ class ServerPanel(widgets.VBox):
             tooltip="Draw the subgraphs this package or the graph folder inlines node by node",
         )
         self.output = widgets.Output()
-        super().__init__(
+        self.box = widgets.VBox(
             children=[
                 self.header,
                 self.table,
@@ -357,17 +358,12 @@ class ServerPanel(widgets.VBox):
             live.join(timeout=5)
 
     def close(self) -> None:
-        """Stop live updates, then close the panel and its parts."""
-        if "_draw_lock" not in self.__dict__:  # __init__ failed early; Widget.__del__ still calls close()
-            super().close()
+        """Stop live updates, then close the panel's widgets. Idempotent."""
+        if self._closed:
             return
         self._closed = True
         self.stop_live()
-        for child in self.children:
-            for grandchild in getattr(child, "children", ()):
-                grandchild.close()
-            child.close()
-        super().close()
+        close_all([self.box])
 
     def __repr__(self) -> str:
         return f"<ServerPanel for {self.server.address}, {len(self.server.graphs)} graphs>"
