@@ -236,7 +236,7 @@ def test_a_remote_console_whose_server_went_away_says_so_and_new_stream_asks_aga
 def test_closing_after_the_kernel_socket_is_gone_closes_the_rest_and_prints_no_traceback(caplog):
     import zmq
 
-    from ovms_notebook.widgets.lifecycle import close_all
+    from ovms_notebook.widgets.lifecycle import close_all, closing_views
 
     class GoneSocket(widgets.Label):
         def close(self) -> None:
@@ -248,9 +248,23 @@ def test_closing_after_the_kernel_socket_is_gone_closes_the_rest_and_prints_no_t
 
     first, last = widgets.Label("a"), widgets.Label("b")
     box = widgets.VBox([first, GoneSocket("x"), Broken("y"), last])
-    with caplog.at_level(logging.DEBUG, logger="ovms_notebook.widgets.lifecycle"):
+    with caplog.at_level(logging.DEBUG, logger="ovms_notebook.widgets.lifecycle"), closing_views():
         close_all([box])
     assert first.comm is None and last.comm is None and box.comm is None  # all closed despite the two failures
     levels = [(r.levelname, r.getMessage().split(":")[0]) for r in caplog.records]
     assert levels == [("DEBUG", "closing GoneSocket"),
                       ("WARNING", "closing Broken failed; its other widgets are closed still")]
+
+
+def test_a_collected_composite_ends_its_threads_but_leaves_its_displayed_views_open(server) -> None:
+    # display(Timeline(...)) keeps no reference: the notebook must go on showing it, not "model not found"
+    timeline = Timeline(min_interval=0.05, title="shown")
+    box = timeline.box
+    timeline.update([])
+    del timeline
+    gc.collect()
+    assert box.comm is not None and all(child.comm is not None for child in box.children)
+    assert widget_threads() == []
+    kept = Timeline(min_interval=0.05, title="closed")
+    kept.close()
+    assert kept.box.comm is None  # an asked-for close() closes the views

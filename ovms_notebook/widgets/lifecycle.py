@@ -22,7 +22,7 @@ import ipywidgets as widgets
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Closable", "Composite", "replace_previous", "weakly"]
+__all__ = ["Closable", "Composite", "close_all", "closing_views", "replace_previous", "weakly"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -68,20 +68,44 @@ class Composite:
     def close(self) -> None:
         """End this widget's threads and streams and close its ipywidgets. Idempotent."""
         if self._finalizer is not None:
-            self._finalizer()
+            with closing_views():
+                self._finalizer()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
         return self.box._repr_mimebundle_(**kwargs)
 
 
+_explicit = threading.local()
+
+
+class closing_views:
+    """Within this block, `close_all` closes ipywidgets: a `close()` the user (or a re-run cell) asked for.
+
+    A composite that is only garbage-collected (nobody holds it, e.g. `display(Timeline(...))` in a loop)
+    ends its threads and streams but leaves its ipywidgets open, as ipywidgets leaves any displayed widget:
+    the notebook keeps showing what it last drew instead of "model not found".
+    """
+
+    def __enter__(self) -> None:
+        _explicit.depth = getattr(_explicit, "depth", 0) + 1
+
+    def __exit__(self, *exc: object) -> None:
+        _explicit.depth -= 1
+
+
 def close_all(items: Any) -> None:
-    """Close every widget in `items` (nested boxes included): a release helper.
+    """Close every widget in `items` (nested boxes included) when closing was asked for: a release helper.
+
+    Outside a `closing_views()` block (a finalizer run by the garbage collector or at exit) the views are
+    left as they are; see `closing_views`.
 
     Closing a widget tells the front end over the kernel's comm socket. When the kernel is shutting down
     (finalizers run at exit) that socket is already gone and ipywidgets raises ZMQError; there is nobody
     left to tell, so that is logged at debug level instead of printed as a traceback on the way out. Any other
     failure is logged as a warning, and the remaining widgets are closed all the same.
     """
+    if not getattr(_explicit, "depth", 0):
+        return
     for item in items:
         children = getattr(item, "children", ())
         if children:

@@ -21,7 +21,7 @@ import ipywidgets as widgets
 from ovms_notebook.errors import GraphLoadError
 from ovms_notebook.widgets.graph_render import GraphRenderError, fitted_svg
 from ovms_notebook.widgets.graphview import graph_dot
-from ovms_notebook.widgets.lifecycle import Composite, close_all
+from ovms_notebook.widgets.lifecycle import Composite, close_all, closing_views
 from ovms_notebook.widgets.render import THREAD_PREFIX
 
 _GREEN, _RED, _GREY = "#15803d", "#b91c1c", "#6b7280"
@@ -363,7 +363,8 @@ class ServerPanel(Composite):
             return
         self._closed = True
         self.stop_live()
-        close_all([self.box])
+        with closing_views():
+            close_all([self.box])
 
     def __repr__(self) -> str:
         return f"<ServerPanel for {self.server.address}, {len(self.server.graphs)} graphs>"
