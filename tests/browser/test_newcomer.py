@@ -30,6 +30,7 @@ from typing import Any
 import nbformat
 import pytest
 
+from ovms_notebook.widgets.pump import IDLE_SECONDS
 from tests.browser.jupyter import REPO, JupyterLab, Notebook, chromium, new_page, save_failure, skip_reason
 from tests.test_readme import EXPECTED, PROBE_RESULTS, PROBES, WIDGET, cell_with, readme_blocks
 
@@ -289,14 +290,19 @@ def test_each_lesson_runs_clean_in_the_lab_the_readme_opens(lab: JupyterLab, bro
         started = time.monotonic()
         notebook.run_all(timeout=LESSON_TIMEOUT)
         seconds = round(time.monotonic() - started, 1)
-        time.sleep(1.0)  # threads a last cell asked to stop finish their last lines
+        # Threads a last cell asked to stop finish their last lines, and a widget's redraw thread ends
+        # IDLE_SECONDS after its last redraw (the server's stop redraws every live widget): wait that long, no more.
+        settle_deadline = time.monotonic() + IDLE_SECONDS + 5.0
+        while (names_after := kernel.ask(THREAD_NAMES)) != names_before and time.monotonic() < settle_deadline:
+            time.sleep(0.25)
+        settled = round(time.monotonic() - started - seconds, 1)
         after = kernel.figures()
-        names_after = kernel.ask(THREAD_NAMES)
         model_ids, rendered = page.evaluate(_WIDGETS_JS, lesson)
         still_open = set(kernel.ask(OPEN_WIDGETS))
         widgets = sum(model_id in still_open for model_id in model_ids)
         FIGURES[lesson] = {
             "run_all_seconds": seconds,
+            "threads_settled_seconds": settled,
             "before": before,
             "after": after,
             "widget_outputs": widgets,
