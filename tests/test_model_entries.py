@@ -33,9 +33,12 @@ IRIS_MODELS = {
 IRIS_TEXT = (GRAPHS / "iris_tracking" / "iris_tracking.pbtxt").read_text()
 
 
-def demo_folder(root: Path, demo: str, graph: str, pbtxt: str, models: dict[str, str | Path]) -> Path:
-    """OVMS's demo layout: the demo folder copied unchanged, each model under `<name>/1/`, one config.json."""
-    shutil.copytree(GRAPHS / demo, root / demo)
+def demo_folder(root: Path, demo: str, graph: str, pbtxt: str, models: dict[str, str | Path],
+                folder: str | None = None) -> Path:
+    """OVMS's demo layout: the demo folder copied unchanged (as `folder`, default its own name), each model under
+    `<name>/1/`, one config.json."""
+    folder = folder or demo
+    shutil.copytree(GRAPHS / demo, root / folder)
     for name, source in models.items():
         path = source if isinstance(source, Path) else wheel_modules_dir() / source
         (root / name / "1").mkdir(parents=True)
@@ -43,7 +46,7 @@ def demo_folder(root: Path, demo: str, graph: str, pbtxt: str, models: dict[str,
             shutil.copyfile(part, root / name / "1" / part.name)
     config = {
         "model_config_list": [{"config": {"name": name, "base_path": name}} for name in models],
-        "mediapipe_config_list": [{"name": graph, "base_path": demo, "graph_path": pbtxt}],
+        "mediapipe_config_list": [{"name": graph, "base_path": folder, "graph_path": pbtxt}],
     }
     (root / "config.json").write_text(json.dumps(config))
     return root
@@ -242,3 +245,140 @@ def test_the_holistic_demo_with_its_entries_runs_and_draws_as_before(tmp_path: P
     finally:
         server.stop()
     np.testing.assert_array_equal(with_entries, drawn(client))
+
+
+# -- face detection: FaceDetectionShortRangeCpu on the `face_detection` entry ---------------------------------------
+
+FACE_DETECTION = {"face_detection": IRIS_MODELS["face_detection"]}
+
+
+def face_rows(address: str, graph: str, frame: np.ndarray) -> np.ndarray:
+    """The graph's detections as rows: xmin, ymin, width, height, 6 keypoints (x, y), score (none: 0 rows)."""
+    from ovms_notebook.codec import decode_output
+    from tests.conftest import request, stream
+
+    result = stream(address, [request(graph, {"image": frame})])
+    assert result.errors == [] and result.code.name == "OK", (result.errors, result.details)
+    found = []
+    for response in result.outputs:
+        for detection in decode_output(response.outputs[0], response.raw_output_contents[0]):
+            box = detection.location_data.relative_bounding_box
+            points = [c for k in detection.location_data.relative_keypoints for c in (k.x, k.y)]
+            found.append([box.xmin, box.ymin, box.width, box.height, *points, detection.score[0]])
+    return np.array(found, np.float64).reshape(-1, 17)
+
+
+def face_frames() -> dict[str, np.ndarray]:
+    photo = astronaut()[:, 64:448]
+    return {
+        "square": astronaut(),
+        "wide crop": np.ascontiguousarray(astronaut()[100:400]),
+        "tall crop": np.ascontiguousarray(astronaut()[:, 100:400]),
+        "two faces": np.ascontiguousarray(np.hstack([photo, photo[:, ::-1]])),
+        "no face": np.full((240, 320, 3), 90, np.uint8),
+    }
+
+
+@pytest.fixture(scope="module")
+def wheel_faces() -> dict[str, np.ndarray]:
+    """FaceDetectionShortRangeCpu as the wheel runs it (the examples' config.json serves no entry)."""
+    server = ovms_notebook.serve(GRAPHS)
+    try:
+        return {name: face_rows(server.address, "face_detection", frame) for name, frame in face_frames().items()}
+    finally:
+        server.stop()
+
+
+def test_with_the_face_detection_entry_face_detection_infers_on_it_with_python_tensor_nodes() -> None:
+    text = (GRAPHS / "face_detection" / "graph.pbtxt").read_text()
+    spec = parse_graph(text, models=["face_detection"])
+    assert spec.split is not None and spec.split.python is not None and spec.split.native is not None
+    assert [node.calculator for node in spec.split.native.node] == ["ToImageCalculator"]
+    assert [node.calculator for node in spec.split.python.node] == [
+        "PythonImageToTensorCalculator",
+        "OpenVINOModelServerSessionCalculator",
+        "OpenVINOInferenceCalculator",
+        "PythonTensorsToDetectionsCalculator",
+        "PythonNonMaxSuppressionCalculator",
+        "PythonDetectionProjectionCalculator",
+    ]
+    # FaceDetectionShortRange's options reached the nested FaceDetection's nodes (graph_options / option_value)
+    from mediapipe.calculators.tensor.image_to_tensor_calculator_pb2 import ImageToTensorCalculatorOptions
+    from mediapipe.calculators.tflite.ssd_anchors_calculator_pb2 import SsdAnchorsCalculatorOptions
+
+    from ovms_notebook.framework.options import node_options
+
+    to_tensor, _, _, to_detections = spec.split.python.node[:4]
+    sized = node_options(to_tensor, ImageToTensorCalculatorOptions)
+    assert (sized.output_tensor_width, sized.output_tensor_height, sized.keep_aspect_ratio) == (128, 128, True)
+    anchors = node_options(to_detections, SsdAnchorsCalculatorOptions)
+    assert (anchors.num_layers, list(anchors.strides), anchors.input_size_width) == (4, [8, 16, 16, 16], 128)
+    assert parse_graph(text).split is None  # no entry served: the wheel's native subgraph, its own .tflite
+
+
+def test_face_detection_on_the_entry_finds_the_faces_the_wheel_finds(
+    tmp_path: Path, wheel_faces: dict[str, np.ndarray]
+) -> None:
+    folder = demo_folder(tmp_path, "face_detection", "faceDetection", "graph.pbtxt", FACE_DETECTION,
+                         "face_detection_graph")
+    server = ovms_notebook.serve(folder)
+    try:
+        (definition,) = server.graphs
+        assert definition.error is None and definition.spec is not None and definition.spec.split is not None
+        python = {node.calculator for node in definition.spec.split.python.node}  # type: ignore[union-attr]
+        assert {"OpenVINOInferenceCalculator", "PythonTensorsToDetectionsCalculator"} <= python
+        ours = {name: face_rows(server.address, "faceDetection", frame) for name, frame in face_frames().items()}
+    finally:
+        server.stop()
+    assert [len(ours[name]) for name in ours] == [len(wheel_faces[name]) for name in ours] == [1, 1, 1, 2, 0]
+    for name in ours:  # OpenVINO vs TFLite on the same model: a few 1e-7 apart
+        np.testing.assert_allclose(ours[name], wheel_faces[name], rtol=0, atol=1e-5, err_msg=name)
+
+
+def shifted_face_detection_model(path: Path, dx: float) -> Path:
+    """The wheel's face detection model as OpenVINO IR whose box and keypoint x offsets grow by `dx` (128-px units)."""
+    import openvino as ov
+    import openvino.opset13 as ops
+    from openvino.preprocess import PrePostProcessor
+
+    model = ov.Core().read_model(wheel_modules_dir() / IRIS_MODELS["face_detection"])
+    steps = PrePostProcessor(model)
+    shift = np.zeros((1, 1, 16), np.float32)
+    shift[..., [0, 4, 6, 8, 10, 12, 14]] = dx
+    steps.output("regressors").postprocess().custom(lambda node: ops.add(node, ops.constant(shift)).output(0))
+    ov.save_model(steps.build(), path, compress_to_fp16=False)
+    return path
+
+
+def test_a_replaced_face_detection_model_moves_the_boxes(tmp_path: Path, wheel_faces: dict[str, np.ndarray]) -> None:
+    model = shifted_face_detection_model(tmp_path / "shifted" / "model.xml", dx=12.8)  # 0.1 of the 128-px tensor
+    folder = demo_folder(tmp_path / "demo", "face_detection", "faceDetection", "graph.pbtxt",
+                         {"face_detection": model}, "face_detection_graph")
+    server = ovms_notebook.serve(folder)
+    try:
+        moved = face_rows(server.address, "faceDetection", astronaut())
+    finally:
+        server.stop()
+    before = wheel_faces["square"]
+    assert moved.shape == before.shape == (1, 17)
+    xs = [0, 4, 6, 8, 10, 12, 14]
+    np.testing.assert_allclose(moved[0, xs] - before[0, xs], 0.1, atol=1e-4)  # square frame: no letterbox
+    others = [i for i in range(17) if i not in xs]
+    np.testing.assert_allclose(moved[0, others], before[0, others], atol=1e-5)
+
+
+def test_a_face_landmark_model_under_face_detection_fails_the_stream_as_ovms_would(tmp_path: Path) -> None:
+    folder = demo_folder(tmp_path, "face_detection", "faceDetection", "graph.pbtxt",
+                         {"face_detection": IRIS_MODELS["face_landmark"]}, "face_detection_graph")
+    server = ovms_notebook.serve(folder)
+    try:
+        client = StreamClient(server.address, "faceDetection")
+        client.send({"image": astronaut()})
+        client.close()
+    finally:
+        server.stop()
+    assert client.status is not None and client.status.code == "INVALID_ARGUMENT", client.status
+    assert (
+        'OpenVINOInferenceCalculator: servable "face_detection" version 1 has no input \'input\' (for tag TENSORS); '
+        "its inputs are input_1"
+    ) in client.status.text

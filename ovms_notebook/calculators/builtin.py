@@ -9,6 +9,7 @@ to import fails that lookup with its own ImportError instead of hiding the calcu
 from __future__ import annotations
 
 from ovms_notebook.calculators import (
+    detections,
     iris,
     labels,
     openvino,
@@ -16,6 +17,7 @@ from ovms_notebook.calculators import (
     recolor,
     render,
     render_shapes,
+    tensors,
     tflite,
     tracking,
 )
@@ -43,6 +45,11 @@ BY_CLASS_NAME: tuple[type[Calculator], ...] = (
     tflite.TfLiteInferenceCalculator,
     tflite.SplitTfLiteTensorVectorCalculator,
     tflite.TfLiteTensorsToLandmarksCalculator,
+    # the tensor calculators around an inference on OpenVINO (OVMS's fork), under names of their own
+    tensors.PythonImageToTensorCalculator,
+    tensors.PythonTensorsToDetectionsCalculator,
+    detections.PythonNonMaxSuppressionCalculator,
+    detections.PythonDetectionProjectionCalculator,
 )
 
 

@@ -28,12 +28,19 @@ from importlib import resources
 from typing import Any
 
 from ovms_notebook.errors import GraphLoadError
-from ovms_notebook.framework.ovms_fork import FORK_INFERENCE, ForkInference, inference_node_text, session_node_text
+from ovms_notebook.framework.ovms_fork import (
+    FORK_INFERENCE,
+    PYTHON_TWINS,
+    ForkInference,
+    inference_node_text,
+    session_node_text,
+)
 from ovms_notebook.framework.protos import GraphConfig
 from ovms_notebook.framework.subgraphs.folder import folder_subgraphs
+from ovms_notebook.framework.subgraphs.graph_options import apply_option_values
 from ovms_notebook.framework.tags import split_tag_index_name
 
-__all__ = ["SUBGRAPHS", "expand_subgraphs", "folder_subgraphs", "instance_nodes", "subgraph_config"]
+__all__ = ["FORK_SUBGRAPHS", "SUBGRAPHS", "expand_subgraphs", "folder_subgraphs", "instance_nodes", "subgraph_config"]
 
 #: Subgraph type -> its pbtxt file here (google-ai-edge/mediapipe v0.10.21, commit cad7f3ab).
 SUBGRAPHS: dict[str, str] = {
@@ -51,12 +58,21 @@ SUBGRAPHS: dict[str, str] = {
     "PoseLandmarksToRenderData": "pose_landmarks_to_render_data.pbtxt",  # mediapipe/graphs/pose_tracking/subgraphs/
 }
 
+#: Subgraphs the wheel has natively, expanded here only when the graph's config.json serves the model entries
+#: OVMS's fork infers them on (`expand_subgraphs(model_entries=True)`): their inference then runs on OpenVINO
+#: on the Python side, with the tensor calculators around it (`PYTHON_TWINS`). Same source and commit as above.
+FORK_SUBGRAPHS: dict[str, str] = {
+    "FaceDetectionShortRangeCpu": "face_detection_short_range_cpu.pbtxt",  # mediapipe/modules/face_detection/
+    "FaceDetectionShortRange": "face_detection_short_range.pbtxt",  # mediapipe/modules/face_detection/
+    "FaceDetection": "face_detection.pbtxt",  # mediapipe/modules/face_detection/
+}
+
 _MAX_DEPTH = 8
 
 
 @functools.cache
 def _text(type_name: str) -> str:
-    return resources.files(__name__).joinpath(SUBGRAPHS[type_name]).read_text()
+    return resources.files(__name__).joinpath({**FORK_SUBGRAPHS, **SUBGRAPHS}[type_name]).read_text()
 
 
 def subgraph_config(type_name: str, extra: Mapping[str, str] | None = None) -> object:
@@ -120,13 +136,28 @@ def _rename(entries: object, names: dict[str, str], prefix: str) -> list[str]:
     return renamed
 
 
+def _ignored(declared: object, outer: dict[tuple[str, int], str]) -> set[str]:
+    """Subgraph-internal names of the declared streams the outer node does not connect."""
+    ignored = set()
+    untagged = 0
+    for entry in declared:  # type: ignore[attr-defined]
+        tag, index, name = _split(entry)
+        if not tag:
+            index, untagged = untagged, untagged + 1
+        if (tag, index) not in outer:
+            ignored.add(name)
+    return ignored
+
+
 def _instance(node: object, taken: set[str], extra: Mapping[str, str] | None = None,
               model_entries: bool = False) -> list[object]:
     """The nodes `node` (an outer node naming a subgraph of ours or of `extra`) stands for, wired to its streams."""
     type_name = node.calculator  # type: ignore[attr-defined]
     sub = subgraph_config(type_name, extra)
-    if node.HasField("options") or len(node.node_options):  # type: ignore[attr-defined]
-        raise GraphLoadError(f"node {type_name}: options on a subgraph node (graph_options) are not supported here")
+    given = node.HasField("options") or len(node.node_options)  # type: ignore[attr-defined]
+    if given and not len(sub.graph_options):  # type: ignore[attr-defined]
+        raise GraphLoadError(f"node {type_name}: options on a subgraph node whose subgraph declares no graph_options")
+    apply_option_values(sub, node)
     base = node.name or type_name.lower()  # type: ignore[attr-defined]
     prefix, n = base, 1
     while prefix in taken:
@@ -140,6 +171,12 @@ def _instance(node: object, taken: set[str], extra: Mapping[str, str] | None = N
         **_boundary(sub.input_side_packet, _keyed(node.input_side_packet), "input side packets", type_name),  # type: ignore[attr-defined]
         **_boundary(sub.output_side_packet, _keyed(node.output_side_packet), "output side packets", type_name),  # type: ignore[attr-defined]
     }
+    # inputs the subgraph declares and the outer node leaves unconnected: dropped from the inner nodes, as
+    # MediaPipe's RemoveIgnoredStreams does (FaceDetection's ROI, for one, is optional this way)
+    ignored = {
+        "input_stream": _ignored(sub.input_stream, _keyed(node.input_stream)),  # type: ignore[attr-defined]
+        "input_side_packet": _ignored(sub.input_side_packet, _keyed(node.input_side_packet)),  # type: ignore[attr-defined]
+    }
     nodes = []
     for inner in sub.node:  # type: ignore[attr-defined]
         for field, names in (
@@ -148,14 +185,15 @@ def _instance(node: object, taken: set[str], extra: Mapping[str, str] | None = N
             ("input_side_packet", sides),
             ("output_side_packet", sides),
         ):
-            renamed = _rename(getattr(inner, field), names, prefix)
+            kept = [entry for entry in getattr(inner, field) if _split(entry)[2] not in ignored.get(field, ())]
+            renamed = _rename(kept, names, prefix)
             del getattr(inner, field)[:]
             getattr(inner, field).extend(renamed)
         if inner.name:
             inner.name = f"{prefix}__{inner.name}"
         nodes.append(inner)
     if model_entries and type_name in FORK_INFERENCE and not (extra and type_name in extra):
-        return _fork_inference(nodes, FORK_INFERENCE[type_name], prefix)
+        return _python_twins(_fork_inference(nodes, FORK_INFERENCE[type_name], prefix))
     return nodes
 
 
@@ -166,16 +204,51 @@ def _fork_inference(nodes: list[object], fork: ForkInference, prefix: str) -> li
 
     replaced: list[object] = []
     for inner in nodes:
-        if inner.calculator != "TfLiteInferenceCalculator":  # type: ignore[attr-defined]
+        if inner.calculator not in ("TfLiteInferenceCalculator", "InferenceCalculator"):  # type: ignore[attr-defined]
             replaced.append(inner)
             continue
         (source,), (target,) = ([_split(entry)[2] for entry in getattr(inner, field)]
                                 for field in ("input_stream", "output_stream"))
+        tag = "TFLITE_TENSORS" if inner.calculator == "TfLiteInferenceCalculator" else "TENSORS"  # type: ignore[attr-defined]
         session = f"{prefix}__session"
         pair = parse_graph_config(session_node_text(fork.servable, session) + " " + inference_node_text(
-            fork, session, source, target, inner.name))  # type: ignore[attr-defined]
+            fork, session, source, target, inner.name, tag))  # type: ignore[attr-defined]
         replaced.extend(pair.node)
     return replaced
+
+
+def _python_twins(nodes: list[object]) -> list[object]:
+    """`nodes` with the tensor calculators around a Python-side inference renamed to their Python twins, and each
+    `SsdAnchorsCalculator` folded into the node reading its anchors: its options join that node's, and the
+    ANCHORS side packet goes (the Python calculators have no output side packets)."""
+    from google.protobuf import any_pb2
+    from mediapipe.calculators.tflite import ssd_anchors_calculator_pb2
+
+    anchors: dict[str, object] = {}
+    kept: list[object] = []
+    for inner in nodes:
+        if inner.calculator == "SsdAnchorsCalculator":  # type: ignore[attr-defined]
+            options = ssd_anchors_calculator_pb2.SsdAnchorsCalculatorOptions()
+            options.MergeFrom(inner.options.Extensions[options.ext])  # type: ignore[attr-defined]
+            for entry in inner.node_options:  # type: ignore[attr-defined]
+                if entry.Is(options.DESCRIPTOR):
+                    entry.Unpack(extra := type(options)())
+                    options.MergeFrom(extra)
+            (side,) = [_split(entry)[2] for entry in inner.output_side_packet]  # type: ignore[attr-defined]
+            anchors[side] = options
+            continue
+        kept.append(inner)
+    for inner in kept:
+        inner.calculator = PYTHON_TWINS.get(inner.calculator, inner.calculator)  # type: ignore[attr-defined]
+        sides = list(inner.input_side_packet)  # type: ignore[attr-defined]
+        folded = [entry for entry in sides if _split(entry)[2] in anchors]
+        for entry in folded:
+            packed = any_pb2.Any()
+            packed.Pack(anchors[_split(entry)[2]])
+            inner.node_options.append(packed)  # type: ignore[attr-defined]
+        del inner.input_side_packet[:]  # type: ignore[attr-defined]
+        inner.input_side_packet.extend(entry for entry in sides if entry not in folded)  # type: ignore[attr-defined]
+    return kept
 
 
 def instance_nodes(node: object, taken: set[str], extra: Mapping[str, str] | None = None) -> tuple[str, list[object]]:
@@ -199,7 +272,7 @@ def expand_subgraphs(config: GraphConfig, extra: Mapping[str, str] | None = None
     CalculatorGraphConfig. GraphLoadError when a node connects a stream the
     subgraph does not declare, or subgraphs nest past a sane depth.
     """
-    known = set(SUBGRAPHS) | set(extra or {})
+    known = set(SUBGRAPHS) | set(extra or {}) | (set(FORK_SUBGRAPHS) if model_entries else set())
     if not any(node.calculator in known for node in config.node):
         return config
     from mediapipe.framework import calculator_pb2
