@@ -219,3 +219,77 @@ def test_a_list_of_detections_becomes_mediapipes_vector_packet() -> None:
     with pytest.raises(TypeError, match=r"no native vector packet of mediapipe\.LocationData"):
         proto_vector_packet([found[0].location_data])
     assert math.isclose(rows(found)[0, 0], 0.1, rel_tol=1e-6)
+
+
+# -- FaceLandmarkCpu's plumbing: floats, thresholds, gates, landmarks -------------------------------------------------
+
+TINY_TENSOR = """
+  calculator: "ImageToTensorCalculator" input_stream: "IMAGE:image" output_stream: "TENSORS:tensors"
+  options { [mediapipe.ImageToTensorCalculatorOptions.ext] {
+    output_tensor_width: 8 output_tensor_height: 8 output_tensor_float_range { min: -4 max: 4 } } }
+"""
+
+
+def tiny_tensor() -> tuple[np.ndarray, mp.Packet]:
+    """An 8x8x3 tensor in [-4, 4] from the astronaut (ours) and the image packet the native graphs start from."""
+    frame = astronaut()
+    image = mp.packet_creator.create_image_frame(image_format=mp.ImageFormat.SRGB, data=frame)
+    ours = run_python(PythonImageToTensorCalculator, TINY_TENSOR.replace('"ImageToTensorCalculator"', '"X"'),
+                      {"IMAGE": frame})["TENSORS"]
+    return ours, image
+
+
+@pytest.mark.parametrize("activation", ["SIGMOID", "NONE"])
+def test_tensors_to_floats_is_mediapipes(activation: str) -> None:
+    from ovms_notebook.calculators.tensor_plumbing import PythonTensorsToFloatsCalculator
+
+    ours, image = tiny_tensor()
+    node = ('calculator: "CALC" input_stream: "TENSORS:tensors" output_stream: "FLOATS:floats" '
+            "options { [mediapipe.TensorsToFloatsCalculatorOptions.ext] { activation: " + activation + " } }")
+    native = run_native('input_stream: "image" output_stream: "floats" node {' + TINY_TENSOR + "} node {"
+                        + node.replace("CALC", "TensorsToFloatsCalculator") + "}", {"image": image}, ["floats"])
+    expected = mp.packet_getter.get_float_list(native["floats"][0])
+    got = run_python(PythonTensorsToFloatsCalculator, node.replace("CALC", "X"), {"TENSORS": ours})["FLOATS"]
+    assert len(got) == len(expected) == 192 and len(set(np.round(expected, 3))) > 20
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_tensors_to_landmarks_is_mediapipes() -> None:
+    from ovms_notebook.calculators.tensor_plumbing import PythonTensorsToLandmarksCalculator
+
+    ours, image = tiny_tensor()
+    node = ('calculator: "CALC" input_stream: "TENSORS:tensors" output_stream: "NORM_LANDMARKS:landmarks" '
+            "options { [mediapipe.TensorsToLandmarksCalculatorOptions.ext] { num_landmarks: 48 "
+            "input_image_width: 16 input_image_height: 8 normalize_z: 2 flip_horizontally: true "
+            "visibility_activation: SIGMOID } }")  # 192 values: 48 landmarks of 4 (x, y, z, visibility)
+    native = run_native('input_stream: "image" output_stream: "landmarks" node {' + TINY_TENSOR + "} node {"
+                        + node.replace("CALC", "TensorsToLandmarksCalculator") + "}", {"image": image}, ["landmarks"])
+    expected = mp.packet_getter.get_proto(native["landmarks"][0])
+    got = run_python(PythonTensorsToLandmarksCalculator, node.replace("CALC", "X"), {"TENSORS": ours})["NORM_LANDMARKS"]
+
+    def table(landmarks: Any) -> np.ndarray:
+        return np.array([[p.x, p.y, p.z, p.visibility] for p in landmarks.landmark])
+
+    assert len(got.landmark) == len(expected.landmark) == 48
+    np.testing.assert_allclose(table(got), table(expected), rtol=1e-6, atol=1e-6)
+
+
+def test_thresholding_and_gate_are_mediapipes() -> None:
+    from ovms_notebook.calculators.tensor_plumbing import PythonGateCalculator, PythonThresholdingCalculator
+
+    text = ('input_stream: "score" input_stream: "data" output_stream: "flag" output_stream: "passed" '
+            'node { calculator: "ThresholdingCalculator" input_stream: "FLOAT:score" output_stream: "FLAG:flag" '
+            "options { [mediapipe.ThresholdingCalculatorOptions.ext] { threshold: 0.5 } } } "
+            'node { calculator: "GateCalculator" input_stream: "data" input_stream: "ALLOW:flag" '
+            'output_stream: "passed" }')
+    threshold = ('calculator: "X" input_stream: "FLOAT:score" output_stream: "FLAG:flag" '
+                 "options { [mediapipe.ThresholdingCalculatorOptions.ext] { threshold: 0.5 } }")
+    gate = 'calculator: "X" input_stream: "data" input_stream: "ALLOW:flag" output_stream: "passed"'
+    for score in (0.2, 0.5, 0.5000001, 0.9):
+        native = run_native(text, {"score": mp.packet_creator.create_float(score),
+                                   "data": mp.packet_creator.create_string(b"tensors")}, ["flag", "passed"])
+        flag = run_python(PythonThresholdingCalculator, threshold, {"FLOAT": score})["FLAG"]
+        assert flag is mp.packet_getter.get_bool(native["flag"][0]) is (score > 0.5)
+        passed = run_python(PythonGateCalculator, gate, {":0": ["tensors"], "ALLOW": flag})
+        assert (passed == {":0": ["tensors"]}) == (len(native["passed"]) == 1)
+        assert passed if flag else passed is None

@@ -17,6 +17,7 @@ from ovms_notebook.calculators import (
     recolor,
     render,
     render_shapes,
+    tensor_plumbing,
     tensors,
     tflite,
     tracking,
@@ -50,6 +51,11 @@ BY_CLASS_NAME: tuple[type[Calculator], ...] = (
     tensors.PythonTensorsToDetectionsCalculator,
     detections.PythonNonMaxSuppressionCalculator,
     detections.PythonDetectionProjectionCalculator,
+    tensor_plumbing.PythonSplitTensorVectorCalculator,
+    tensor_plumbing.PythonTensorsToFloatsCalculator,
+    tensor_plumbing.PythonThresholdingCalculator,
+    tensor_plumbing.PythonGateCalculator,
+    tensor_plumbing.PythonTensorsToLandmarksCalculator,
 )
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "image_pixels",
     "roi_to_tensor",
     "ssd_anchors",
+    "tensor_array",
 ]
 
 _F = np.float32
@@ -215,7 +216,8 @@ def ssd_anchors(options: SsdAnchorsCalculatorOptions) -> np.ndarray:
     return np.array(anchors, np.float32).reshape(-1, 4)
 
 
-def _array(value: object) -> np.ndarray:
+def tensor_array(value: object) -> np.ndarray:
+    """A tensor on this side as a float32 array: a `TensorValue` (OpenVINOInferenceCalculator's TENSORS) or array."""
     if isinstance(value, TensorValue):
         return np.asarray(value.array(), np.float32)
     return np.asarray(value, np.float32)
@@ -298,7 +300,7 @@ class PythonTensorsToDetectionsCalculator(Calculator):
         options = self.settings
         if len(tensors) != 2:
             raise ValueError(f"expected 2 tensors (boxes, scores), got {len(tensors)}")
-        raw_boxes, raw_scores = _array(tensors[0]), _array(tensors[1])
+        raw_boxes, raw_scores = tensor_array(tensors[0]), tensor_array(tensors[1])
         count = len(self.anchors)
         if options.num_boxes != count or raw_boxes.size != count * options.num_coords \
                 or raw_scores.size != count * options.num_classes:

@@ -308,9 +308,11 @@ class TfLiteTensorsToLandmarksCalculator(Calculator):
 
     inputs = ("TENSORS", "FLIP_HORIZONTALLY", "FLIP_VERTICALLY")
     outputs = ("NORM_LANDMARKS", "LANDMARKS")
+    #: The options message read (the Tensor version's twin reads TensorsToLandmarksCalculatorOptions, same fields).
+    options_type: type[Any] = LandmarksOptions
 
     def open(self, side_packets: Mapping[str, object]) -> None:
-        self.settings = self.options(LandmarksOptions)
+        self.settings = self.options(self.options_type)
         if not self.settings.HasField("num_landmarks"):
             raise ValueError("num_landmarks is required")
         if "NORM_LANDMARKS" in self.output_tags and not (self.settings.input_image_width

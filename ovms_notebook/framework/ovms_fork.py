@@ -14,29 +14,35 @@ for, the graph is served the way OVMS serves it:
 
 * the subgraphs of `FORK_INFERENCE` are expanded here from MediaPipe's own
   pbtxt (ovms_notebook.framework.subgraphs; `IrisLandmarkCpu` always, the
-  wheel-native face detection chain `FaceDetectionShortRangeCpu` ->
-  `FaceDetectionShortRange` -> `FaceDetection` only then) and get the fork's
-  rewrite of their inference node: a session on the model entry and an
+  wheel-native face chain `FaceLandmarkFrontCpu` -> `FaceDetectionShortRangeCpu`
+  -> `FaceDetectionShortRange` -> `FaceDetection` and `FaceLandmarkCpu` ->
+  `TensorsToFaceLandmarks` only then) and get the fork's rewrite of their
+  inference node: a session on the model entry and an
   `OpenVINOInferenceCalculator` in place of `TfLiteInferenceCalculator` or
   `InferenceCalculator`, so the folder's model is the one that runs. The
   tensor calculators around `InferenceCalculator` become their Python twins
-  (`PYTHON_TWINS`, ovms_notebook.calculators.tensors and detections), since
-  `std::vector<mediapipe::Tensor>` packets cannot cross to native nodes;
+  (`PYTHON_TWINS`: ovms_notebook.calculators.tensors, detections,
+  tensor_plumbing), since `std::vector<mediapipe::Tensor>` packets cannot
+  cross to native nodes; the geometry and tracking between them
+  (`FaceDetectionFrontDetectionToRoi`, loops, `LandmarkProjection`, ...)
+  stays native;
 * every other entry the graph's subgraphs ask for gets a session node of its
   own (`model_entry_checks`), so a missing or unloadable entry fails the
   stream at start with OVMS's `OpenVINOModelServerSessionCalculator failed to
   load the model`. The wheel's native subgraphs that are not expanded here
-  (face landmarks, `FaceLandmarkFrontCpu` with the face detection inside it,
-  pose, hands, holistic) still infer on their own .tflite files.
+  (pose, hands, `HolisticLandmarkCpu` with the face subgraphs inside it)
+  still infer on their own .tflite files.
 
 Which subgraph infers on which entry, here:
 
-    subgraph                      entry            inference here with the entry served
-    IrisLandmarkCpu               iris_landmark    OpenVINO on the entry (expanded, TfLite* calculators in Python)
-    FaceDetectionShortRangeCpu    face_detection   OpenVINO on the entry (expanded, tensor calculators in Python)
-    FaceLandmarkFrontCpu          face_detection,  the wheel's TFLite files (entries loaded and checked only)
-                                  face_landmark
-    FaceLandmarkCpu, Pose*, Hand*, HolisticLandmarkCpu   the wheel's TFLite files (entries checked only)
+    subgraph                      entry            inference with the entry served
+    IrisLandmarkCpu               iris_landmark    OpenVINO on the entry (TfLite* calculators in Python)
+    FaceDetectionShortRangeCpu    face_detection   OpenVINO on the entry (tensor calculators in Python)
+    FaceLandmarkCpu               face_landmark    OpenVINO on the entry (tensor calculators in Python;
+                                                   WITH_ATTENTION must stay unconnected, as the fork's model
+                                                   has no attention)
+    FaceLandmarkFrontCpu          both above       both above, its glue native
+    Pose*, Hand*, HolisticLandmarkCpu              the wheel's TFLite files (entries loaded and checked only)
 
 A graph whose config.json serves none of them names no model entry: it runs
 MediaPipe's subgraphs on the wheel's files, as MediaPipe does.
@@ -55,6 +61,7 @@ __all__ = [
     "FORK_INFERENCE",
     "PYTHON_TWINS",
     "SESSION_CALCULATOR",
+    "TENSOR_SUBGRAPHS",
     "ForkInference",
     "fork_servables",
     "inference_node_text",
@@ -86,7 +93,12 @@ class ForkInference:
 FORK_INFERENCE: dict[str, ForkInference] = {
     "IrisLandmarkCpu": ForkInference("iris_landmark", ("input_1",), ("output_eyes_contours_and_brows", "output_iris")),
     "FaceDetection": ForkInference("face_detection", ("input",), ("regressors", "classificators")),
+    "FaceLandmarkCpu": ForkInference("face_landmark", ("input_1",), ("conv2d_21", "conv2d_31")),
 }
+
+#: Subgraphs nested in those whose every node reads what Python-side nodes make, so their calculators become
+#: Python twins too (FaceLandmarkCpu's `SwitchContainer` picks `TensorsToFaceLandmarks`).
+TENSOR_SUBGRAPHS = frozenset({"TensorsToFaceLandmarks"})
 
 #: Calculators of those subgraphs that handle `std::vector<mediapipe::Tensor>` (or, downstream, make packets only
 #: native nodes could read) -> the Python calculator (ovms_notebook.calculators.tensors) that stands in for them
@@ -98,6 +110,11 @@ PYTHON_TWINS: dict[str, str] = {
     "TensorsToDetectionsCalculator": "PythonTensorsToDetectionsCalculator",
     "NonMaxSuppressionCalculator": "PythonNonMaxSuppressionCalculator",
     "DetectionProjectionCalculator": "PythonDetectionProjectionCalculator",
+    "SplitTensorVectorCalculator": "PythonSplitTensorVectorCalculator",
+    "TensorsToFloatsCalculator": "PythonTensorsToFloatsCalculator",
+    "ThresholdingCalculator": "PythonThresholdingCalculator",
+    "GateCalculator": "PythonGateCalculator",
+    "TensorsToLandmarksCalculator": "PythonTensorsToLandmarksCalculator",
 }
 
 

@@ -28,15 +28,10 @@ from importlib import resources
 from typing import Any
 
 from ovms_notebook.errors import GraphLoadError
-from ovms_notebook.framework.ovms_fork import (
-    FORK_INFERENCE,
-    PYTHON_TWINS,
-    ForkInference,
-    inference_node_text,
-    session_node_text,
-)
+from ovms_notebook.framework.ovms_fork import FORK_INFERENCE, TENSOR_SUBGRAPHS
 from ovms_notebook.framework.protos import GraphConfig
 from ovms_notebook.framework.subgraphs.folder import folder_subgraphs
+from ovms_notebook.framework.subgraphs.fork import fork_inference, python_twins
 from ovms_notebook.framework.subgraphs.graph_options import apply_option_values
 from ovms_notebook.framework.tags import split_tag_index_name
 
@@ -65,6 +60,9 @@ FORK_SUBGRAPHS: dict[str, str] = {
     "FaceDetectionShortRangeCpu": "face_detection_short_range_cpu.pbtxt",  # mediapipe/modules/face_detection/
     "FaceDetectionShortRange": "face_detection_short_range.pbtxt",  # mediapipe/modules/face_detection/
     "FaceDetection": "face_detection.pbtxt",  # mediapipe/modules/face_detection/
+    "FaceLandmarkFrontCpu": "face_landmark_front_cpu.pbtxt",  # mediapipe/modules/face_landmark/
+    "FaceLandmarkCpu": "face_landmark_cpu.pbtxt",  # mediapipe/modules/face_landmark/
+    "TensorsToFaceLandmarks": "tensors_to_face_landmarks.pbtxt",  # mediapipe/modules/face_landmark/
 }
 
 _MAX_DEPTH = 8
@@ -192,63 +190,12 @@ def _instance(node: object, taken: set[str], extra: Mapping[str, str] | None = N
         if inner.name:
             inner.name = f"{prefix}__{inner.name}"
         nodes.append(inner)
-    if model_entries and type_name in FORK_INFERENCE and not (extra and type_name in extra):
-        return _python_twins(_fork_inference(nodes, FORK_INFERENCE[type_name], prefix))
+    if model_entries and not (extra and type_name in extra):
+        if type_name in FORK_INFERENCE:
+            return python_twins(fork_inference(nodes, FORK_INFERENCE[type_name], prefix))
+        if type_name in TENSOR_SUBGRAPHS:
+            return python_twins(nodes)
     return nodes
-
-
-def _fork_inference(nodes: list[object], fork: ForkInference, prefix: str) -> list[object]:
-    """`nodes` with each TfLiteInferenceCalculator replaced, as in OVMS's fork, by a session on the model entry
-    and an OpenVINOInferenceCalculator from and to the same TfLite tensor streams."""
-    from ovms_notebook.framework.protos import parse_graph_config
-
-    replaced: list[object] = []
-    for inner in nodes:
-        if inner.calculator not in ("TfLiteInferenceCalculator", "InferenceCalculator"):  # type: ignore[attr-defined]
-            replaced.append(inner)
-            continue
-        (source,), (target,) = ([_split(entry)[2] for entry in getattr(inner, field)]
-                                for field in ("input_stream", "output_stream"))
-        tag = "TFLITE_TENSORS" if inner.calculator == "TfLiteInferenceCalculator" else "TENSORS"  # type: ignore[attr-defined]
-        session = f"{prefix}__session"
-        pair = parse_graph_config(session_node_text(fork.servable, session) + " " + inference_node_text(
-            fork, session, source, target, inner.name, tag))  # type: ignore[attr-defined]
-        replaced.extend(pair.node)
-    return replaced
-
-
-def _python_twins(nodes: list[object]) -> list[object]:
-    """`nodes` with the tensor calculators around a Python-side inference renamed to their Python twins, and each
-    `SsdAnchorsCalculator` folded into the node reading its anchors: its options join that node's, and the
-    ANCHORS side packet goes (the Python calculators have no output side packets)."""
-    from google.protobuf import any_pb2
-    from mediapipe.calculators.tflite import ssd_anchors_calculator_pb2
-
-    anchors: dict[str, object] = {}
-    kept: list[object] = []
-    for inner in nodes:
-        if inner.calculator == "SsdAnchorsCalculator":  # type: ignore[attr-defined]
-            options = ssd_anchors_calculator_pb2.SsdAnchorsCalculatorOptions()
-            options.MergeFrom(inner.options.Extensions[options.ext])  # type: ignore[attr-defined]
-            for entry in inner.node_options:  # type: ignore[attr-defined]
-                if entry.Is(options.DESCRIPTOR):
-                    entry.Unpack(extra := type(options)())
-                    options.MergeFrom(extra)
-            (side,) = [_split(entry)[2] for entry in inner.output_side_packet]  # type: ignore[attr-defined]
-            anchors[side] = options
-            continue
-        kept.append(inner)
-    for inner in kept:
-        inner.calculator = PYTHON_TWINS.get(inner.calculator, inner.calculator)  # type: ignore[attr-defined]
-        sides = list(inner.input_side_packet)  # type: ignore[attr-defined]
-        folded = [entry for entry in sides if _split(entry)[2] in anchors]
-        for entry in folded:
-            packed = any_pb2.Any()
-            packed.Pack(anchors[_split(entry)[2]])
-            inner.node_options.append(packed)  # type: ignore[attr-defined]
-        del inner.input_side_packet[:]  # type: ignore[attr-defined]
-        inner.input_side_packet.extend(entry for entry in sides if entry not in folded)  # type: ignore[attr-defined]
-    return kept
 
 
 def instance_nodes(node: object, taken: set[str], extra: Mapping[str, str] | None = None) -> tuple[str, list[object]]:
