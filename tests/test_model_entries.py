@@ -110,6 +110,10 @@ def test_with_model_entries_the_iris_subgraph_infers_on_the_entry_as_the_fork_do
     assert plain.split is not None and plain.split.python is not None
     assert "TfLiteInferenceCalculator" in {node.calculator for node in plain.split.python.node}
     assert "OpenVINOModelServerSessionCalculator" not in {node.calculator for node in plain.split.python.node}
+    assert plain.split.native is not None  # and the face part stays the wheel's native subgraph, unexpanded
+    assert "FaceLandmarkFrontCpu" in {node.calculator for node in plain.split.native.node}
+    assert not {node.calculator for node in plain.split.python.node} & {"PythonImageToTensorCalculator",
+                                                                         "PythonTensorsToLandmarksCalculator"}
 
 
 def test_the_demo_models_draw_what_the_wheel_models_draw(tmp_path: Path, wheel_drawing: np.ndarray) -> None:
