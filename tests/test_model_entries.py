@@ -226,24 +226,26 @@ def test_the_holistic_demo_needs_its_six_model_entries(tmp_path: Path, caplog: p
         (GRAPHS / "holistic_tracking" / "holistic_tracking.pbtxt").read_text(), models=["face_detection"]
     )
     assert spec.split is not None and spec.split.python is not None
-    checked = sorted(
-        node.name for node in spec.split.python.node if node.calculator == "OpenVINOModelServerSessionCalculator"
+    from ovms_notebook.calculators.openvino import OpenVINOModelServerSessionCalculatorOptions
+    from ovms_notebook.framework.options import node_options
+
+    sessions = sorted(
+        (node_options(node, OpenVINOModelServerSessionCalculatorOptions).servable_name, node.name)
+        for node in spec.split.python.node if node.calculator == "OpenVINOModelServerSessionCalculator"
     )
-    assert checked == [
-        f"ovms_model_entry__{name}"
-        for name in (
-            "face_detection",
-            "face_landmark",
-            "hand_landmark_full",
-            "hand_recrop",
-            "pose_detection",
-            "pose_landmark_full",
-        )
+    # the face part infers on its entries (the fork's sessions, in the expanded subgraphs); pose and hands stay
+    # the wheel's native subgraphs, so their entries get a session node that only loads them
+    assert sessions == [
+        ("face_detection", ""),
+        ("face_landmark", ""),
+        *[(name, f"ovms_model_entry__{name}")
+          for name in ("hand_landmark_full", "hand_recrop", "pose_detection", "pose_landmark_full")],
     ]
 
 
 def test_the_holistic_demo_with_its_entries_runs_and_draws_as_before(tmp_path: Path) -> None:
-    # Its subgraphs are the wheel's native ones: the entries are loaded and checked, the inference stays TFLite's.
+    # Its face part infers on the face entries (OpenVINO); pose and hands are the wheel's native subgraphs: their
+    # entries are loaded and checked, their inference stays TFLite's.
     models = {
         name: f"{folder}/{name}.tflite"
         for name, folder in (
@@ -269,7 +271,10 @@ def test_the_holistic_demo_with_its_entries_runs_and_draws_as_before(tmp_path: P
         client.close()
     finally:
         server.stop()
-    np.testing.assert_array_equal(with_entries, drawn(client))
+    wheel = drawn(client)
+    differ = np.any(with_entries != wheel, axis=-1)
+    assert differ.sum() <= 60, differ.sum()  # face landmarks a few 1e-6 apart: a handful of pixels round otherwise
+    assert np.any(wheel != astronaut())
 
 
 # -- face detection: FaceDetectionShortRangeCpu on the `face_detection` entry ---------------------------------------
@@ -424,10 +429,10 @@ node { calculator: "FaceLandmarkFrontCpu" input_stream: "IMAGE:image" input_side
 FACE_MODELS = {name: IRIS_MODELS[name] for name in ("face_detection", "face_landmark")}
 
 
-def mesh_folder(root: Path, models: dict[str, str | Path]) -> Path:
-    """A folder serving FACE_MESH as `faceMesh` (the iris demo's face part) with `models` as entries."""
+def mesh_folder(root: Path, models: dict[str, str | Path], graph: str = FACE_MESH) -> Path:
+    """A folder serving `graph` (default FACE_MESH, the iris demo's face part) as `faceMesh`, `models` as entries."""
     (root / "mesh").mkdir(parents=True)
-    (root / "mesh" / "graph.pbtxt").write_text(FACE_MESH)
+    (root / "mesh" / "graph.pbtxt").write_text(graph)
     for name, source in models.items():
         path = source if isinstance(source, Path) else wheel_modules_dir() / source
         (root / name / "1").mkdir(parents=True)
@@ -469,8 +474,8 @@ def mesh_outputs(folder: Path, frames: list[np.ndarray]) -> list[dict[str, objec
 
 
 def mesh(outputs: dict[str, object]) -> np.ndarray:
-    (face,) = outputs["multi_face_landmarks"]  # type: ignore[misc]
-    return np.array([[p.x, p.y, p.z] for p in face.landmark])
+    face = outputs["multi_face_landmarks"][0] if "multi_face_landmarks" in outputs else outputs["face_landmarks"]  # type: ignore[index]
+    return np.array([[p.x, p.y, p.z] for p in face.landmark])  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="module")
@@ -550,3 +555,30 @@ def test_with_attention_from_the_graph_is_refused_with_entries_and_runs_without(
     with pytest.raises(GraphLoadError, match=r"SwitchContainer .*picked by ENABLE:att.* at run time"):
         parse_graph(attention, models=list(FACE_MODELS))
     assert parse_graph(attention).split is None  # no entry: the wheel's native subgraph, attention and all
+
+
+HOLISTIC_FACE = """
+input_stream: "IMAGE:image"
+output_stream: "FACE_LANDMARKS:face_landmarks"
+node { calculator: "HolisticLandmarkCpu" input_stream: "IMAGE:image" output_stream: "FACE_LANDMARKS:face_landmarks" }
+"""
+
+
+def test_holistic_face_landmarks_on_the_entries_match_the_wheels(tmp_path: Path) -> None:
+    # HolisticLandmarkCpu finds the face from the pose, re-detects it in that ROI (FaceDetectionShortRangeByRoiCpu)
+    # and tracks it (FaceTracking); with the entries served both face models run on them, pose stays the wheel's
+    frames = mesh_frames()
+    wheel = mesh_outputs(mesh_folder(tmp_path / "wheel", {}, HOLISTIC_FACE), frames)
+    models = {
+        **FACE_MODELS,
+        **{name: f"{folder}/{name}.tflite" for name, folder in (
+            ("hand_landmark_full", "hand_landmark"), ("hand_recrop", "holistic_landmark"),
+            ("pose_detection", "pose_detection"), ("pose_landmark_full", "pose_landmark"))},
+    }
+    ours = mesh_outputs(mesh_folder(tmp_path / "entries", models, HOLISTIC_FACE), frames)
+    assert [sorted(o) for o in ours] == [sorted(o) for o in wheel]
+    faces = [index for index, found in enumerate(ours) if found]
+    assert len(faces) >= 4 and 4 not in faces, faces  # the face on the face frames, none on the empty one
+    for index in faces:
+        assert mesh(ours[index]).shape == (468, 3)
+        np.testing.assert_allclose(mesh(ours[index]), mesh(wheel[index]), rtol=0, atol=5e-4, err_msg=f"frame {index}")

@@ -16,7 +16,8 @@ for, the graph is served the way OVMS serves it:
   pbtxt (ovms_notebook.framework.subgraphs; `IrisLandmarkCpu` always, the
   wheel-native face chain `FaceLandmarkFrontCpu` -> `FaceDetectionShortRangeCpu`
   -> `FaceDetectionShortRange` -> `FaceDetection` and `FaceLandmarkCpu` ->
-  `TensorsToFaceLandmarks` only then) and get the fork's rewrite of their
+  `TensorsToFaceLandmarks`, and `HolisticLandmarkCpu` -> `FaceLandmarksFromPoseCpu`
+  -> `FaceDetectionShortRangeByRoiCpu`, only then) and get the fork's rewrite of their
   inference node: a session on the model entry and an
   `OpenVINOInferenceCalculator` in place of `TfLiteInferenceCalculator` or
   `InferenceCalculator`, so the folder's model is the one that runs. The
@@ -30,8 +31,8 @@ for, the graph is served the way OVMS serves it:
   own (`model_entry_checks`), so a missing or unloadable entry fails the
   stream at start with OVMS's `OpenVINOModelServerSessionCalculator failed to
   load the model`. The wheel's native subgraphs that are not expanded here
-  (pose, hands, `HolisticLandmarkCpu` with the face subgraphs inside it)
-  still infer on their own .tflite files.
+  (pose and hands, also inside an expanded `HolisticLandmarkCpu`) still
+  infer on their own .tflite files.
 
 Which subgraph infers on which entry, here:
 
@@ -42,7 +43,8 @@ Which subgraph infers on which entry, here:
                                                    WITH_ATTENTION must stay unconnected, as the fork's model
                                                    has no attention)
     FaceLandmarkFrontCpu          both above       both above, its glue native
-    Pose*, Hand*, HolisticLandmarkCpu              the wheel's TFLite files (entries loaded and checked only)
+    HolisticLandmarkCpu           all six          its face part as above; pose and hands the wheel's TFLite
+    Pose*, Hand*                  their entries    the wheel's TFLite files (entries loaded and checked only)
 
 A graph whose config.json serves none of them names no model entry: it runs
 MediaPipe's subgraphs on the wheel's files, as MediaPipe does.

@@ -63,6 +63,10 @@ FORK_SUBGRAPHS: dict[str, str] = {
     "FaceLandmarkFrontCpu": "face_landmark_front_cpu.pbtxt",  # mediapipe/modules/face_landmark/
     "FaceLandmarkCpu": "face_landmark_cpu.pbtxt",  # mediapipe/modules/face_landmark/
     "TensorsToFaceLandmarks": "tensors_to_face_landmarks.pbtxt",  # mediapipe/modules/face_landmark/
+    # OVMS's holistic demo: its face part (pose and hands stay the wheel's native subgraphs inside)
+    "HolisticLandmarkCpu": "holistic_landmark_cpu.pbtxt",  # mediapipe/modules/holistic_landmark/
+    "FaceLandmarksFromPoseCpu": "face_landmarks_from_pose_cpu.pbtxt",  # mediapipe/modules/holistic_landmark/
+    "FaceDetectionShortRangeByRoiCpu": "face_detection_short_range_by_roi_cpu.pbtxt",  # modules/face_detection/
 }
 
 _MAX_DEPTH = 8
