@@ -293,3 +293,75 @@ def test_thresholding_and_gate_are_mediapipes() -> None:
         passed = run_python(PythonGateCalculator, gate, {":0": ["tensors"], "ALLOW": flag})
         assert (passed == {":0": ["tensors"]}) == (len(native["passed"]) == 1)
         assert passed if flag else passed is None
+
+
+# -- the expansion resolves options as MediaPipe's own expansion does -------------------------------------------------
+
+FACE_MESH = """
+input_stream: "IMAGE:image" output_stream: "LANDMARKS:multi_face_landmarks"
+node { calculator: "FaceLandmarkFrontCpu" input_stream: "IMAGE:image" output_stream: "LANDMARKS:multi_face_landmarks" }
+"""
+HOLISTIC_FACE = """
+input_stream: "IMAGE:image" output_stream: "FACE_LANDMARKS:face_landmarks"
+node { calculator: "HolisticLandmarkCpu" input_stream: "IMAGE:image" output_stream: "FACE_LANDMARKS:face_landmarks" }
+"""
+
+
+def _stock_options(config: Any, stock: dict[str, type]) -> list[tuple[str, bytes]]:
+    """(stock calculator, its options serialized deterministically) of every node running one of `stock`,
+    a Python twin counted as the stock calculator it stands for and SsdAnchors folded into TensorsToDetections."""
+    from ovms_notebook.framework.options import node_options
+
+    stock_of = {twin: name for name, twin in PYTHON_TWINS.items()}
+    found = []
+    for node in config.node:
+        name = stock_of.get(node.calculator, node.calculator)
+        folded = node.calculator == PYTHON_TWINS["TensorsToDetectionsCalculator"]
+        for calculator in [name, "SsdAnchorsCalculator"] if folded else [name]:
+            if calculator in stock:
+                options = node_options(node, stock[calculator])
+                found.append((calculator, options.SerializeToString(deterministic=True)))
+    return sorted(found)
+
+
+@pytest.mark.parametrize("graph", ["face_detection", "iris demo's face mesh", "holistic face"])
+def test_the_face_subgraphs_expand_with_the_options_mediapipe_gives_their_nodes(graph: str) -> None:
+    from mediapipe.calculators.tensor.image_to_tensor_calculator_pb2 import ImageToTensorCalculatorOptions
+    from mediapipe.calculators.tensor.tensors_to_detections_calculator_pb2 import (
+        TensorsToDetectionsCalculatorOptions,
+    )
+    from mediapipe.calculators.tensor.tensors_to_floats_calculator_pb2 import TensorsToFloatsCalculatorOptions
+    from mediapipe.calculators.tflite.ssd_anchors_calculator_pb2 import SsdAnchorsCalculatorOptions
+    from mediapipe.calculators.util.non_max_suppression_calculator_pb2 import NonMaxSuppressionCalculatorOptions
+    from mediapipe.calculators.util.thresholding_calculator_pb2 import ThresholdingCalculatorOptions
+
+    from ovms_notebook.framework.protos import parse_graph_config
+    from ovms_notebook.framework.subgraphs import expand_subgraphs
+    from tests.conftest import GRAPHS
+
+    text = {
+        "face_detection": (GRAPHS / "face_detection" / "graph.pbtxt").read_text(),
+        "iris demo's face mesh": FACE_MESH,
+        "holistic face": HOLISTIC_FACE,
+    }[graph]
+    stock = {
+        "ImageToTensorCalculator": ImageToTensorCalculatorOptions,
+        "TensorsToDetectionsCalculator": TensorsToDetectionsCalculatorOptions,
+        "SsdAnchorsCalculator": SsdAnchorsCalculatorOptions,
+        "NonMaxSuppressionCalculator": NonMaxSuppressionCalculatorOptions,
+        "TensorsToFloatsCalculator": TensorsToFloatsCalculatorOptions,
+        "ThresholdingCalculator": ThresholdingCalculatorOptions,
+    }
+    ours = expand_subgraphs(parse_graph_config(text), model_entries=True)
+    config = parse_graph_config(text)
+    native = text_format.Parse(mp.CalculatorGraph(graph_config=expand_subgraphs(config)).text_config,
+                               calculator_pb2.CalculatorGraphConfig())  # the wheel's own expansion
+    mine, theirs = _stock_options(ours, stock), _stock_options(native, stock)
+    assert len(mine) >= (4 if graph == "face_detection" else 7)
+    assert {name for name, _ in mine} >= {"ImageToTensorCalculator", "SsdAnchorsCalculator"}
+    if graph == "holistic face":  # pose and hands stay the wheel's subgraphs, unexpanded in ours
+        from collections import Counter
+
+        assert not Counter(mine) - Counter(theirs)
+    else:
+        assert mine == theirs

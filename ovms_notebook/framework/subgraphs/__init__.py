@@ -12,11 +12,16 @@ Their pbtxt files, copied unchanged from google-ai-edge/mediapipe v0.10.21,
 live next to this module; `expand_subgraphs` inlines them the way MediaPipe
 does: the subgraph's `TAG:index` streams and side packets are wired to the
 names the outer node gives them, every internal name gets a per-instance
-prefix (`holistictrackingtorenderdata__render_scale`), and nested subgraphs
-are expanded in turn. A graph folder may bring its own subgraph pbtxt files
+prefix (`holistictrackingtorenderdata__render_scale`), inputs the outer node
+leaves unconnected are dropped, `graph_options`/`option_value` are resolved
+(graph_options.py), and nested subgraphs are expanded in turn. Some subgraphs
+the wheel does have (the face ones, `FORK_SUBGRAPHS`) are expanded too, but
+only when the graph's config.json serves the model entries OVMS's fork infers
+them on: then their inference runs on those entries (fork.py). A graph folder may bring its own subgraph pbtxt files
 (`folder_subgraphs`): they expand the same way, and win over ours. The
 expanded nodes are then stock calculators (native) or Python calculators
-(ovms_notebook.calculators.render, render_shapes, iris, tflite, recolor, labels), and
+(ovms_notebook.calculators.render, render_shapes, iris, tflite, recolor, labels, tensors,
+detections, tensor_plumbing), and
 `split_graph` cuts between them as for any graph.
 """
 
@@ -216,8 +221,9 @@ def expand_subgraphs(config: GraphConfig, extra: Mapping[str, str] | None = None
     """`config` with every node naming one of `SUBGRAPHS` or of `extra` (a graph folder's own subgraphs, type ->
     pbtxt text; they win over ours) replaced by that subgraph's nodes (recursively).
 
-    `model_entries`: the graph's config.json serves the model entries OVMS's fork infers on, so our
-    subgraphs of `FORK_INFERENCE` infer on them (OpenVINO) instead of on the wheel's files.
+    `model_entries`: the graph's config.json serves the model entries OVMS's fork infers on, so
+    `FORK_SUBGRAPHS` are expanded as well and the subgraphs of `FORK_INFERENCE` infer on those entries
+    (OpenVINO, the tensor nodes around them as Python twins) instead of on the wheel's files.
 
     Returns `config` itself when no node names one of them, otherwise a new
     CalculatorGraphConfig. GraphLoadError when a node connects a stream the
