@@ -233,19 +233,21 @@ def test_the_holistic_demo_needs_its_six_model_entries(tmp_path: Path, caplog: p
         (node_options(node, OpenVINOModelServerSessionCalculatorOptions).servable_name, node.name)
         for node in spec.split.python.node if node.calculator == "OpenVINOModelServerSessionCalculator"
     )
-    # the face part infers on its entries (the fork's sessions, in the expanded subgraphs); pose and hands stay
-    # the wheel's native subgraphs, so their entries get a session node that only loads them
+    # face detection, face landmarks and pose detection infer on their entries (the fork's sessions, in the
+    # expanded subgraphs); pose landmarks and hands stay the wheel's native subgraphs, so their entries get a
+    # session node that only loads them
     assert sessions == [
         ("face_detection", ""),
         ("face_landmark", ""),
-        *[(name, f"ovms_model_entry__{name}")
-          for name in ("hand_landmark_full", "hand_recrop", "pose_detection", "pose_landmark_full")],
+        *[(name, f"ovms_model_entry__{name}") for name in ("hand_landmark_full", "hand_recrop")],
+        ("pose_detection", ""),
+        ("pose_landmark_full", "ovms_model_entry__pose_landmark_full"),
     ]
 
 
 def test_the_holistic_demo_with_its_entries_runs_and_draws_as_before(tmp_path: Path) -> None:
-    # Its face part infers on the face entries (OpenVINO); pose and hands are the wheel's native subgraphs: their
-    # entries are loaded and checked, their inference stays TFLite's.
+    # Its face part and pose detection infer on their entries (OpenVINO); pose landmarks and hands are the wheel's
+    # native subgraphs: their entries are loaded and checked, their inference stays TFLite's.
     models = {
         name: f"{folder}/{name}.tflite"
         for name, folder in (
@@ -273,7 +275,8 @@ def test_the_holistic_demo_with_its_entries_runs_and_draws_as_before(tmp_path: P
         server.stop()
     wheel = drawn(client)
     differ = np.any(with_entries != wheel, axis=-1)
-    assert differ.sum() <= 60, differ.sum()  # face landmarks a few 1e-6 apart: a handful of pixels round otherwise
+    # landmarks 1e-4 apart (the pose model is chaotic, see below): a few drawn points' pixels round otherwise
+    assert differ.sum() <= 300, differ.sum()
     assert np.any(wheel != astronaut())
 
 
@@ -566,7 +569,9 @@ node { calculator: "HolisticLandmarkCpu" input_stream: "IMAGE:image" output_stre
 
 def test_holistic_face_landmarks_on_the_entries_match_the_wheels(tmp_path: Path) -> None:
     # HolisticLandmarkCpu finds the face from the pose, re-detects it in that ROI (FaceDetectionShortRangeByRoiCpu)
-    # and tracks it (FaceTracking); with the entries served both face models run on them, pose stays the wheel's
+    # and tracks it (FaceTracking); with the entries served both face models and the pose detection run on them.
+    # The face ROI comes from the pose landmarks, which MediaPipe's pose model makes chaotic: flipping the lowest
+    # bit of one corner pixel moves them by 6e-4 on the wheel path alone, so the face is compared at 2e-3.
     frames = mesh_frames()
     wheel = mesh_outputs(mesh_folder(tmp_path / "wheel", {}, HOLISTIC_FACE), frames)
     models = {
@@ -581,7 +586,7 @@ def test_holistic_face_landmarks_on_the_entries_match_the_wheels(tmp_path: Path)
     assert len(faces) >= 4 and 4 not in faces, faces  # the face on the face frames, none on the empty one
     for index in faces:
         assert mesh(ours[index]).shape == (468, 3)
-        np.testing.assert_allclose(mesh(ours[index]), mesh(wheel[index]), rtol=0, atol=5e-4, err_msg=f"frame {index}")
+        np.testing.assert_allclose(mesh(ours[index]), mesh(wheel[index]), rtol=0, atol=2e-3, err_msg=f"frame {index}")
 
 
 def test_two_faces_run_through_the_landmark_loop_on_the_entries_as_on_the_wheel(tmp_path: Path) -> None:
@@ -601,3 +606,69 @@ def test_two_faces_run_through_the_landmark_loop_on_the_entries_as_on_the_wheel(
                                   strict=True):
             np.testing.assert_allclose([[p.x, p.y, p.z] for p in face.landmark],
                                        [[p.x, p.y, p.z] for p in expected.landmark], rtol=0, atol=5e-4)
+
+
+
+# -- pose detection: PoseLandmarkCpu's PoseDetectionCpu on the `pose_detection` entry ---------------------------------
+
+POSE = """
+input_stream: "IMAGE:image"
+output_stream: "LANDMARKS:pose_landmarks"
+output_stream: "DETECTION:pose_detection"
+node { calculator: "PoseLandmarkCpu" input_stream: "IMAGE:image" output_stream: "LANDMARKS:pose_landmarks"
+  output_stream: "DETECTION:pose_detection" }
+"""
+POSE_MODELS = {"pose_detection": "pose_detection/pose_detection.tflite",
+               "pose_landmark_full": "pose_landmark/pose_landmark_full.tflite"}
+
+
+def detection_row(found: object) -> np.ndarray:
+    box = found.location_data.relative_bounding_box  # type: ignore[attr-defined]
+    points = [c for k in found.location_data.relative_keypoints for c in (k.x, k.y)]  # type: ignore[attr-defined]
+    return np.array([box.xmin, box.ymin, box.width, box.height, *points, *found.score])  # type: ignore[attr-defined]
+
+
+def pose_points(outputs: dict[str, object]) -> np.ndarray:
+    return np.array([[p.x, p.y] for p in outputs["pose_landmarks"].landmark])  # type: ignore[attr-defined]
+
+
+def test_pose_detection_on_the_entry_matches_the_wheels(tmp_path: Path) -> None:
+    frames = [astronaut(), np.full((320, 320, 3), 90, np.uint8), np.ascontiguousarray(astronaut()[:, 100:400])]
+    wheel = mesh_outputs(mesh_folder(tmp_path / "wheel", {}, POSE), frames)
+    ours = mesh_outputs(mesh_folder(tmp_path / "entries", dict(POSE_MODELS), POSE), frames)
+    # a detection on each frame with a person (the one before had none), nothing on the empty frame
+    assert [sorted(o) for o in ours] == [sorted(o) for o in wheel] == [["pose_detection", "pose_landmarks"], [],
+                                                                        ["pose_detection", "pose_landmarks"]]
+    for mine, theirs in zip(ours, wheel, strict=True):
+        if mine:
+            assert len(detection_row(mine["pose_detection"])) == 4 + 8 + 1  # box, 4 keypoints, score
+            np.testing.assert_allclose(detection_row(mine["pose_detection"]), detection_row(theirs["pose_detection"]),
+                                       rtol=0, atol=1e-5)
+            # pose landmarks stay the wheel's TFLite, on a crop placed by the detection: a chaotic model (see
+            # above), 1e-4 apart here
+            np.testing.assert_allclose(pose_points(mine), pose_points(theirs), rtol=0, atol=2e-3)
+
+
+def shifted_pose_detection_model(path: Path, dx: float) -> Path:
+    """The wheel's pose detection model as OpenVINO IR whose box and keypoint x offsets grow by `dx` (224-px units)."""
+    import openvino as ov
+    import openvino.opset13 as ops
+    from openvino.preprocess import PrePostProcessor
+
+    model = ov.Core().read_model(wheel_modules_dir() / POSE_MODELS["pose_detection"])
+    steps = PrePostProcessor(model)
+    shift = np.zeros((1, 1, 12), np.float32)
+    shift[..., [0, 4, 6, 8, 10]] = dx
+    steps.output("Identity").postprocess().custom(lambda node: ops.add(node, ops.constant(shift)).output(0))
+    ov.save_model(steps.build(), path, compress_to_fp16=False)
+    return path
+
+
+def test_a_replaced_pose_detection_model_moves_the_detection(tmp_path: Path) -> None:
+    model = shifted_pose_detection_model(tmp_path / "shifted" / "model.xml", dx=22.4)  # 0.1 of the tensor
+    (before,) = mesh_outputs(mesh_folder(tmp_path / "wheel", {}, POSE), [astronaut()])
+    (moved,) = mesh_outputs(mesh_folder(tmp_path / "demo", {**POSE_MODELS, "pose_detection": model}, POSE),
+                            [astronaut()])
+    shift = detection_row(moved["pose_detection"]) - detection_row(before["pose_detection"])
+    np.testing.assert_allclose(shift[[0, 4, 6, 8, 10]], 0.1, atol=1e-4)  # square frame: no letterbox
+    np.testing.assert_allclose(shift[[1, 2, 3, 5, 7, 9, 11, 12]], 0.0, atol=1e-5)

@@ -301,6 +301,10 @@ FACE_MESH = """
 input_stream: "IMAGE:image" output_stream: "LANDMARKS:multi_face_landmarks"
 node { calculator: "FaceLandmarkFrontCpu" input_stream: "IMAGE:image" output_stream: "LANDMARKS:multi_face_landmarks" }
 """
+POSE = """
+input_stream: "IMAGE:image" output_stream: "LANDMARKS:pose_landmarks"
+node { calculator: "PoseLandmarkCpu" input_stream: "IMAGE:image" output_stream: "LANDMARKS:pose_landmarks" }
+"""
 HOLISTIC_FACE = """
 input_stream: "IMAGE:image" output_stream: "FACE_LANDMARKS:face_landmarks"
 node { calculator: "HolisticLandmarkCpu" input_stream: "IMAGE:image" output_stream: "FACE_LANDMARKS:face_landmarks" }
@@ -324,7 +328,7 @@ def _stock_options(config: Any, stock: dict[str, type]) -> list[tuple[str, bytes
     return sorted(found)
 
 
-@pytest.mark.parametrize("graph", ["face_detection", "iris demo's face mesh", "holistic face"])
+@pytest.mark.parametrize("graph", ["face_detection", "iris demo's face mesh", "holistic face", "pose"])
 def test_the_face_subgraphs_expand_with_the_options_mediapipe_gives_their_nodes(graph: str) -> None:
     from mediapipe.calculators.tensor.image_to_tensor_calculator_pb2 import ImageToTensorCalculatorOptions
     from mediapipe.calculators.tensor.tensors_to_detections_calculator_pb2 import (
@@ -343,6 +347,7 @@ def test_the_face_subgraphs_expand_with_the_options_mediapipe_gives_their_nodes(
         "face_detection": (GRAPHS / "face_detection" / "graph.pbtxt").read_text(),
         "iris demo's face mesh": FACE_MESH,
         "holistic face": HOLISTIC_FACE,
+        "pose": POSE,
     }[graph]
     stock = {
         "ImageToTensorCalculator": ImageToTensorCalculatorOptions,
@@ -357,11 +362,39 @@ def test_the_face_subgraphs_expand_with_the_options_mediapipe_gives_their_nodes(
     native = text_format.Parse(mp.CalculatorGraph(graph_config=expand_subgraphs(config)).text_config,
                                calculator_pb2.CalculatorGraphConfig())  # the wheel's own expansion
     mine, theirs = _stock_options(ours, stock), _stock_options(native, stock)
-    assert len(mine) >= (4 if graph == "face_detection" else 7)
+    assert len(mine) >= (4 if graph in ("face_detection", "pose") else 7)
     assert {name for name, _ in mine} >= {"ImageToTensorCalculator", "SsdAnchorsCalculator"}
-    if graph == "holistic face":  # pose and hands stay the wheel's subgraphs, unexpanded in ours
+    if graph in ("holistic face", "pose"):  # pose landmarks and hands stay the wheel's subgraphs, unexpanded here
         from collections import Counter
 
         assert not Counter(mine) - Counter(theirs)
     else:
         assert mine == theirs
+
+
+def test_detection_letterbox_removal_is_mediapipes() -> None:
+    from ovms_notebook.calculators.detections import PythonDetectionLetterboxRemovalCalculator
+
+    frame = np.ascontiguousarray(astronaut()[:, 100:400])  # 300 wide, 512 tall: padded left and right
+    letterbox = ('calculator: "CALC" input_stream: "IMAGE:image" output_stream: "TENSORS:tensors" '
+                 'output_stream: "LETTERBOX_PADDING:padding" options { [mediapipe.ImageToTensorCalculatorOptions.ext] '
+                 "{ output_tensor_width: 224 output_tensor_height: 224 keep_aspect_ratio: true "
+                 "output_tensor_float_range { min: -1 max: 1 } } }")
+    probe = [detection(0.3, 0.2, 0.4, 0.3, 0.9, points=4), detection(0.05, 0.6, 0.2, 0.2, 0.7, points=4)]
+    native = run_native(
+        'input_stream: "image" input_stream: "probe" output_stream: "removed" node {'
+        + letterbox.replace("CALC", "ImageToTensorCalculator") + '} node { calculator: '
+        '"DetectionLetterboxRemovalCalculator" input_stream: "DETECTIONS:probe" '
+        'input_stream: "LETTERBOX_PADDING:padding" output_stream: "DETECTIONS:removed" }',
+        {"image": mp.packet_creator.create_image_frame(image_format=mp.ImageFormat.SRGB, data=frame),
+         "probe": proto_vector_packet(probe)},
+        ["removed"],
+    )
+    padding = run_python(PythonImageToTensorCalculator, letterbox.replace("CALC", "X"),
+                         {"IMAGE": frame})["LETTERBOX_PADDING"]
+    assert padding[0] == padding[2] > 0.2 and padding[1] == padding[3] == 0  # (1 - 300/512) / 2 each side
+    removed = run_python(PythonDetectionLetterboxRemovalCalculator,
+                         'calculator: "X" input_stream: "DETECTIONS:d" input_stream: "LETTERBOX_PADDING:p" '
+                         'output_stream: "DETECTIONS:o"', {"DETECTIONS": probe, "LETTERBOX_PADDING": padding})
+    np.testing.assert_allclose(rows(removed["DETECTIONS"]), rows(mp.packet_getter.get_proto_list(native["removed"][0])),
+                               atol=1e-6)

@@ -51,6 +51,7 @@ BY_CLASS_NAME: tuple[type[Calculator], ...] = (
     tensors.PythonTensorsToDetectionsCalculator,
     detections.PythonNonMaxSuppressionCalculator,
     detections.PythonDetectionProjectionCalculator,
+    detections.PythonDetectionLetterboxRemovalCalculator,
     tensor_plumbing.PythonSplitTensorVectorCalculator,
     tensor_plumbing.PythonTensorsToFloatsCalculator,
     tensor_plumbing.PythonThresholdingCalculator,

@@ -4,7 +4,8 @@ The Python twins (see ovms_notebook.calculators.tensors) of two stock calculator
 whose `std::vector<Detection>` and `std::array<float, 16>` inputs come from
 Python nodes there: `PythonNonMaxSuppressionCalculator` (DEFAULT or WEIGHTED,
 relative boxes; mediapipe/calculators/util/non_max_suppression_calculator.cc
-at v0.10.21) and `PythonDetectionProjectionCalculator` (detection_projection_calculator.cc).
+at v0.10.21), `PythonDetectionProjectionCalculator` (detection_projection_calculator.cc) and
+`PythonDetectionLetterboxRemovalCalculator` (detection_letterbox_removal_calculator.cc).
 Detections are lists of Detection protos on this side.
 """
 
@@ -18,7 +19,12 @@ from mediapipe.framework.formats import detection_pb2, location_data_pb2
 
 from ovms_notebook.engine.python.api import Calculator
 
-__all__ = ["PythonDetectionProjectionCalculator", "PythonNonMaxSuppressionCalculator", "overlap_similarity"]
+__all__ = [
+    "PythonDetectionLetterboxRemovalCalculator",
+    "PythonDetectionProjectionCalculator",
+    "PythonNonMaxSuppressionCalculator",
+    "overlap_similarity",
+]
 
 #: A relative box: xmin, ymin, xmax, ymax.
 Box = tuple[float, float, float, float]
@@ -179,3 +185,31 @@ class PythonDetectionProjectionCalculator(Calculator):
             bounds.width, bounds.height = max(xs) - min(xs), max(ys) - min(ys)
             projected.append(out)
         return {"DETECTIONS": projected}
+
+
+class PythonDetectionLetterboxRemovalCalculator(Calculator):
+    """DETECTIONS + LETTERBOX_PADDING (left, top, right, bottom) -> DETECTIONS relative to the unpadded image."""
+
+    inputs = ("DETECTIONS", "LETTERBOX_PADDING")
+    outputs = ("DETECTIONS",)
+
+    def process(self, timestamp: int, inputs: Mapping[str, object | None]) -> dict[str, object] | None:
+        detections: Any = inputs.get("DETECTIONS")
+        padding: Any = inputs.get("LETTERBOX_PADDING")
+        if detections is None:
+            return None
+        if padding is None:
+            raise ValueError("DetectionLetterboxRemovalCalculator got detections without LETTERBOX_PADDING")
+        left, top, right, bottom = (float(v) for v in padding)
+        width, height = 1.0 - (left + right), 1.0 - (top + bottom)
+        removed = []
+        for detection in detections:
+            out = detection_pb2.Detection()
+            out.CopyFrom(detection)
+            bounds = out.location_data.relative_bounding_box
+            bounds.xmin, bounds.ymin = (bounds.xmin - left) / width, (bounds.ymin - top) / height
+            bounds.width, bounds.height = bounds.width / width, bounds.height / height
+            for point in out.location_data.relative_keypoints:
+                point.x, point.y = (point.x - left) / width, (point.y - top) / height
+            removed.append(out)
+        return {"DETECTIONS": removed}

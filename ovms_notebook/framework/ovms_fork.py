@@ -16,8 +16,9 @@ for, the graph is served the way OVMS serves it:
   pbtxt (ovms_notebook.framework.subgraphs; `IrisLandmarkCpu` always, the
   wheel-native face chain `FaceLandmarkFrontCpu` -> `FaceDetectionShortRangeCpu`
   -> `FaceDetectionShortRange` -> `FaceDetection` and `FaceLandmarkCpu` ->
-  `TensorsToFaceLandmarks`, and `HolisticLandmarkCpu` -> `FaceLandmarksFromPoseCpu`
-  -> `FaceDetectionShortRangeByRoiCpu`, only then) and get the fork's rewrite of their
+  `TensorsToFaceLandmarks`, `HolisticLandmarkCpu` -> `FaceLandmarksFromPoseCpu`
+  -> `FaceDetectionShortRangeByRoiCpu`, and `PoseLandmarkCpu` -> `PoseDetectionCpu`,
+  only then) and get the fork's rewrite of their
   inference node: a session on the model entry and an
   `OpenVINOInferenceCalculator` in place of `TfLiteInferenceCalculator` or
   `InferenceCalculator`, so the folder's model is the one that runs. The
@@ -31,8 +32,8 @@ for, the graph is served the way OVMS serves it:
   own (`model_entry_checks`), so a missing or unloadable entry fails the
   stream at start with OVMS's `OpenVINOModelServerSessionCalculator failed to
   load the model`. The wheel's native subgraphs that are not expanded here
-  (pose and hands, also inside an expanded `HolisticLandmarkCpu`) still
-  infer on their own .tflite files.
+  (pose landmarks and hands, also inside an expanded `HolisticLandmarkCpu`
+  or `PoseLandmarkCpu`) still infer on their own .tflite files.
 
 Which subgraph infers on which entry, here:
 
@@ -43,8 +44,12 @@ Which subgraph infers on which entry, here:
                                                    WITH_ATTENTION must stay unconnected, as the fork's model
                                                    has no attention)
     FaceLandmarkFrontCpu          both above       both above, its glue native
-    HolisticLandmarkCpu           all six          its face part as above; pose and hands the wheel's TFLite
-    Pose*, Hand*                  their entries    the wheel's TFLite files (entries loaded and checked only)
+    PoseDetectionCpu              pose_detection   OpenVINO on the entry (tensor calculators in Python)
+    PoseLandmarkCpu               pose_detection,  pose detection as above; PoseLandmarkByRoiCpu the wheel's
+                                  pose_landmark_full  TFLite (its entry loaded and checked only)
+    HolisticLandmarkCpu           all six          face and pose detection as above; pose landmarks and hands
+                                                   the wheel's TFLite
+    PoseLandmarkByRoiCpu, Hand*   their entries    the wheel's TFLite files (entries loaded and checked only)
 
 A graph whose config.json serves none of them names no model entry: it runs
 MediaPipe's subgraphs on the wheel's files, as MediaPipe does.
@@ -96,6 +101,7 @@ FORK_INFERENCE: dict[str, ForkInference] = {
     "IrisLandmarkCpu": ForkInference("iris_landmark", ("input_1",), ("output_eyes_contours_and_brows", "output_iris")),
     "FaceDetection": ForkInference("face_detection", ("input",), ("regressors", "classificators")),
     "FaceLandmarkCpu": ForkInference("face_landmark", ("input_1",), ("conv2d_21", "conv2d_31")),
+    "PoseDetectionCpu": ForkInference("pose_detection", ("input_1",), ("Identity", "Identity_1")),
 }
 
 #: Subgraphs nested in those whose every node reads what Python-side nodes make, so their calculators become
@@ -112,6 +118,7 @@ PYTHON_TWINS: dict[str, str] = {
     "TensorsToDetectionsCalculator": "PythonTensorsToDetectionsCalculator",
     "NonMaxSuppressionCalculator": "PythonNonMaxSuppressionCalculator",
     "DetectionProjectionCalculator": "PythonDetectionProjectionCalculator",
+    "DetectionLetterboxRemovalCalculator": "PythonDetectionLetterboxRemovalCalculator",
     "SplitTensorVectorCalculator": "PythonSplitTensorVectorCalculator",
     "TensorsToFloatsCalculator": "PythonTensorsToFloatsCalculator",
     "ThresholdingCalculator": "PythonThresholdingCalculator",

@@ -72,6 +72,9 @@ FORK_SUBGRAPHS: dict[str, str] = {
     "HolisticLandmarkCpu": "holistic_landmark_cpu.pbtxt",  # mediapipe/modules/holistic_landmark/
     "FaceLandmarksFromPoseCpu": "face_landmarks_from_pose_cpu.pbtxt",  # mediapipe/modules/holistic_landmark/
     "FaceDetectionShortRangeByRoiCpu": "face_detection_short_range_by_roi_cpu.pbtxt",  # modules/face_detection/
+    # pose detection (PoseLandmarkByRoiCpu inside PoseLandmarkCpu stays the wheel's native subgraph)
+    "PoseLandmarkCpu": "pose_landmark_cpu.pbtxt",  # mediapipe/modules/pose_landmark/
+    "PoseDetectionCpu": "pose_detection_cpu.pbtxt",  # mediapipe/modules/pose_detection/
 }
 
 _MAX_DEPTH = 8
