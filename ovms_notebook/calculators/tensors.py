@@ -316,18 +316,20 @@ class PythonTensorsToDetectionsCalculator(Calculator):
             with np.errstate(over="ignore"):
                 scores = (_F(1.0) / (_F(1.0) + np.exp(-scores))).astype(np.float32)
         allowed = [index for index in range(options.num_classes) if self.allowed(index)]
-        detections = []
-        for i in range(count):
-            if not allowed:
-                break
-            best = max(allowed, key=lambda index: (scores[i, index], -index))
-            score = float(scores[i, best])
-            if options.HasField("min_score_thresh") and score < options.min_score_thresh:
-                continue
-            width, height = boxes[i, 3] - boxes[i, 1], boxes[i, 2] - boxes[i, 0]
-            if width < 0 or height < 0 or np.isnan(width) or np.isnan(height):
-                continue
-            detections.append(_detection(boxes[i], [score], [best], points[i], options.flip_vertically))
+        detections: list[detection_pb2.Detection] = []
+        if not allowed:
+            return {"DETECTIONS": detections}
+        # the first allowed class with the highest score (C++: a strict `<` over the classes in order)
+        best = np.asarray(allowed)[np.argmax(scores[:, allowed], axis=1)]
+        best_scores = scores[np.arange(count), best]
+        keep = np.ones(count, bool)
+        if options.HasField("min_score_thresh"):
+            keep &= best_scores >= np.float32(options.min_score_thresh)
+        width, height = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
+        keep &= (width >= 0) & (height >= 0)  # NaN compares false: dropped too
+        for i in np.flatnonzero(keep):
+            detections.append(_detection(boxes[i], [float(best_scores[i])], [int(best[i])], points[i],
+                                         options.flip_vertically))
             if options.max_results > 0 and len(detections) == options.max_results:
                 break
         return {"DETECTIONS": detections}
