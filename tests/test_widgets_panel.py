@@ -12,6 +12,7 @@ import pytest
 import ovms_notebook
 from ovms_notebook.widgets import THREAD_PREFIX, ServerPanel, panel_for, server_mimebundle
 from ovms_notebook.widgets import graph_render as graph_render_module
+from ovms_notebook.widgets.server_panel import _GREEN, graphs_table_html
 from tests.conftest import GRAPHS, request, stream
 
 PREVIOUS_VALUE = (GRAPHS / "previous_value" / "graph.pbtxt").read_text()
@@ -118,6 +119,8 @@ def test_live_thread_ends_by_itself_when_the_server_stops(server, panel: ServerP
     server.stop()
     wait_for(lambda: not panel.live)
     assert "<b>stopped</b>" in panel.header.value
+    table = graphs_table_html(server)  # the graphs stay loaded, but a stopped server serves none: not green
+    assert "(server stopped)" in table and _GREEN not in table.split("</thead>")[1]
 
 
 def test_without_graphviz_the_dot_source_is_shown(server, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -233,7 +233,8 @@ class LiveOutputs(Composite):
                 self._frame_times.append(now)
                 if len(self._frame_times) >= 2 and self._frame_times[-1] > self._frame_times[0]:
                     self.fps = (len(self._frame_times) - 1) / (self._frame_times[-1] - self._frame_times[0])
-        self.status.value = status.replace("{fps}", f"{self.fps:.1f}")
+            rate = f" · {self.fps:.1f} fps" if len(self._frame_times) >= 2 else ""  # one drawing has no rate
+        self.status.value = status.replace(" · {fps}", rate)
 
     def _job(self, name: str) -> tuple[str, str, dict[str, Any]] | None:
         """What to draw for one dirty panel, taken under the lock (values are not copied: they are read-only)."""
@@ -318,7 +319,7 @@ class LiveOutputs(Composite):
         if counts["error"]:
             parts.append(f'<span style="color:{_RED}">{counts["error"]} error{"" if counts["error"] == 1 else "s"}'
                          "</span>")
-        parts.append("{fps} fps")
+        parts.append("{fps}")
         if self._end:
             colour = _GREY if self._end == "OK" else _RED
             parts.append(f'<span style="color:{colour}">stream ended: {html.escape(self._end, quote=False)}</span>')

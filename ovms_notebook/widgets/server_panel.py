@@ -65,10 +65,13 @@ def graphs_table_html(server: Any) -> str:
         + "".join(f"<th {cell}>{name}</th>" for name in ("graph", "status", "inputs", "outputs", "side packets"))
         + "</tr></thead><tbody>"
     ]
+    stopped = server.state != "running"  # the graphs stay loaded, but nothing serves them
     for definition in server.graphs:
         state = _state_of(definition)
-        colour = _GREEN if definition.available else _GREY if state == "RETIRED" else _RED
+        colour = _GREEN if definition.available and not stopped else _GREY if state == "RETIRED" or stopped else _RED
         status = f'<span style="color:{colour}">&#9679; {html.escape(state)}</span>'
+        if stopped:
+            status += f' <span style="color:{_GREY}">(server {html.escape(server.state)})</span>'
         if definition.error:
             reason = "<br>".join(html.escape(line) for line in definition.error.splitlines())
             status += f'<br><span style="color:{_RED}">{reason}</span>'
