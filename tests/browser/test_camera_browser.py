@@ -30,11 +30,11 @@ from tests.browser.jupyter import (
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
+    FAILURE_FILES,
     REPO,
     JupyterLab,
     Notebook,
-    new_page,
-    save_failure,
+    browser_page,
     skip_reason,
 )
 from tests.browser.make_notebooks import KERNEL_CHECK, write_notebook
@@ -46,7 +46,6 @@ OUT = ARTIFACTS / "camera"
 FRAMES = 60
 TOLERANCE = 0.03  # of the frame's width/height: JPEG and I420 move a detector's box a little
 
-FAILURE_FILES = ("failure.png", "failure.html", "browser-console.log", "jupyter-server.log")
 STATS_JS = "() => [...(globalThis.ovmsNotebookCameras || new Map()).values()].map(s => s.stats ? s.stats() : null)"
 RELEASED_JS = """() => [...(globalThis.ovmsNotebookCameras || new Map()).values()].map(
     s => ({released: s.released, tracks: s.tracks.map(t => t.readyState), active: s.active}))"""
@@ -180,94 +179,83 @@ def test_camera_frames_go_through_face_tracking_and_come_back_drawn(
     path, expected = video
     write_notebook(lab.notebook_dir / "camera.ipynb", camera_cells(GRAPHS), title="# LiveCamera in Chromium")
     fresh_artifacts(OUT)
-    with fake_camera_browser(tmp_path / "home", path) as browser:
-        console: list[str] = []
-        page = new_page(browser, console=console)
-        try:
-            notebook = Notebook.open(page, lab, "camera.ipynb")
-            for count, cell in enumerate((0, 1, 2), start=1):
-                run_cell(notebook, cell, count)
-            view = notebook.outputs(2)
-            expect(view.locator("video.ovms-camera-input")).to_be_visible(timeout=30_000)
-            first = wait_shown(page, 90)
-            assert (first["width"], first["height"]) == (640, 480)
-            # The status line under the camera says what the browser counted.
-            expect(view.locator("span", has_text="fps shown")).to_contain_text("sent", timeout=10_000)
-            notebook.fit_viewport()
-            view.first.screenshot(path=str(OUT / "live.png"))
+    with fake_camera_browser(tmp_path / "home", path) as browser, browser_page(browser, lab, OUT) as page:
+        notebook = Notebook.open(page, lab, "camera.ipynb")
+        for count, cell in enumerate((0, 1, 2), start=1):
+            run_cell(notebook, cell, count)
+        view = notebook.outputs(2)
+        expect(view.locator("video.ovms-camera-input")).to_be_visible(timeout=30_000)
+        first = wait_shown(page, 90)
+        assert (first["width"], first["height"]) == (640, 480)
+        # The status line under the camera says what the browser counted.
+        expect(view.locator("span", has_text="fps shown")).to_contain_text("sent", timeout=10_000)
+        notebook.fit_viewport()
+        view.first.screenshot(path=str(OUT / "live.png"))
 
-            # A busy kernel (6 s, about 180 camera frames): frames wait in its queue, the browser keeps at most two in
-            # flight and drops the rest. At 3 s one CI run fell short of 30 drops; 6 s leaves a wide margin.
-            run_cell(notebook, 3, 4)
-            after = wait_shown(page, first["shown"] + 30)
-            assert after["dropped_browser"] - first["dropped_browser"] >= 30, (first, after)
-            expect(view.locator("span", has_text="fps shown")).to_contain_text(
-                re.compile(r"dropped (\d{2,})"), timeout=10_000
+        # A busy kernel (6 s, about 180 camera frames): frames wait in its queue, the browser keeps at most two in
+        # flight and drops the rest. At 3 s one CI run fell short of 30 drops; 6 s leaves a wide margin.
+        run_cell(notebook, 3, 4)
+        after = wait_shown(page, first["shown"] + 30)
+        assert after["dropped_browser"] - first["dropped_browser"] >= 30, (first, after)
+        expect(view.locator("span", has_text="fps shown")).to_contain_text(
+            re.compile(r"dropped (\d{2,})"), timeout=10_000
+        )
+
+        run_cell(notebook, 4, 5)
+        report = json.loads(notebook.outputs(4).first.inner_text())
+        records = report["records"]
+        assert len(records) >= 100, f"only {len(records)} answers recorded"
+        timestamps = [timestamp for _, timestamp, _ in records]
+        assert all(np.diff(timestamps) > 0), "timestamps increase"
+        # Capture time in microseconds: ~33 ms apart at 30 fps, more across dropped frames.
+        steps = np.diff(timestamps)
+        assert np.median(steps) >= 25_000, f"timestamps are capture times in µs, steps {steps[:10]}"
+        centres = []
+        # The camera's frames went through I420 and JPEG: now and then the detector misses the face in one
+        # (seen: 1 frame of ~150). Never a second face, and nearly always the one.
+        assert all(len(tracks) <= 1 for _, _, tracks in records), [t for _, _, t in records if len(t) > 1]
+        missed = [index for index, _, tracks in records if not tracks]
+        assert len(missed) <= len(records) // 20, f"no face found in frames {missed}"
+        for index, _, tracks in records:
+            assert index in expected, f"frame index {index} read from a camera frame is not one of ours"
+            if not tracks:
+                continue
+            _, xmin, ymin, width, height, _ = tracks[0]
+            want = expected[index]
+            centre, want_centre = (
+                (xmin + width / 2, ymin + height / 2),
+                (want[0] + want[2] / 2, want[1] + want[3] / 2),
             )
-
-            run_cell(notebook, 4, 5)
-            report = json.loads(notebook.outputs(4).first.inner_text())
-            records = report["records"]
-            assert len(records) >= 100, f"only {len(records)} answers recorded"
-            timestamps = [timestamp for _, timestamp, _ in records]
-            assert all(np.diff(timestamps) > 0), "timestamps increase"
-            # Capture time in microseconds: ~33 ms apart at 30 fps, more across dropped frames.
-            steps = np.diff(timestamps)
-            assert np.median(steps) >= 25_000, f"timestamps are capture times in µs, steps {steps[:10]}"
-            centres = []
-            # The camera's frames went through I420 and JPEG: now and then the detector misses the face in one
-            # (seen: 1 frame of ~150). Never a second face, and nearly always the one.
-            assert all(len(tracks) <= 1 for _, _, tracks in records), [t for _, _, t in records if len(t) > 1]
-            missed = [index for index, _, tracks in records if not tracks]
-            assert len(missed) <= len(records) // 20, f"no face found in frames {missed}"
-            for index, _, tracks in records:
-                assert index in expected, f"frame index {index} read from a camera frame is not one of ours"
-                if not tracks:
-                    continue
-                _, xmin, ymin, width, height, _ = tracks[0]
-                want = expected[index]
-                centre, want_centre = (
-                    (xmin + width / 2, ymin + height / 2),
-                    (want[0] + want[2] / 2, want[1] + want[3] / 2),
-                )
-                assert abs(centre[0] - want_centre[0]) < TOLERANCE and abs(centre[1] - want_centre[1]) < TOLERANCE, (
-                    f"frame {index}: box centre {centre}, the graph finds {want_centre} in the frame itself"
-                )
-                centres.append(centre[0])
-            assert max(centres) - min(centres) > 0.25, "the face moved across the frame"
-            # The stream's state lives across frames: between frames a few camera frames apart (the face moved
-            # little) the tracker keeps its id. After a larger gap (frames dropped while the kernel was busy, or on
-            # a loaded machine) it may start a new track, and for a few frames its greedy matching may pick the
-            # old one or the new one. Nondeterministic by nature: checked as a share of the close pairs.
-            found = [record for record in records if record[2]]
-            pairs = [((b[0] - a[0]) % FRAMES, int(a[2][0][0]), int(b[2][0][0])) for a, b in itertools.pairwise(found)]
-            close = [(first, second) for gap, first, second in pairs if gap <= 4]
-            assert len(close) >= len(pairs) / 2, pairs
-            assert sum(first == second for first, second in close) >= 0.8 * len(close), pairs
-            stats = report["stats"]
-            assert stats["answered"] >= len(records) and stats["errors"] == 0
-
-            run_cell(notebook, 5, 6)
-            closed = json.loads(notebook.outputs(5).first.inner_text())
-            assert any("camera" in name for name in closed["before"]), closed
-            assert closed["after"] == [] and closed["alive"] == [] and closed["ended"], closed
-            page.wait_for_function(
-                "() => [...globalThis.ovmsNotebookCameras.values()].every("
-                "s => s.released && s.tracks.every(t => t.readyState === 'ended'))",
-                timeout=10_000,
+            assert abs(centre[0] - want_centre[0]) < TOLERANCE and abs(centre[1] - want_centre[1]) < TOLERANCE, (
+                f"frame {index}: box centre {centre}, the graph finds {want_centre} in the frame itself"
             )
-            released = page.evaluate(RELEASED_JS)
-            assert released and all(r["tracks"] == ["ended"] for r in released), released
-            assert notebook.error_texts() == []
-            page.screenshot(path=str(OUT / "page.png"))
-        except BaseException:
-            save_failure(page, OUT)
-            (OUT / "browser-console.log").write_text("\n".join(console))
-            (OUT / "jupyter-server.log").write_text(lab.log_text())
-            raise
-        finally:
-            page.context.close()
-            lab.shutdown_kernels()
+            centres.append(centre[0])
+        assert max(centres) - min(centres) > 0.25, "the face moved across the frame"
+        # The stream's state lives across frames: between frames a few camera frames apart (the face moved
+        # little) the tracker keeps its id. After a larger gap (frames dropped while the kernel was busy, or on
+        # a loaded machine) it may start a new track, and for a few frames its greedy matching may pick the
+        # old one or the new one. Nondeterministic by nature: checked as a share of the close pairs.
+        found = [record for record in records if record[2]]
+        pairs = [((b[0] - a[0]) % FRAMES, int(a[2][0][0]), int(b[2][0][0])) for a, b in itertools.pairwise(found)]
+        close = [(first, second) for gap, first, second in pairs if gap <= 4]
+        assert len(close) >= len(pairs) / 2, pairs
+        assert sum(first == second for first, second in close) >= 0.8 * len(close), pairs
+        stats = report["stats"]
+        assert stats["answered"] >= len(records) and stats["errors"] == 0
+
+        run_cell(notebook, 5, 6)
+        closed = json.loads(notebook.outputs(5).first.inner_text())
+        assert any("camera" in name for name in closed["before"]), closed
+        assert closed["after"] == [] and closed["alive"] == [] and closed["ended"], closed
+        page.wait_for_function(
+            "() => [...globalThis.ovmsNotebookCameras.values()].every("
+            "s => s.released && s.tracks.every(t => t.readyState === 'ended'))",
+            timeout=10_000,
+        )
+        released = page.evaluate(RELEASED_JS)
+        assert released and all(r["tracks"] == ["ended"] for r in released), released
+        assert notebook.error_texts() == []
+        page.screenshot(path=str(OUT / "page.png"))
 
 
 def test_the_lesson_records_a_live_camera_and_replays_it(
@@ -283,38 +271,27 @@ def test_the_lesson_records_a_live_camera_and_replays_it(
     shutil.copy2(REPO / "notebooks" / "05_live_camera.ipynb", lab.notebook_dir / "notebooks" / "05_live_camera.ipynb")
     if not (lab.notebook_dir / "graphs").exists():
         (lab.notebook_dir / "graphs").symlink_to(GRAPHS)
-    with fake_camera_browser(tmp_path / "home", path) as browser:
-        console: list[str] = []
-        page = new_page(browser, console=console)
-        try:
-            notebook = Notebook.open(page, lab, "notebooks/05_live_camera.ipynb")
-            run_cell(notebook, 0, 1)
-            run_cell(notebook, 1, 2)
-            before = wait_shown(page, 20)
-            run_cell(notebook, 2, 3)  # the camera is on: record live frames
-            assert "camera on: recording the next 60 frames" in notebook.outputs(2).first.inner_text()
-            wait_shown(page, before["shown"] + 75)
-            for count, cell in enumerate(range(3, 8), start=4):
-                run_cell(notebook, cell, count)
-            summary_text = notebook.outputs(7).first.inner_text()
-            summary = json.loads(summary_text[summary_text.index("SUMMARY ") + len("SUMMARY ") :])
-            assert summary["live"] is True and summary["requests"] == 60
-            assert all(np.diff(summary["timestamps"]) > 0) and summary["timestamps"][0] == 0
-            assert summary["same"] is True and summary["detector_same_timestamps"] is True
-            # One face in (nearly) every recorded frame (a camera frame now and then loses it to I420 and JPEG); its
-            # id may change where the detector missed it for longer than
-            # the tracker waits (frames the browser dropped widen the gaps), so only the count is fixed.
-            counts = [len(ids) for ids in summary["ids"]]
-            assert len(counts) == 60 and max(counts) == 1 and counts.count(0) <= 3, summary["ids"]
-            assert summary["left_behind"] == []
-            assert notebook.error_texts() == []
-            notebook.fit_viewport()
-            page.screenshot(path=str(out / "page.png"))
-        except BaseException:
-            save_failure(page, out)
-            (out / "browser-console.log").write_text("\n".join(console))
-            (out / "jupyter-server.log").write_text(lab.log_text())
-            raise
-        finally:
-            page.context.close()
-            lab.shutdown_kernels()
+    with fake_camera_browser(tmp_path / "home", path) as browser, browser_page(browser, lab, out) as page:
+        notebook = Notebook.open(page, lab, "notebooks/05_live_camera.ipynb")
+        run_cell(notebook, 0, 1)
+        run_cell(notebook, 1, 2)
+        before = wait_shown(page, 20)
+        run_cell(notebook, 2, 3)  # the camera is on: record live frames
+        assert "camera on: recording the next 60 frames" in notebook.outputs(2).first.inner_text()
+        wait_shown(page, before["shown"] + 75)
+        for count, cell in enumerate(range(3, 8), start=4):
+            run_cell(notebook, cell, count)
+        summary_text = notebook.outputs(7).first.inner_text()
+        summary = json.loads(summary_text[summary_text.index("SUMMARY ") + len("SUMMARY ") :])
+        assert summary["live"] is True and summary["requests"] == 60
+        assert all(np.diff(summary["timestamps"]) > 0) and summary["timestamps"][0] == 0
+        assert summary["same"] is True and summary["detector_same_timestamps"] is True
+        # One face in (nearly) every recorded frame (a camera frame now and then loses it to I420 and JPEG); its
+        # id may change where the detector missed it for longer than
+        # the tracker waits (frames the browser dropped widen the gaps), so only the count is fixed.
+        counts = [len(ids) for ids in summary["ids"]]
+        assert len(counts) == 60 and max(counts) == 1 and counts.count(0) <= 3, summary["ids"]
+        assert summary["left_behind"] == []
+        assert notebook.error_texts() == []
+        notebook.fit_viewport()
+        page.screenshot(path=str(out / "page.png"))
