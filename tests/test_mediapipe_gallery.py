@@ -60,6 +60,7 @@ GRAPHS = {
     "hand_landmarks_from_pose_cpu",
     "hand_landmarks_left_and_right_cpu",
     "hand_recrop_by_roi_cpu",
+    "iris_landmark_cpu",
     "iris_landmark_left_and_right_cpu",
     "pose_landmark_by_roi_cpu",
 }
@@ -405,6 +406,10 @@ def test_iris_module_fed_eye_corners_puts_five_iris_points_in_each_eye(server) -
         assert len(iris) == 5 and len(irises[f"{side}_eye_contour_landmarks"].landmark) == 71
         (x0, y0), (x1, y1) = eye.min(0), eye.max(0)
         assert within(iris[:1], (x0, y0 - 8, x1, y1 + 8)), (side, iris[0], eye)  # the iris centre between the corners
+        # The one-eye module, fed the eye's ROI and whether it is the right eye (a BOOL: input), agrees.
+        one_eye = one_request(server, "iris_landmark_cpu", {
+            "image": astronaut(), "roi": irises[f"{side}_eye_roi"], "is_right_eye": np.bool_([side == "right"])})
+        np.testing.assert_allclose(pixels(one_eye["projected_iris_landmarks"], (512, 512)), iris, atol=1.0)
 
 
 def test_hand_modules_fed_a_roi_or_pose_hand_points_put_21_landmarks_on_the_hand(server) -> None:
