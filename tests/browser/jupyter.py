@@ -161,6 +161,7 @@ class JupyterLab:
                 f"--IdentityProvider.token={token}", f"--notebook-dir={notebook_dir}",
                 "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.news_url=None",
                 "--LabApp.expose_app_in_browser=True",
+                "--JupyterNotebookApp.expose_app_in_browser=True",  # Notebook 7's pages too (/notebooks/...)
             ]
             if os.geteuid() == 0:
                 cmd.append("--allow-root")

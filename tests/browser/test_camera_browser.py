@@ -5,7 +5,8 @@ frame stamped with its index. The notebook's kernel records, for every frame its
 graph answered, the index the frame carries and the tracks; this test compares those boxes with
 what the same graph says about the same frame sent directly (positions within 0.03 of the frame),
 checks that the timestamps increase, that a busy kernel makes the browser drop (and count) frames,
-and that closing the widget releases the camera (its tracks end), the stream and the threads.
+and that closing the widget releases the camera (its tracks end), the stream and the threads. The same
+widget is then driven in Jupyter Notebook 7's page, served by the same Jupyter server.
 
 Cells run one at a time (JupyterLab's run-cell command), because a cell that waited for frames
 would hold the kernel's main thread, where the frames arrive.
@@ -171,6 +172,32 @@ def wait_shown(page: Any, count: int, timeout: float = 60.0) -> dict[str, Any]:
         page.wait_for_timeout(200)
 
 
+def assert_boxes_follow_the_face(records: list[list[Any]], expected: dict[int, list[float]]) -> None:
+    """Each recorded answer's face box (face_tracking's `tracks`) is where the graph finds the face in that very
+    frame of the fake camera's video, and the face moved across the frame over the records."""
+    centres = []
+    # The camera's frames went through I420 and JPEG: now and then the detector misses the face in one
+    # (seen: 1 frame of ~150). Never a second face, and nearly always the one.
+    assert all(len(tracks) <= 1 for _, _, tracks in records), [t for _, _, t in records if len(t) > 1]
+    missed = [index for index, _, tracks in records if not tracks]
+    assert len(missed) <= len(records) // 20, f"no face found in frames {missed}"
+    for index, _, tracks in records:
+        assert index in expected, f"frame index {index} read from a camera frame is not one of ours"
+        if not tracks:
+            continue
+        _, xmin, ymin, width, height, _ = tracks[0]
+        want = expected[index]
+        centre, want_centre = (
+            (xmin + width / 2, ymin + height / 2),
+            (want[0] + want[2] / 2, want[1] + want[3] / 2),
+        )
+        assert abs(centre[0] - want_centre[0]) < TOLERANCE and abs(centre[1] - want_centre[1]) < TOLERANCE, (
+            f"frame {index}: box centre {centre}, the graph finds {want_centre} in the frame itself"
+        )
+        centres.append(centre[0])
+    assert max(centres) - min(centres) > 0.25, "the face moved across the frame"
+
+
 def test_camera_frames_go_through_face_tracking_and_come_back_drawn(
     lab: JupyterLab, video: tuple[Path, dict[int, list[float]]], tmp_path: Path
 ) -> None:
@@ -210,27 +237,7 @@ def test_camera_frames_go_through_face_tracking_and_come_back_drawn(
         # Capture time in microseconds: ~33 ms apart at 30 fps, more across dropped frames.
         steps = np.diff(timestamps)
         assert np.median(steps) >= 25_000, f"timestamps are capture times in µs, steps {steps[:10]}"
-        centres = []
-        # The camera's frames went through I420 and JPEG: now and then the detector misses the face in one
-        # (seen: 1 frame of ~150). Never a second face, and nearly always the one.
-        assert all(len(tracks) <= 1 for _, _, tracks in records), [t for _, _, t in records if len(t) > 1]
-        missed = [index for index, _, tracks in records if not tracks]
-        assert len(missed) <= len(records) // 20, f"no face found in frames {missed}"
-        for index, _, tracks in records:
-            assert index in expected, f"frame index {index} read from a camera frame is not one of ours"
-            if not tracks:
-                continue
-            _, xmin, ymin, width, height, _ = tracks[0]
-            want = expected[index]
-            centre, want_centre = (
-                (xmin + width / 2, ymin + height / 2),
-                (want[0] + want[2] / 2, want[1] + want[3] / 2),
-            )
-            assert abs(centre[0] - want_centre[0]) < TOLERANCE and abs(centre[1] - want_centre[1]) < TOLERANCE, (
-                f"frame {index}: box centre {centre}, the graph finds {want_centre} in the frame itself"
-            )
-            centres.append(centre[0])
-        assert max(centres) - min(centres) > 0.25, "the face moved across the frame"
+        assert_boxes_follow_the_face(records, expected)
         # The stream's state lives across frames: between frames a few camera frames apart (the face moved
         # little) the tracker keeps its id. After a larger gap (frames dropped while the kernel was busy, or on
         # a loaded machine) it may start a new track, and for a few frames its greedy matching may pick the
@@ -256,6 +263,44 @@ def test_camera_frames_go_through_face_tracking_and_come_back_drawn(
         assert released and all(r["tracks"] == ["ended"] for r in released), released
         assert notebook.error_texts() == []
         page.screenshot(path=str(OUT / "page.png"))
+
+
+def test_the_camera_widget_works_the_same_in_jupyter_notebook_7(
+    lab: JupyterLab, video: tuple[Path, dict[int, list[float]]], tmp_path: Path
+) -> None:
+    """The anywidget module is front-end neutral: Notebook 7's page (/notebooks/...), not JupyterLab's, shows the
+    camera, streams its frames through face_tracking and draws the answers, and closing releases the camera."""
+    path, expected = video
+    write_notebook(lab.notebook_dir / "camera7.ipynb", camera_cells(GRAPHS), title="# LiveCamera in Notebook 7")
+    out = fresh_artifacts(OUT / "notebook7")
+    with fake_camera_browser(tmp_path / "home", path) as browser, browser_page(browser, lab, out) as page:
+        page.goto(lab.url("notebooks/camera7.ipynb"))
+        notebook = Notebook(page, lab, "camera7.ipynb")
+        notebook.panel.locator(".jp-Cell").first.wait_for(state="visible", timeout=60_000)
+        assert page.evaluate("() => window.jupyterapp.name") == "Jupyter Notebook"  # not JupyterLab's shell
+        deadline = time.monotonic() + 60
+        while not notebook.session_ready():  # Notebook 7 has no status bar: its session model says when
+            assert time.monotonic() < deadline, "Notebook 7's kernel not ready after 60 s"
+            page.wait_for_timeout(200)
+        for count, cell in enumerate((0, 1, 2), start=1):
+            run_cell(notebook, cell, count)
+        first = wait_shown(page, 60)
+        assert (first["width"], first["height"], first["errors"]) == (640, 480, 0)
+        notebook.outputs(2).first.screenshot(path=str(out / "live.png"))
+        run_cell(notebook, 4, 4)
+        records = json.loads(notebook.outputs(4).first.inner_text())["records"]
+        assert len(records) >= 30 and all(np.diff([timestamp for _, timestamp, _ in records]) > 0)
+        assert_boxes_follow_the_face(records, expected)
+        run_cell(notebook, 5, 5)
+        closed = json.loads(notebook.outputs(5).first.inner_text())
+        assert closed["after"] == [] and closed["alive"] == [] and closed["ended"], closed
+        page.wait_for_function(
+            "() => [...globalThis.ovmsNotebookCameras.values()].every("
+            "s => s.released && s.tracks.every(t => t.readyState === 'ended'))",
+            timeout=10_000,
+        )
+        assert notebook.error_texts() == []
+        page.screenshot(path=str(out / "page.png"), full_page=True)
 
 
 def test_the_lesson_records_a_live_camera_and_replays_it(
