@@ -291,6 +291,12 @@ def test_the_camera_widget_works_the_same_in_jupyter_notebook_7(
         records = json.loads(notebook.outputs(4).first.inner_text())["records"]
         assert len(records) >= 30 and all(np.diff([timestamp for _, timestamp, _ in records]) > 0)
         assert_boxes_follow_the_face(records, expected)
+        # The resolution picker, as a user picks it: the camera restarts at 320x240 and the loop goes on.
+        notebook.outputs(2).locator("select").nth(1).select_option("320x240")
+        page.wait_for_function(f"() => ({STATS_JS})().some(s => s && s.width === 320 && s.height === 240)",
+                               timeout=30_000)
+        smaller = wait_shown(page, camera_stats(page)["shown"] + 20)
+        assert (smaller["width"], smaller["height"], smaller["errors"]) == (320, 240, 0)
         run_cell(notebook, 5, 5)
         closed = json.loads(notebook.outputs(5).first.inner_text())
         assert closed["after"] == [] and closed["alive"] == [] and closed["ended"], closed
