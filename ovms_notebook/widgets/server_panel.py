@@ -95,8 +95,8 @@ FAILS_HERE = frozenset({"untagged-image-input", "untagged-proto-input", "side-pa
 
 def advice_html(definition: Any) -> str:
     """What to change in the graph's pbtxt (fixable shapes found before it runs), with the lines to write."""
-    from ovms_notebook.portability.check import finding_html
     from ovms_notebook.portability.fixes import graph_advice
+    from ovms_notebook.portability.report import finding_html
 
     entry = getattr(definition, "entry", None)
     if entry is None:
