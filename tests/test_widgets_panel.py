@@ -151,3 +151,19 @@ def test_server_mimebundle_has_the_widget_a_static_table_and_a_text_line(server)
 def test_live_interval_must_be_positive(server) -> None:
     with pytest.raises(ValueError, match="live_interval must be > 0 seconds, got 0"):
         ServerPanel(server, live_interval=0)
+
+
+def test_the_panel_says_on_ovms_what_check_says_for_each_example_graph() -> None:
+    """Graph by graph, the panel folds a "to change" list exactly where `check` finds errors: the two never disagree
+    on which graphs a stock OVMS would refuse."""
+    server = ovms_notebook.serve(ovms_notebook.examples)
+    try:
+        report = ovms_notebook.check(ovms_notebook.examples)
+        table = graphs_table_html(server)
+        names = [graph.name for graph in server.graphs]
+        rows = {name: table.split(f"<code>{name}</code>", 1)[1].split("<tr>", 1)[0] for name in names}
+        refused = {graph.name for graph in report.graphs if not graph.portable}
+        assert refused and refused != set(rows)  # the examples hold both kinds
+        assert {name for name, row in rows.items() if re.search(r"on OVMS: \d+ to change", row)} == refused
+    finally:
+        server.stop()
