@@ -167,3 +167,24 @@ def test_the_panel_says_on_ovms_what_check_says_for_each_example_graph() -> None
         assert {name for name, row in rows.items() if re.search(r"on OVMS: \d+ to change", row)} == refused
     finally:
         server.stop()
+
+
+def test_open_subgraphs_is_offered_only_where_one_opens_and_the_wheels_own_are_named() -> None:
+    server = ovms_notebook.serve(ovms_notebook.examples)
+    panel = ServerPanel(server)
+    try:
+        panel.graph_picker.value = "face_tracking"  # FaceDetectionShortRangeCpu: the wheel's, compiled in
+        panel.draw(force=True)
+        assert panel.expand.disabled
+        hint = panel.subgraph_hint.value
+        assert "<code>FaceDetectionShortRangeCpu</code>: the mediapipe wheel's own subgraph" in hint
+        assert 'GraphView("FaceDetectionShortRangeCpu")' in hint
+        panel.graph_picker.value = "holisticTracking"  # HolisticTrackingToRenderData: inlined by this package
+        panel.draw(force=True)
+        assert not panel.expand.disabled
+        panel.graph_picker.value = "passthrough"
+        panel.draw(force=True)
+        assert panel.expand.disabled and panel.subgraph_hint.value == ""
+    finally:
+        panel.close()
+        server.stop()

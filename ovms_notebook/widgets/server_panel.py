@@ -201,12 +201,14 @@ class ServerPanel(Composite):
             layout=widgets.Layout(width="12em"),
             tooltip="Draw the subgraphs this package or the graph folder inlines node by node",
         )
+        self.subgraph_hint = widgets.HTML()
         self.output = widgets.Output()
         self.box = widgets.VBox(
             children=[
                 self.header,
                 self.table,
                 widgets.HBox([self.graph_picker, self.expand, self.refresh_button, self.portability_button]),
+                self.subgraph_hint,
                 self.portability,
                 self.drawing_box,
                 self.dot_text,
@@ -283,6 +285,7 @@ class ServerPanel(Composite):
                 self._show_text(f"{name}: {_state_of(definition)}\n{reason}" if definition else reason)
             else:
                 source, own = drawable
+                self._hint_subgraphs(source, own)
                 title = name if definition.available else f"{name} ({_state_of(definition)})"
                 try:
                     dot = graph_dot(
@@ -315,6 +318,28 @@ class ServerPanel(Composite):
             self.dot = dot
             self.draw_count += 1
             return True
+
+    def _hint_subgraphs(self, source: Any, own: dict[str, str]) -> None:
+        """"Open subgraphs" only where there is one to open (inlined by this package or the graph's folder); the
+        mediapipe wheel's own subgraphs are compiled in, so say how to draw their insides instead."""
+        from ovms_notebook.widgets.graph_parts import SUBGRAPH, WHEEL_SUBGRAPH, calculator_kinds, source_config
+
+        config, own = source_config(source, own)
+        kinds = calculator_kinds((node.calculator for node in config.node), own)
+        openable = any(kind == SUBGRAPH for kind in kinds.values())
+        wheel = [name for name, kind in kinds.items() if kind == WHEEL_SUBGRAPH]
+        hint = ""
+        if wheel:
+            names = ", ".join(f"<code>{html.escape(name)}</code>" for name in wheel)
+            hint = (f'<span style="font-size:12px;color:{_GREY}">{names}: the mediapipe wheel\'s own '
+                    f"subgraph{'s' if len(wheel) > 1 else ''}, compiled in (drawn as one box); "
+                    f'<code>GraphView("{html.escape(wheel[0])}")</code> draws its insides</span>')
+        with self.expand.hold_sync(), self.subgraph_hint.hold_sync():
+            self.expand.disabled = not openable
+            self.expand.tooltip = ("Draw the subgraphs this package or the graph folder inlines node by node"
+                                   if openable else "This graph has no subgraph inlined here to open")
+            if self.subgraph_hint.value != hint:
+                self.subgraph_hint.value = hint
 
     def _kinds(self, source: Any, own: dict[str, str]) -> dict[str, str]:
         """How each calculator of the graph runs here (Python, subgraph, unknown...), to mark its box; kept per
