@@ -82,7 +82,7 @@ def test_setting_the_side_packet_twice_fails_the_run_as_mediapipe_does() -> None
 def test_a_side_packet_made_by_a_node_is_not_asked_of_the_caller_but_one_made_twice_is_refused() -> None:
     PythonGraph(GRAPH, registry).start_run()  # no "made" given: a node makes it
     twice = GRAPH + 'node { calculator: "FirstValueToSide" input_stream: "IN:values" output_side_packet: "SIDE:made" }'
-    with pytest.raises(GraphConfigError, match='Output Side Packet "made" defined twice.'):
+    with pytest.raises(GraphConfigError, match=r'Output Side Packet "made" defined twice\.'):
         PythonGraph(twice, registry)
     undeclared = 'input_stream: "x" node { calculator: "AddSide" input_stream: "IN:x" output_side_packet: "S:s" }'
     with pytest.raises(GraphConfigError, match='For output side packets ValidatePacketTypeSet failed:\nTag "S"'):
