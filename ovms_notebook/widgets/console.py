@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import time
 import traceback
 import weakref
 from collections.abc import Callable, Mapping
@@ -147,6 +148,8 @@ class StreamConsole(Composite):
             ]
         )
         self._output_names: dict[str, Any] = {}
+        self._mark: SentRequest | None = None  # the first request sent from code since the last wait_for
+        self._returned = -1  # log seq of the last answer a wait_for returned
         self._unreachable = ""  # a remote address that did not answer, until it does
         self._feed = TimelineFeed(self.timeline)
         self._pump = Pump(
@@ -218,6 +221,7 @@ class StreamConsole(Composite):
         client = self._stream.open(graph)
         if self.server is not None:
             self._events.follow(self.server.events, client_tag=client.tag)
+        self._mark, self._returned = None, -1
         self.outputs.reset(self._output_names)
         self._feed.reset()
         with self.box.hold_sync():
@@ -231,7 +235,10 @@ class StreamConsole(Composite):
         decides (auto: the server stamps it; manual: `manual_timestamp`, which then moves one past it).
         Raises ValueError for an input that cannot be built, ClientError once the stream ended.
         """
-        return self._send(inputs, timestamp)[0]
+        sent = self._send(inputs, timestamp)[0]
+        if self._mark is None:  # where the answers of this cell's requests start (see wait_for)
+            self._mark = sent
+        return sent
 
     def _check_reachable(self, graph: str) -> str:
         """A remote target: "" when the address answers (ModelReady), else why not (also shown until it does)."""
@@ -258,17 +265,29 @@ class StreamConsole(Composite):
         if timestamp is None and self.mode.value == "manual":
             timestamp = int(self.manual_timestamp.value)
         sent = self._stream.send(inputs, timestamp)
-        if timestamp is not None:
-            self.manual_timestamp.value = timestamp + 1  # the smallest timestamp the next request may have
+        # The manual field offers the smallest timestamp the next request may have: after a manual send, past
+        # it (a rejected one moves nothing); after an automatic one, at least past it (a typed later one stays).
+        allowed = self.client.next_timestamp() if self.client is not None else None
+        if allowed is None:  # server clock: only a manual timestamp is known
+            allowed = timestamp + 1 if timestamp is not None else None
+        if allowed is not None:
+            current = int(self.manual_timestamp.value)
+            self.manual_timestamp.value = allowed if timestamp is not None else max(current, allowed)
         self._update_next_label()
         return sent
 
     def send_n(self, n: int) -> list[SentRequest]:
         """Send the same inputs `n` times (manual mode: consecutive timestamps)."""
+        sent = self._send_n(n)
+        if self._mark is None:
+            self._mark = sent[0]
+        return sent
+
+    def _send_n(self, n: int) -> list[SentRequest]:
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
         inputs = self.editor_values()
-        return [self.send(inputs) for _ in range(n)]
+        return [self._send(inputs, None)[0] for _ in range(n)]
 
     def editor_values(self) -> dict[str, object]:
         """{input stream: value} of every editor whose "send" box is ticked."""
@@ -293,13 +312,45 @@ class StreamConsole(Composite):
         return self.timeline.flush(timeout) and done
 
     def wait_for(self, count: int, timeout: float = 10) -> list[LogEntry]:
-        """Block until `count` responses and errors arrived on the current stream, then `flush()`."""
+        """Block until `count` answers (responses and in-band errors) to this cell's requests arrived; return
+        those `count`, in arrival order, once the console shows them (`flush()`).
+
+        "This cell's requests" are the ones sent from code (`send`, `send_n`, a player) since the previous
+        `wait_for` on this stream: the first of them marks where they start, and an answer counts when it
+        arrived after that request was sent and is not an older request's (a response stamped before the
+        marked request's timestamp, an error pinned to an earlier request). Clicks do not mark; when no
+        request was sent from code since the previous `wait_for`, the answers counted are the ones that
+        arrived after those it returned. So `send` three times, then `wait_for(3)` gives the three answers,
+        whatever was clicked before. Raises TimeoutError after `timeout` seconds, ClientError if the stream
+        ends first.
+        """
+        if count < 1:
+            raise ValueError(f"count must be at least 1, got {count}")
         client = self.client
         if client is None:
             raise ClientError("no stream: pick a graph first")
-        entries = client.wait_for(count, timeout)
+        mark, after = self._mark, self._returned
+        deadline = time.monotonic() + timeout
+        while True:
+            ended, delivered = client.ended, client.delivered  # read first: the log then holds all they count
+            found = [entry for entry in client.log if _answers(entry, after, mark)]
+            if len(found) >= count:
+                break
+            if ended:
+                status = client.status.text if client.status is not None else "OK"
+                raise ClientError(f"the stream to {client.graph!r} ended ({status}) after {len(found)} of the "
+                                  f"{count} answers waited for")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{len(found)} of the {count} answers waited for arrived within {timeout} s")
+            try:
+                client.wait_for(delivered + 1, remaining)
+            except (ClientError, TimeoutError):
+                continue  # ended or timed out: the checks above say which, with this call's counts
+        answers = found[:count]
+        self._mark, self._returned = None, answers[-1].seq
         self.flush(timeout)
-        return entries
+        return answers
 
     # -- buttons and pickers --------------------------------------------------------------------------------------
 
@@ -313,10 +364,10 @@ class StreamConsole(Composite):
                 self.output.append_stderr(traceback.format_exc())
 
     def _on_send(self, _button: widgets.Button) -> None:
-        self._guard(self.send)
+        self._guard(lambda: self._send(None, None))  # a click: not a request of a cell (see wait_for)
 
     def _on_send_n(self, _button: widgets.Button) -> None:
-        self._guard(lambda: self.send_n(int(self.send_count.value)))
+        self._guard(lambda: self._send_n(int(self.send_count.value)))
 
     def _on_new(self, _button: widgets.Button) -> None:
         self._guard(self.new_stream)
@@ -390,12 +441,26 @@ class StreamConsole(Composite):
             self.new_button.disabled = gone
             self.graph_picker.disabled = gone
             self._update_next_label()
-        self._feed.feed(client, entries, events)
+        self._feed.feed(client, entries, events, state.numbers)
         if entries and len(state.numbers) > 2 * self.max_log:  # a long stream: forget requests the log dropped
             self._stream.forget_before(entries[0].seq)
 
     def __repr__(self) -> str:
         return f"<StreamConsole {self.graph_picker.value!r} at {self.address}: {self.client!r}>"
+
+
+def _answers(entry: LogEntry, after: int, mark: SentRequest | None) -> bool:
+    """Whether `entry` is an answer `wait_for` counts: after `after` (a log seq) and, with a marked request,
+    not an answer to a request sent before it."""
+    if entry.kind not in ("response", "error") or entry.seq <= after:
+        return False
+    if mark is None:
+        return True
+    if entry.seq <= mark.seq:
+        return False
+    if entry.kind == "error":
+        return entry.request_seq is None or entry.request_seq >= mark.seq
+    return entry.timestamp is None or mark.timestamp is None or entry.timestamp >= mark.timestamp
 
 
 def _release(
