@@ -329,7 +329,6 @@ def test_pipelined_timestamp_errors_are_pinned_to_the_requests_the_server_reject
             client.send({"nope": F([6])}),  # rejected: no such input (not predictable)
             client.send({"in": F([7])}),  # @6
         ]
-        assert client.next_timestamp() == 8  # the unpredictable rejection is not known yet
         client.wait_for(8)
         assert client.next_timestamp() == 7
     assert [e.timestamp for e in sent] == [0, 1, 0, 2, 5, 5, 6, 7]
@@ -341,3 +340,17 @@ def test_pipelined_timestamp_errors_are_pinned_to_the_requests_the_server_reject
                       "the last one it received"),
         (sent[6].seq, "Unexpected input - nope is unexpected"),
     ]
+
+
+def test_an_error_the_client_cannot_predict_skips_requests_already_answered(server):
+    """A wrong input name is no timestamp error: it goes to the earliest request not seen answered (the
+    responses at 0 and 1 say the first two were), even with a later request already sent."""
+    with StreamClient(server.address, "passthrough") as client:
+        sent = [client.send({"in": F([0])}), client.send({"in": F([1])})]
+        client.wait_for(2)
+        sent += [client.send({"nope": F([2])}), client.send({"in": F([3])})]
+        client.wait_for(4)
+        assert client.next_timestamp() == 3  # the rejected automatic request replayed away: the last got 2
+    (error,) = client.errors
+    assert error.request_seq == sent[2].seq
+    assert stamped(client.responses) == [("out", 0), ("out", 1), ("out", 2)]

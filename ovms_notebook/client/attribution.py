@@ -36,6 +36,7 @@ _FIRST_REQUEST = "partial deserialization of first request"
 #: How OVMS ends an in-band error that rejects a request (`src/mediapipe_internal/mediapipegraphexecutor.hpp`).
 _REQUEST_CONTEXTS = (_FIRST_REQUEST, "partial deserialization of subsequent requests", "validate subsequent requests")
 _TIMESTAMP_ERRORS = ("Malformed packet timestamp", "Invalid timestamp format")
+_SCAN = 64  # requests not yet seen answered that a response is matched against, oldest first
 
 
 @dataclass
@@ -77,6 +78,7 @@ class SentRequests:
 
     def __init__(self, keep: int = 4096, *, counter: bool = True) -> None:
         self._sent: deque[Sent] = deque(maxlen=keep)
+        self._pending: deque[Sent] = deque(maxlen=keep)  # predicted good, timestamp known, not yet seen answered
         self._first: Sent | None = None
         self._counter = counter
         self._lasts: dict[str, int | None] = {}
@@ -89,6 +91,8 @@ class SentRequests:
         sent = Sent(seq, manual, timestamp if manual else None, names)
         self._predict(sent)
         self._sent.append(sent)
+        if not sent.bad and sent.timestamp is not None:
+            self._pending.append(sent)
         if self._first is None:
             self._first = sent
         return sent
@@ -108,17 +112,21 @@ class SentRequests:
 
     def accepted(self, timestamp: int | None) -> None:
         """An output stamped `timestamp` came back: the earliest request predicted good at that timestamp was
-        read by the server, and so was every request sent before it (their errors would have come first)."""
+        read by the server, and so was every request sent before it (their errors would have come first).
+
+        Looks at the oldest `_SCAN` requests not yet seen answered only, so a long stream costs each response
+        little; an output it cannot place (a graph stamping outputs its own way) only leaves rule 3 less to go on.
+        """
         if timestamp is None:
             return
-        match = next((s for s in self._sent if not s.bad and not s.rejected and s.timestamp == timestamp), None)
-        if match is None:
-            return
-        for sent in self._sent:
-            if sent.seq > match.seq:
-                break
-            if not sent.bad and not sent.rejected:
-                sent.accepted = True
+        pending = self._pending
+        for index, sent in enumerate(pending):
+            if index >= _SCAN:
+                return
+            if sent.timestamp == timestamp:
+                for _ in range(index + 1):
+                    pending.popleft().accepted = True
+                return
 
     def attribute(self, text: str) -> Sent | None:
         """The request an in-band error answers (see the module's rule), marked rejected; None when the error
@@ -142,6 +150,8 @@ class SentRequests:
         self._answered = max(self._answered, chosen.seq)
         if not chosen.bad:
             self._replay(sent, chosen)
+        self._pending = deque((s for s in sent if not s.bad and not s.rejected and not s.accepted
+                               and s.timestamp is not None), maxlen=self._sent.maxlen)
         return chosen
 
     def _replay(self, sent: list[Sent], rejected: Sent) -> None:
