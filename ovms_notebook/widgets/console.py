@@ -13,7 +13,12 @@ The console is not itself an ipywidget: it owns its box (`console.box`, what a n
 another widget embeds), so no ipywidgets method (`send`, `log`, `focus`, `close`...) means two things.
 Making a second console for the same server and graph (re-running its cell) closes the first one.
 
-The log lines are described in `console_log`. Responses, errors and the end arrive on the client's
+The log lines are described in `console_log`. An in-band error names no request; the log's
+"error → request #N" and the timeline's hollow mark are the request the client pins it to: errors come
+back in request order, and a timestamp error goes to the earliest request not yet answered that the
+client predicted OVMS must reject (its timestamp not past the last one on an input stream it feeds, or out
+of range), any other error to the earliest one not seen answered (`ovms_notebook.client.attribution`).
+Responses, errors and the end arrive on the client's
 reader thread, which only pokes the console's pump: the log redraws at most every `log_interval`
 seconds on the pump's thread, `outputs` (LiveOutputs) and `timeline` at theirs. With an in-kernel
 server the timeline shows the server's own events of the stream (its newest `TIMELINE_WINDOW`).
@@ -24,7 +29,6 @@ from __future__ import annotations
 
 import html
 import itertools
-import time
 import traceback
 import weakref
 from collections.abc import Callable, Mapping
@@ -43,6 +47,7 @@ from ovms_notebook.widgets.console_streams import (
     StreamEnd,
     TimestampPolicy,
     timestamp_policy,
+    wait_answers,
 )
 from ovms_notebook.widgets.console_view import (
     TIMELINE_INTERVAL,
@@ -329,25 +334,7 @@ class StreamConsole(Composite):
         client = self.client
         if client is None:
             raise ClientError("no stream: pick a graph first")
-        mark, after = self._mark, self._returned
-        deadline = time.monotonic() + timeout
-        while True:
-            ended, delivered = client.ended, client.delivered  # read first: the log then holds all they count
-            found = [entry for entry in client.log if _answers(entry, after, mark)]
-            if len(found) >= count:
-                break
-            if ended:
-                status = client.status.text if client.status is not None else "OK"
-                raise ClientError(f"the stream to {client.graph!r} ended ({status}) after {len(found)} of the "
-                                  f"{count} answers waited for")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"{len(found)} of the {count} answers waited for arrived within {timeout} s")
-            try:
-                client.wait_for(delivered + 1, remaining)
-            except (ClientError, TimeoutError):
-                continue  # ended or timed out: the checks above say which, with this call's counts
-        answers = found[:count]
+        answers = wait_answers(client, count, timeout, self._returned, self._mark)
         self._mark, self._returned = None, answers[-1].seq
         self.flush(timeout)
         return answers
@@ -447,20 +434,6 @@ class StreamConsole(Composite):
 
     def __repr__(self) -> str:
         return f"<StreamConsole {self.graph_picker.value!r} at {self.address}: {self.client!r}>"
-
-
-def _answers(entry: LogEntry, after: int, mark: SentRequest | None) -> bool:
-    """Whether `entry` is an answer `wait_for` counts: after `after` (a log seq) and, with a marked request,
-    not an answer to a request sent before it."""
-    if entry.kind not in ("response", "error") or entry.seq <= after:
-        return False
-    if mark is None:
-        return True
-    if entry.seq <= mark.seq:
-        return False
-    if entry.kind == "error":
-        return entry.request_seq is None or entry.request_seq >= mark.seq
-    return entry.timestamp is None or mark.timestamp is None or entry.timestamp >= mark.timestamp
 
 
 def _release(
