@@ -318,7 +318,10 @@ def test_a_pipelined_bad_manual_timestamp_is_pinned_and_drawn_at_its_request_and
     shown = lines(console)
     assert f"error → request #2: {REJECTED_0}" in shown
     assert "request #3 @2 (auto) in=[3]" in shown
-    assert next_label(console) == "next timestamp: 3 (auto)" and console.manual_timestamp.value == 3
+    assert next_label(console) == "next timestamp: 3 (auto)"
+    console.mode.value = "manual"  # the field offers the smallest timestamp the server would accept
+    assert next_label(console) == "next timestamp: 3 (manual)"
+    console.mode.value = "auto"
     eventually(lambda: rejected_requests(console) == [("in: in", 0, True)])
     (error,) = [r for r in console.timeline.records if r.kind == "error"]
     assert (error.timestamp, error.label) == (0, REJECTED_0)

@@ -186,7 +186,7 @@ class StreamConsole(Composite):
         self.send_n_button.on_click(weakly(self._on_send_n))
         self.close_button.on_click(weakly(self._on_close_click))
         self.new_button.on_click(weakly(self._on_new))
-        self.mode.observe(weakly(self._update_next_label), names="value")
+        self.mode.observe(weakly(self._on_mode), names="value")
         self.manual_timestamp.observe(weakly(self._update_next_label), names="value")
 
         self._graphs.add([graph] if graph and not self.server else [])
@@ -270,14 +270,9 @@ class StreamConsole(Composite):
         if timestamp is None and self.mode.value == "manual":
             timestamp = int(self.manual_timestamp.value)
         sent = self._stream.send(inputs, timestamp)
-        # The manual field offers the smallest timestamp the next request may have: after a manual send, past
-        # it (a rejected one moves nothing); after an automatic one, at least past it (a typed later one stays).
-        allowed = self.client.next_timestamp() if self.client is not None else None
-        if allowed is None:  # server clock: only a manual timestamp is known
-            allowed = timestamp + 1 if timestamp is not None else None
-        if allowed is not None:
-            current = int(self.manual_timestamp.value)
-            self.manual_timestamp.value = allowed if timestamp is not None else max(current, allowed)
+        if timestamp is not None:  # the manual field offers the smallest timestamp the next request may have
+            allowed = self.client.next_timestamp() if self.client is not None else None
+            self.manual_timestamp.value = allowed if allowed is not None else timestamp + 1
         self._update_next_label()
         return sent
 
@@ -365,6 +360,15 @@ class StreamConsole(Composite):
 
     def _close_in_background(self) -> None:
         self._guard(self.close_stream)
+
+    def _on_mode(self, change: dict[str, Any]) -> None:
+        """Switching to manual: the field offers at least the smallest timestamp the server would accept (a
+        rejected request moves nothing; automatic sends moved it), a later one typed before stays."""
+        allowed = self.client.next_timestamp() if self.client is not None and not self.client.ended else None
+        if change["new"] == "manual" and allowed is not None and allowed > int(self.manual_timestamp.value):
+            self.manual_timestamp.value = allowed  # its observer redraws the label
+        else:
+            self._update_next_label()
 
     def _on_graph(self, graph: str | None) -> None:
         self._guard(lambda: self._select(graph))
