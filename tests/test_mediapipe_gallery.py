@@ -37,6 +37,7 @@ GRAPHS = {
     "hand_tracking_desktop_live",
     "holistic_tracking_cpu",
     "iris_tracking_cpu",
+    "iris_depth_cpu",  # tests/test_iris_depth.py streams it (a JPEG file with EXIF data in)
     "pose_tracking_cpu",
     "selfie_segmentation_cpu",
     # modules served as graphs

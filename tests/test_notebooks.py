@@ -186,6 +186,7 @@ def test_02_timestamps(runs):
             'Malformed packet timestamp - input stream "in" needs a timestamp greater than 5, the last one it '
             "received; got 5; partial deserialization of subsequent requests"]
         assert summary["strict_stamps"] == [5, 6]  # the stream lived on
+        assert summary["strict_error_at"] == [5]  # on the rejected second @5, not on the @6 sent after it
         assert (summary["mediapipe_end"], summary["mediapipe_stamps"]) == ("INVALID_ARGUMENT", [5])
         assert summary["together_and_apart"] == [[0, [1.0, 2.0]], [1, [3.0, 4.0]]]
         assert summary["default_handler"] == [[2, [5.0]], [3, [7.0, 6.0]]]

@@ -173,3 +173,40 @@ def test_after_a_reload_the_live_panel_lists_every_graph_its_header_counts(serve
     server.stop()  # the table follows the stop as well as the header
     wait_for(lambda: not panel.live)
     assert "<b>stopped</b>" in panel.header.value and "(server stopped)" in panel.table.value
+
+
+def test_the_panel_says_on_ovms_what_check_says_for_each_example_graph() -> None:
+    """Graph by graph, the panel folds a "to change" list exactly where `check` finds errors: the two never disagree
+    on which graphs a stock OVMS would refuse."""
+    server = ovms_notebook.serve(ovms_notebook.examples)
+    try:
+        report = ovms_notebook.check(ovms_notebook.examples)
+        table = graphs_table_html(server)
+        names = [graph.name for graph in server.graphs]
+        rows = {name: table.split(f"<code>{name}</code>", 1)[1].split("<tr>", 1)[0] for name in names}
+        refused = {graph.name for graph in report.graphs if not graph.portable}
+        assert refused and refused != set(rows)  # the examples hold both kinds
+        assert {name for name, row in rows.items() if re.search(r"on OVMS: \d+ to change", row)} == refused
+    finally:
+        server.stop()
+
+
+def test_open_subgraphs_is_offered_only_where_one_opens_and_the_wheels_own_are_named() -> None:
+    server = ovms_notebook.serve(ovms_notebook.examples)
+    panel = ServerPanel(server)
+    try:
+        panel.graph_picker.value = "face_tracking"  # FaceDetectionShortRangeCpu: the wheel's, compiled in
+        panel.draw(force=True)
+        assert panel.expand.disabled
+        hint = panel.subgraph_hint.value
+        assert "<code>FaceDetectionShortRangeCpu</code>: the mediapipe wheel's own subgraph" in hint
+        assert 'GraphView("FaceDetectionShortRangeCpu")' in hint
+        panel.graph_picker.value = "holisticTracking"  # HolisticTrackingToRenderData: inlined by this package
+        panel.draw(force=True)
+        assert not panel.expand.disabled
+        panel.graph_picker.value = "passthrough"
+        panel.draw(force=True)
+        assert panel.expand.disabled and panel.subgraph_hint.value == ""
+    finally:
+        panel.close()
+        server.stop()

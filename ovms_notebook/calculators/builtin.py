@@ -9,6 +9,7 @@ to import fails that lookup with its own ImportError instead of hiding the calcu
 from __future__ import annotations
 
 from ovms_notebook.calculators import (
+    image_files,
     iris,
     labels,
     openvino,
@@ -35,6 +36,9 @@ BY_CLASS_NAME: tuple[type[Calculator], ...] = (
     render_shapes.FaceLandmarksToRenderDataCalculator,
     iris.UpdateFaceLandmarksCalculator,
     iris.IrisToRenderDataCalculator,
+    iris.IrisToDepthCalculator,
+    image_files.ImageFilePropertiesCalculator,
+    image_files.OpenCvEncodedImageToImageFrameCalculator,
     recolor.RecolorCalculator,
     labels.LabelsToRenderDataCalculator,
     # TFLite inference and its tensor plumbing

@@ -74,6 +74,7 @@ def graphs_table_html(server: Any, graphs: Sequence[Any] | None = None) -> str:
         + "</tr></thead><tbody>"
     ]
     stopped = server.state != "running"  # the graphs stay loaded, but nothing serves them
+    models = frozenset(server.repository.models.names)
     for definition in server.graphs if graphs is None else graphs:
         state = _state_of(definition)
         colour = _GREEN if definition.available and not stopped else _GREY if state == "RETIRED" or stopped else _RED
@@ -83,7 +84,7 @@ def graphs_table_html(server: Any, graphs: Sequence[Any] | None = None) -> str:
         if definition.error:
             reason = "<br>".join(html.escape(line) for line in definition.error.splitlines())
             status += f'<br><span style="color:{_RED}">{reason}</span>'
-        status += advice_html(definition)
+        status += advice_html(definition, models)
         spec = definition.spec
         inputs = ", ".join(_stream_text(s) for s in spec.inputs.values()) if spec else ""
         outputs = ", ".join(_stream_text(s) for s in spec.outputs.values()) if spec else ""
@@ -101,23 +102,47 @@ def graphs_table_html(server: Any, graphs: Sequence[Any] | None = None) -> str:
 FAILS_HERE = frozenset({"untagged-image-input", "untagged-proto-input", "side-packet-type", "model-file-missing"})
 
 
-def advice_html(definition: Any) -> str:
-    """What to change in the graph's pbtxt (fixable shapes found before it runs), with the lines to write."""
+_checks: dict[tuple[Any, ...], list[Any]] = {}  # check_graph's findings per (graph file version, models served)
+_CHECKS_MAX = 256
+
+
+def ovms_findings(entry: Any, models: frozenset[str]) -> list[Any]:
+    """`check`'s errors and warnings for one graph entry (cached per graph file version and models served): the
+    panel says what the Portability button and `ovms-notebook check` say, no less."""
+    from ovms_notebook.portability.check import check_graph
+
+    try:
+        key = (str(entry.graph_path), entry.graph_path.stat().st_mtime_ns, str(entry.base_path), models)
+    except OSError:
+        return []
+    if key not in _checks:
+        if len(_checks) >= _CHECKS_MAX:
+            _checks.clear()
+        report = check_graph(entry, models=models)
+        _checks[key] = [f for f in report.findings if f.severity in ("error", "warning")]
+    return list(_checks[key])
+
+
+def advice_html(definition: Any, models: frozenset[str] = frozenset()) -> str:
+    """What to change in the graph's pbtxt: what fails here (fixable shapes found before it runs) in the open,
+    what a stock OVMS would refuse or do otherwise (`check`'s findings) folded, each with the lines to write."""
     from ovms_notebook.portability.fixes import graph_advice
     from ovms_notebook.portability.report import finding_html
 
     entry = getattr(definition, "entry", None)
     if entry is None:
         return ""
-    found = graph_advice(entry.graph_path, entry.base_path)
-    here = [f for f in found if f.kind in FAILS_HERE]
-    ovms = [f for f in found if f.kind not in FAILS_HERE]
+    here = [f for f in graph_advice(entry.graph_path, entry.base_path) if f.kind in FAILS_HERE]
+    ovms = [f for f in ovms_findings(entry, models) if f.kind not in FAILS_HERE]
     html_text = ""
     if here:
         html_text += '<ul style="margin:2px 0;padding-left:1.2em">' + "".join(finding_html(f) for f in here) + "</ul>"
-    if ovms:  # runs here, fails on OVMS: folded, the Portability button says the rest
+    if ovms:  # runs here, fails or differs on OVMS: folded
+        errors = sum(f.severity == "error" for f in ovms)
+        counts = [f"{errors} to change"] if errors else []
+        counts += [f"{len(ovms) - errors} to know"] if len(ovms) > errors else []
         html_text += (
-            f'<details><summary style="color:{_GREY}">on OVMS: {len(ovms)} to change</summary>'
+            f'<details><summary style="color:{_GREY}">on OVMS: {", ".join(counts)}</summary>'
             '<ul style="margin:2px 0;padding-left:1.2em">' + "".join(finding_html(f) for f in ovms) + "</ul></details>"
         )
     return html_text
@@ -184,12 +209,14 @@ class ServerPanel(Composite):
             layout=widgets.Layout(width="12em"),
             tooltip="Draw the subgraphs this package or the graph folder inlines node by node",
         )
+        self.subgraph_hint = widgets.HTML()
         self.output = widgets.Output()
         self.box = widgets.VBox(
             children=[
                 self.header,
                 self.table,
                 widgets.HBox([self.graph_picker, self.expand, self.refresh_button, self.portability_button]),
+                self.subgraph_hint,
                 self.portability,
                 self.drawing_box,
                 self.dot_text,
@@ -269,6 +296,7 @@ class ServerPanel(Composite):
                 self._show_text(f"{name}: {_state_of(definition)}\n{reason}" if definition else reason)
             else:
                 source, own = drawable
+                self._hint_subgraphs(source, own)
                 title = name if definition.available else f"{name} ({_state_of(definition)})"
                 try:
                     dot = graph_dot(
@@ -301,6 +329,28 @@ class ServerPanel(Composite):
             self.dot = dot
             self.draw_count += 1
             return True
+
+    def _hint_subgraphs(self, source: Any, own: dict[str, str]) -> None:
+        """"Open subgraphs" only where there is one to open (inlined by this package or the graph's folder); the
+        mediapipe wheel's own subgraphs are compiled in, so say how to draw their insides instead."""
+        from ovms_notebook.widgets.graph_parts import SUBGRAPH, WHEEL_SUBGRAPH, calculator_kinds, source_config
+
+        config, own = source_config(source, own)
+        kinds = calculator_kinds((node.calculator for node in config.node), own)
+        openable = any(kind == SUBGRAPH for kind in kinds.values())
+        wheel = [name for name, kind in kinds.items() if kind == WHEEL_SUBGRAPH]
+        hint = ""
+        if wheel:
+            names = ", ".join(f"<code>{html.escape(name)}</code>" for name in wheel)
+            hint = (f'<span style="font-size:12px;color:{_GREY}">{names}: the mediapipe wheel\'s own '
+                    f"subgraph{'s' if len(wheel) > 1 else ''}, compiled in (drawn as one box); "
+                    f'<code>GraphView("{html.escape(wheel[0])}")</code> draws its insides</span>')
+        with self.expand.hold_sync(), self.subgraph_hint.hold_sync():
+            self.expand.disabled = not openable
+            self.expand.tooltip = ("Draw the subgraphs this package or the graph folder inlines node by node"
+                                   if openable else "This graph has no subgraph inlined here to open")
+            if self.subgraph_hint.value != hint:
+                self.subgraph_hint.value = hint
 
     def _kinds(self, source: Any, own: dict[str, str]) -> dict[str, str]:
         """How each calculator of the graph runs here (Python, subgraph, unknown...), to mark its box; kept per

@@ -44,6 +44,7 @@ _AUTO = {"color": "#2563eb", "marker": "o", "label": "request, automatic timesta
 _MANUAL = {"color": "#ea580c", "marker": "D", "label": "request, manual OVMS_MP_TIMESTAMP"}
 _OUTPUT = {"color": "#16a34a", "marker": "s", "label": "output packet"}
 _ERROR = {"color": "#dc2626", "marker": "X", "label": "error"}
+_REJECTED = {"color": "#dc2626", "marker": "o", "label": "request, rejected (hollow)"}
 _GUIDE = "#cbd5e1"
 _MAX_NOTES = 8
 _NOTE_CHARS = 48
@@ -133,7 +134,8 @@ def timeline_figure(records: Sequence[TimelineRecord], *, title: str | None = No
     The x axis is the MediaPipe timestamp; light vertical lines mark every
     request's timestamp so the outputs it produced line up under it. Huge or
     special timestamps switch the axis to "relative to the first" or "by
-    rank", and the axis label says which.
+    rank", and the axis label says which. A rejected request is a hollow red mark
+    in its input lane, its error's ✖ right under it in the errors lane.
     """
     with RENDER_LOCK:
         return _build(list(records), title, width)
@@ -194,9 +196,19 @@ def _build(records: list[TimelineRecord], title: str | None, width: float) -> Fi
             ax.scatter(x, y, s=size, c=style["color"], marker=style["marker"], zorder=3, linewidths=0)
             shown.append(style)
 
-    requests = [r for r in records if r.kind == "request"]
+    requests = [r for r in records if r.kind == "request" and not r.rejected]
     scatter([r for r in requests if not r.manual], _AUTO, 46)
     scatter([r for r in requests if r.manual], _MANUAL, 40)
+    rejected = [r for r in records if r.kind == "request" and r.rejected and r.timestamp is not None]
+    for manual in (False, True):  # hollow, in the error colour, with the marker of who chose the timestamp
+        chosen = [(axis.x(r.timestamp), row[r.lane]) for r in rejected
+                  if r.manual == manual and r.timestamp is not None]
+        if chosen:
+            hollow_x, hollow_y = zip(*chosen, strict=True)
+            ax.scatter(hollow_x, hollow_y, s=46, facecolors="none", edgecolors=_REJECTED["color"],
+                       marker=(_MANUAL if manual else _AUTO)["marker"], zorder=3, linewidths=1.5)
+    if rejected:
+        shown.append(_REJECTED)
     scatter([r for r in records if r.kind == "output"], _OUTPUT, 40)
 
     errors = [r for r in records if r.kind == "error"]
@@ -235,12 +247,19 @@ def _build(records: list[TimelineRecord], title: str | None, width: float) -> Fi
         ax.xaxis.set_major_locator(MaxNLocator(nbins=10, integer=True))
         ax.ticklabel_format(axis="x", style="plain", useOffset=False)
 
-    handles = [Line2D([], [], linestyle="", markersize=7, markeredgewidth=0, color=style["color"],
-                      marker=style["marker"], label=style["label"]) for style in shown]
+    handles = [Line2D([], [], linestyle="", markersize=7, color=style["color"], marker=style["marker"],
+                      label=style["label"], **_hollow(style)) for style in shown]
     legend_top = 1 - (0.3 + _LINE_INCHES * (len(heading) - 1)) / height  # under the heading's last line
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(left - 0.01, legend_top), ncol=4,
                fontsize=8, frameon=False, handletextpad=0.3, columnspacing=1.4, borderaxespad=0, borderpad=0)
     return fig
+
+
+def _hollow(style: dict[str, str]) -> dict[str, Any]:
+    """Legend marker options: the rejected request's is hollow, like its marks."""
+    if style is _REJECTED:
+        return {"markerfacecolor": "none", "markeredgewidth": 1.5}
+    return {"markeredgewidth": 0}
 
 
 def timeline_png(records: Sequence[TimelineRecord], *, dpi: float = 100, **kwargs: Any) -> bytes:
