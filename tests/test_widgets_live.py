@@ -208,3 +208,27 @@ def test_the_redraw_rate_shows_only_while_answers_flow_and_a_pause_starts_it_aga
     finally:
         live.close()
     assert widget_threads() == []
+
+
+def test_a_detections_label_is_dark_text_on_a_tab_of_its_colour_above_the_box_or_inside_it_at_the_frames_top():
+    from mediapipe.framework.formats import detection_pb2
+
+    from ovms_notebook.widgets.draw import draw_overlays
+
+    def detection(ymin: float) -> detection_pb2.Detection:
+        found = detection_pb2.Detection(label=["id 1"], score=[0.98])
+        found.location_data.format = found.location_data.RELATIVE_BOUNDING_BOX
+        box = found.location_data.relative_bounding_box
+        box.xmin, box.ymin, box.width, box.height = 0.25, ymin, 0.5, 0.5
+        return found
+
+    frame = np.full((240, 320, 3), 128, np.uint8)
+    for ymin, rows in ((0.4, slice(60, 96)), (0.0, slice(0, 36))):  # above the edge at y=96; inside from y=0
+        shown = np.asarray(draw_overlays(frame, [(0, [detection(ymin)])]))
+        tab = shown[rows, 80:160]
+        lime = (tab == OVERLAY_COLOURS[0]).all(axis=-1)
+        dark = (tab < 80).all(axis=-1)
+        text_rows = np.flatnonzero(dark.any(axis=1))
+        assert lime.sum() > 300 and dark.sum() > 60, ymin  # a filled tab, with text on it
+        assert len(text_rows) >= 9, ymin  # digits 9 px high or more: readable on a 320 x 240 frame
+        assert not dark[:, 70:].any()  # "id 1 0.98" ends well inside the box's width

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -151,6 +152,27 @@ def test_server_mimebundle_has_the_widget_a_static_table_and_a_text_line(server)
 def test_live_interval_must_be_positive(server) -> None:
     with pytest.raises(ValueError, match="live_interval must be > 0 seconds, got 0"):
         ServerPanel(server, live_interval=0)
+
+
+def test_after_a_reload_the_live_panel_lists_every_graph_its_header_counts(server, panel: ServerPanel) -> None:
+    panel.start_live(interval=0.05)
+    config = server.repository.config_path
+    folder = config.parent / "late"
+    folder.mkdir()
+    (folder / "graph.pbtxt").write_text(PREVIOUS_VALUE)
+    entries = json.loads(config.read_text())
+    entries["mediapipe_config_list"].append({"name": "late", "base_path": "late"})
+    config.write_text(json.dumps(entries))
+    assert server.reload()["late"] == "loaded"
+    wait_for(lambda: "3 of 4 graphs available" in panel.header.value)
+    wait_for(lambda: "<code>late</code>" in panel.table.value)
+    counted = int(re.search(r"of (\d+) graphs available", panel.header.value).group(1))
+    listed = re.findall(r"<tr><td [^>]*><code>([\w]+)</code>", panel.table.value)
+    assert len(listed) == counted and sorted(listed) == sorted(panel.graph_picker.options)
+    assert "late" in listed and panel.graph_picker.value == "previous_value"  # the chosen graph stays chosen
+    server.stop()  # the table follows the stop as well as the header
+    wait_for(lambda: not panel.live)
+    assert "<b>stopped</b>" in panel.header.value and "(server stopped)" in panel.table.value
 
 
 def test_the_panel_says_on_ovms_what_check_says_for_each_example_graph() -> None:

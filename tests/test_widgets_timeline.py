@@ -326,3 +326,43 @@ def test_records_from_a_client_log_mark_the_request_an_error_is_pinned_to_as_rej
     assert [(r.kind, r.timestamp, r.rejected, r.label) for r in records] == [
         ("request", 1, False, "a at 1 (automatic)"), ("request", 0, True, "a at 0 (manual, rejected)"),
         ("output", 1, False, "out at 1"), ("error", 0, False, "bad")]
+
+
+PASSTHROUGH = 'input_stream: "in"\noutput_stream: "out"\nnode { calculator: "PassThroughCalculator" ' \
+              'input_stream: "in" output_stream: "out" }\n'
+
+
+def test_a_long_failure_status_is_cut_at_a_word_in_the_heading_above_the_legend_and_shown_whole_under_it(
+        serve_graphs) -> None:
+    from ovms_notebook.client import StreamClient
+
+    server = serve_graphs({"passthrough": PASSTHROUGH}, timestamp_check="mediapipe")
+    client = StreamClient(server.address, "passthrough")
+    for value, timestamp in ((1, 5), (2, 5), (3, 6)):  # 5 twice: MediaPipe fails the graph
+        client.send({"in": np.float32([value])}, timestamp=timestamp)
+    client.close()
+    assert client.status.code == "INVALID_ARGUMENT" and len(client.status.text) > 300
+    records = records_from_log(client.log)
+    fig = timeline_figure(records, title="passthrough", width=9.0)
+    heading = fig.texts[0].get_text().splitlines()
+    assert len(heading) == 2 and heading[0].startswith(
+        "passthrough  ·  ended: [StatusCode.INVALID_ARGUMENT] Mediapipe")
+    assert heading[-1].endswith(" …") and not heading[-1].endswith("  …")
+    words = client.status.text.split()
+    assert heading[-1].removesuffix(" …").split()[-1].rstrip(".,;:") in {w.rstrip(".,;:") for w in words}
+    # drawn: the heading inside the figure on the right, and wholly above the legend row
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    title_box = fig.texts[0].get_window_extent(renderer)
+    legend_box = fig.legends[0].get_window_extent(renderer)
+    assert title_box.x1 <= fig.bbox.x1 and title_box.y0 > legend_box.y1
+    timeline = Timeline(records, title="passthrough", min_interval=0)
+    try:
+        assert timeline.ending.layout.display is None
+        assert "Packet timestamp mismatch" in timeline.ending.value
+        assert timeline.ending.value.endswith(f"{client.status.text.rstrip()[-30:]}</div>".replace('"', "&quot;"))
+        timeline.update(records[:-1])  # no end yet: nothing under the picture
+        assert timeline.flush() and timeline.ending.value == "" and timeline.ending.layout.display == "none"
+    finally:
+        timeline.close()

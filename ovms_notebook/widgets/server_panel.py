@@ -14,6 +14,7 @@ import itertools
 import threading
 import traceback
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import ipywidgets as widgets
@@ -42,9 +43,15 @@ def _state_of(definition: Any) -> str:
     return str(getattr(definition.state, "value", definition.state))
 
 
-def header_html(server: Any) -> str:
-    """One line: address, state, open streams, available graphs."""
-    graphs = server.graphs
+def graphs_key(server: Any) -> tuple[str, tuple[tuple[str, str, str], ...]]:
+    """What the header's count and the table show of the graphs: the server state, each graph's name, state and
+    error. When it changes (a reload added or retired a graph), header, table and graph picker change together."""
+    return server.state, tuple((d.name, _state_of(d), str(d.error or "")) for d in server.graphs)
+
+
+def header_html(server: Any, graphs: Sequence[Any] | None = None) -> str:
+    """One line: address, state, open streams, available graphs (of `graphs`, default the server's)."""
+    graphs = list(server.graphs if graphs is None else graphs)
     available = sum(1 for d in graphs if d.available)
     open_streams = len(server.sessions)
     colour = _GREEN if server.state == "running" else _GREY
@@ -57,8 +64,9 @@ def header_html(server: Any) -> str:
     )
 
 
-def graphs_table_html(server: Any) -> str:
-    """An HTML table of the server's graphs: name, status (and the reason when failed), streams, side packets."""
+def graphs_table_html(server: Any, graphs: Sequence[Any] | None = None) -> str:
+    """An HTML table of the server's graphs (or of `graphs`): name, status (and the reason when failed), streams,
+    side packets."""
     cell = 'style="padding:2px 10px;text-align:left;vertical-align:top;border-bottom:1px solid #e5e7eb"'
     rows = [
         '<table style="border-collapse:collapse;font-size:12px"><thead><tr>'
@@ -67,7 +75,7 @@ def graphs_table_html(server: Any) -> str:
     ]
     stopped = server.state != "running"  # the graphs stay loaded, but nothing serves them
     models = frozenset(server.repository.models.names)
-    for definition in server.graphs:
+    for definition in server.graphs if graphs is None else graphs:
         state = _state_of(definition)
         colour = _GREEN if definition.available and not stopped else _GREY if state == "RETIRED" or stopped else _RED
         status = f'<span style="color:{colour}">&#9679; {html.escape(state)}</span>'
@@ -224,6 +232,7 @@ class ServerPanel(Composite):
         self._drawn: tuple[str | None, dict[str, int]] | None = None
         self._kinds_seen: tuple[object, dict[str, str]] | None = None
         self._syncing = False
+        self._graphs_shown: tuple[str, tuple[tuple[str, str, str], ...]] | None = None
         self.refresh()
         self.graph_picker.observe(self._on_pick, names="value")
         self.expand.observe(self._on_pick, names="value")
@@ -235,9 +244,11 @@ class ServerPanel(Composite):
     def refresh(self) -> None:
         """Re-read the server: header, table, graph list, drawing."""
         try:
-            names = [definition.name for definition in self.server.graphs]
-            self.header.value = header_html(self.server)
-            self.table.value = graphs_table_html(self.server)
+            self._graphs_shown = graphs_key(self.server)
+            graphs = list(self.server.graphs)  # one reading for the header's count, the table and the picker
+            names = [definition.name for definition in graphs]
+            self.header.value = header_html(self.server, graphs)
+            self.table.value = graphs_table_html(self.server, graphs)
             chosen = self.graph_picker.value
             self._syncing = True
             try:
@@ -393,7 +404,10 @@ class ServerPanel(Composite):
             try:
                 state = self.server.state
                 now = (self.server.events.version, len(self.server.sessions), state)
-                if now != seen:
+                if graphs_key(self.server) != self._graphs_shown:  # a reload or a stop: the table changes too
+                    seen = now
+                    self.refresh()
+                elif now != seen:
                     seen = now
                     self.header.value = header_html(self.server)
                     self.draw()
@@ -444,5 +458,6 @@ def server_mimebundle(server: Any, *, live: bool = True, **kwargs: Any) -> dict[
         panel.start_live()
     bundle = dict(panel._repr_mimebundle_(**kwargs) or {})
     bundle["text/plain"] = repr(server)
-    bundle["text/html"] = header_html(server) + graphs_table_html(server)
+    graphs = list(server.graphs)
+    bundle["text/html"] = header_html(server, graphs) + graphs_table_html(server, graphs)
     return bundle

@@ -31,6 +31,7 @@ from ovms_notebook.widgets.timeline_plot import (
     END_LANE,
     ERROR_LANE,
     SPECIAL_TIMESTAMPS,
+    end_status,
     timeline_figure,
     timeline_png,
 )
@@ -207,9 +208,11 @@ class Timeline(Composite):
         self.export_button = widgets.Button(description="Export PNG", icon="download",
                                             tooltip="Save the timeline as a PNG file at the path on the left")
         self.status = widgets.HTML()
+        # A failed stream's status, whole: the picture's heading keeps two lines of it.
+        self.ending = widgets.HTML(layout=widgets.Layout(display="none"))
         self.output = widgets.Output()
         # The trace goes under the export row: the timeline image stays right above its own controls.
-        self.box = widgets.VBox([self.image, widgets.HBox([self.path, self.export_button, self.status]),
+        self.box = widgets.VBox([self.image, self.ending, widgets.HBox([self.path, self.export_button, self.status]),
                                  self.trace_image, self.output], **kwargs)
         self._number = next(_numbers)
         self._lock = threading.Lock()
@@ -285,6 +288,16 @@ class Timeline(Composite):
                     return
                 self.render_count += 1
             self.image.value = png
+            self._show_ending(end_status(records))
+
+    def _show_ending(self, status: str | None) -> None:
+        """Under the picture, a failed stream's whole status; nothing for an open or OK stream."""
+        failed = status is not None and status != "OK"
+        value = (f'<div style="color:#b91c1c;white-space:pre-wrap;font-size:0.9em">stream ended: '
+                 f"{html.escape(status or '')}</div>") if failed else ""
+        if self.ending.value != value:
+            self.ending.value = value
+            self.ending.layout.display = None if failed else "none"
 
     def show_trace(self, trace: Any | None) -> None:
         """Show a stream's execution trace (`server.trace_for(client)`) under the request/response lanes;

@@ -9,6 +9,7 @@ drawn under `RENDER_LOCK` (matplotlib is not thread-safe).
 from __future__ import annotations
 
 import itertools
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -47,6 +48,9 @@ _REJECTED = {"color": "#dc2626", "marker": "o", "label": "request, rejected (hol
 _GUIDE = "#cbd5e1"
 _MAX_NOTES = 8
 _NOTE_CHARS = 48
+_HEADING_SIZE = 10.5  # points
+_HEADING_LINES = 2  # a long end status is cut at a word after this many lines; the widget shows it whole
+_LINE_INCHES = 0.2
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,8 @@ def _axis_for(timestamps: list[int]) -> _Axis:
     return _Axis("timestamp", 0, {}, "MediaPipe timestamp")
 
 
-def _end_status(records: Sequence[TimelineRecord]) -> str | None:
+def end_status(records: Sequence[TimelineRecord]) -> str | None:
+    """The label of the stream's last end record: its final status, or None while the stream is open."""
     ends = [r for r in records if r.kind == "end"]
     return ends[-1].label if ends else None
 
@@ -102,6 +107,25 @@ def _lanes(records: Sequence[TimelineRecord]) -> list[str]:
 def _first_line(text: str) -> str:
     line = (text.strip().splitlines() or [""])[0]
     return line if len(line) <= _NOTE_CHARS else line[: _NOTE_CHARS - 1] + "…"
+
+
+def heading_lines(title: str | None, status: str | None, width: float, left: float) -> list[str]:
+    """The figure's heading, wrapped to the width right of `left` (inches) and cut at a word.
+
+    "title  ·  ended: status" (or "stream open"); a failed stream's status can be a paragraph, so at most
+    `_HEADING_LINES` lines are kept and the last one ends in "…" when something was left out.
+    """
+    text = (title or "stream timeline") + (f"  ·  ended: {status}" if status is not None else "  ·  stream open")
+    chars = max(20, int((width - left - 0.25) * 72 / (_HEADING_SIZE * 0.55)))  # ~0.55 em per character
+    lines = textwrap.wrap(text, chars, break_long_words=True, drop_whitespace=True) or [text]
+    if len(lines) <= _HEADING_LINES:
+        return lines
+    kept = lines[:_HEADING_LINES]
+    last = kept[-1]
+    if len(last) > chars - 2:
+        last = last[: chars - 2].rsplit(" ", 1)[0] if " " in last[: chars - 2] else last[: chars - 2]
+    kept[-1] = last.rstrip(" .,;:") + " …"
+    return kept
 
 
 def timeline_figure(records: Sequence[TimelineRecord], *, title: str | None = None, width: float = 9.0) -> Figure:
@@ -125,8 +149,7 @@ def _rank_ticks(axis: _Axis) -> tuple[list[float], list[str]]:
 
 def _build(records: list[TimelineRecord], title: str | None, width: float) -> Figure:
     lanes = _lanes(records)
-    status = _end_status(records)
-    heading = (title or "stream timeline") + (f"  ·  ended: {status}" if status is not None else "  ·  stream open")
+    status = end_status(records)
     failed = status is not None and status != "OK"
     placed = [r.timestamp for r in records if r.timestamp is not None and r.kind != "end"]
     axis = _axis_for(placed)
@@ -135,14 +158,16 @@ def _build(records: list[TimelineRecord], title: str | None, width: float) -> Fi
 
     # Fixed bands in inches: title and legend on top, the lanes, tick labels and axis label below.
     rows = max(len(lanes), 1)
-    top_band, bottom_band = 0.62, 0.62 + (0.4 if slanted else 0.0)
+    left_inches = min(1.6, 0.25 + 0.075 * max((len(lane) for lane in lanes), default=6))
+    heading = heading_lines(title, status, width, left_inches)
+    top_band, bottom_band = 0.62 + _LINE_INCHES * (len(heading) - 1), 0.62 + (0.4 if slanted else 0.0)
     height = top_band + bottom_band + 0.42 * rows + 0.2
     fig = Figure(figsize=(width, height), dpi=100)
-    left = min(1.6, 0.25 + 0.075 * max((len(lane) for lane in lanes), default=6)) / width
+    left = left_inches / width
     fig.subplots_adjust(left=left, right=1 - 0.25 / width, top=1 - top_band / height, bottom=bottom_band / height)
     ax = fig.add_subplot()
-    fig.text(left, 1 - 0.08 / height, heading, ha="left", va="top", fontsize=11,
-             color="#b91c1c" if failed else "#111827")
+    fig.text(left, 1 - 0.08 / height, "\n".join(heading), ha="left", va="top", fontsize=_HEADING_SIZE,
+             color="#b91c1c" if failed else "#111827", linespacing=1.25)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
 
@@ -224,7 +249,8 @@ def _build(records: list[TimelineRecord], title: str | None, width: float) -> Fi
 
     handles = [Line2D([], [], linestyle="", markersize=7, color=style["color"], marker=style["marker"],
                       label=style["label"], **_hollow(style)) for style in shown]
-    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(left - 0.01, 1 - 0.3 / height), ncol=4,
+    legend_top = 1 - (0.3 + _LINE_INCHES * (len(heading) - 1)) / height  # under the heading's last line
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(left - 0.01, legend_top), ncol=4,
                fontsize=8, frameon=False, handletextpad=0.3, columnspacing=1.4, borderaxespad=0, borderpad=0)
     return fig
 
