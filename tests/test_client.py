@@ -313,3 +313,44 @@ def test_stream_client_shows_a_summary_and_its_timeline_png(serve_graphs):
     assert bundle["text/plain"].startswith("<StreamClient 'g' at ")
     assert "2 requests, 2 responses" in bundle["text/plain"]
     assert bundle["image/png"].startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_pipelined_timestamp_errors_are_pinned_to_the_requests_the_server_rejected(server):
+    """Sent without waiting: the error of a bad manual timestamp arrives after later requests were sent,
+    and is still pinned to the bad one, whose rejection leaves the counter where the server has it."""
+    with StreamClient(server.address, "passthrough") as client:
+        sent = [
+            client.send({"in": F([0])}),  # @0
+            client.send({"in": F([1])}),  # @1
+            client.send({"in": F([2])}, timestamp=0),  # rejected: 0 is not greater than 1
+            client.send({"in": F([3])}),  # @2: the rejected request did not advance the counter
+            client.send({"in": F([4])}, timestamp=5),  # @5
+            client.send({"in": F([5])}, timestamp=5),  # rejected: 5 again
+            client.send({"nope": F([6])}),  # rejected: no such input (not predictable)
+            client.send({"in": F([7])}),  # @6
+        ]
+        client.wait_for(8)
+        assert client.next_timestamp() == 7
+    assert [e.timestamp for e in sent] == [0, 1, 0, 2, 5, 5, 6, 7]
+    assert stamped(client.responses) == [("out", 0), ("out", 1), ("out", 2), ("out", 5), ("out", 6)]
+    assert [(e.request_seq, e.text.split(";")[0]) for e in client.errors] == [
+        (sent[2].seq, 'Malformed packet timestamp - input stream "in" needs a timestamp greater than 1, '
+                      "the last one it received"),
+        (sent[5].seq, 'Malformed packet timestamp - input stream "in" needs a timestamp greater than 5, '
+                      "the last one it received"),
+        (sent[6].seq, "Unexpected input - nope is unexpected"),
+    ]
+
+
+def test_an_error_the_client_cannot_predict_skips_requests_already_answered(server):
+    """A wrong input name is no timestamp error: it goes to the earliest request not seen answered (the
+    responses at 0 and 1 say the first two were), even with a later request already sent."""
+    with StreamClient(server.address, "passthrough") as client:
+        sent = [client.send({"in": F([0])}), client.send({"in": F([1])})]
+        client.wait_for(2)
+        sent += [client.send({"nope": F([2])}), client.send({"in": F([3])})]
+        client.wait_for(4)
+        assert client.next_timestamp() == 3  # the rejected automatic request replayed away: the last got 2
+    (error,) = client.errors
+    assert error.request_seq == sent[2].seq
+    assert stamped(client.responses) == [("out", 0), ("out", 1), ("out", 2)]

@@ -5,15 +5,18 @@ over ModelStreamInfer (StreamClient): scikit-image's astronaut for faces, poses 
 hands a frame with a hand drawn on it (neither the mediapipe wheel nor scikit-image ships a picture of a
 hand; MediaPipe's palm detector finds this one). The checks are about meaning: boxes and landmarks where
 the face or the hand is, the background tinted and the person left alone, nothing drawn on a frame
-without the thing.
+without the thing. The modules fed protos (ROIs, landmark lists as PROTO: inputs) get them from the image-fed
+modules, as MediaPipe's own graphs wire them, and give the same landmarks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
+from mediapipe.framework.formats import landmark_pb2, rect_pb2
 
 import ovms_notebook
 from ovms_notebook.client import StreamClient
@@ -34,6 +37,7 @@ GRAPHS = {
     "hand_tracking_desktop_live",
     "holistic_tracking_cpu",
     "iris_tracking_cpu",
+    "iris_depth_cpu",  # tests/test_iris_depth.py streams it (a JPEG file with EXIF data in)
     "pose_tracking_cpu",
     "selfie_segmentation_cpu",
     # modules served as graphs
@@ -49,6 +53,17 @@ GRAPHS = {
     "pose_landmark_cpu",
     "selfie_segmentation_module_cpu",
     "selfie_segmentation_cpu_image",
+    # modules fed MediaPipe protos (ROIs, landmark lists) through PROTO: inputs
+    "face_detection_short_range_by_roi_cpu",
+    "face_landmark_cpu",
+    "face_landmarks_from_pose_cpu",
+    "hand_landmark_cpu",
+    "hand_landmarks_from_pose_cpu",
+    "hand_landmarks_left_and_right_cpu",
+    "hand_recrop_by_roi_cpu",
+    "iris_landmark_cpu",
+    "iris_landmark_left_and_right_cpu",
+    "pose_landmark_by_roi_cpu",
 }
 
 
@@ -110,8 +125,14 @@ def lockstep(
 
 def one_frame(server: ovms_notebook.Server, graph: str, frame: np.ndarray, **parameters: bool) -> dict[str, object]:
     """One frame on a fresh stream of a module graph (input `image`), half-closed: all its outputs by name."""
+    return one_request(server, graph, {"image": frame}, **parameters)
+
+
+def one_request(server: ovms_notebook.Server, graph: str, inputs: dict[str, object],
+                **parameters: bool) -> dict[str, Any]:
+    """One request on a fresh stream, half-closed: all its outputs by name."""
     client = StreamClient(server.address, graph)
-    client.send({"image": frame}, parameters=parameters or None)
+    client.send(inputs, parameters=parameters or None)
     return _outputs(client, 1)[0]
 
 
@@ -320,3 +341,97 @@ def test_check_says_ovms_lacks_the_renderers_the_package_inlines() -> None:
     assert (finding.severity, finding.kind, finding.subject) == ("error", "ovms-lacks-calculator", "FaceRendererCpu")
     assert finding.reason.startswith("a MediaPipe subgraph ovms_notebook inlines from MediaPipe's own pbtxt")
     assert finding.reason.endswith("registers it, so OVMS fails to load the graph")
+
+
+# Modules fed protos: the ROIs and landmark lists come from the image-fed modules above (as MediaPipe's own graphs
+# wire them) or are written from where hand_frame() draws the hand, and travel as PROTO: inputs.
+
+
+def rect(centre: tuple[float, float], side: float, size: tuple[int, int]) -> rect_pb2.NormalizedRect:
+    """A square NormalizedRect of `side` pixels around `centre` (pixels) in a (width, height) frame."""
+    return rect_pb2.NormalizedRect(x_center=centre[0] / size[0], y_center=centre[1] / size[1],
+                                   width=side / size[0], height=side / size[1])
+
+
+def hand_points() -> landmark_pb2.NormalizedLandmarkList:
+    """Pose's four hand landmarks (wrist, pinky, index, thumb) where hand_frame() draws them, normalized."""
+    x0, y0 = HAND[:2]
+    scale = (HAND[2] - x0) / 448
+    drawn = [(224, 420), (295, 250), (190, 215), (150, 300)]  # hand_frame's own 448-unit coordinates
+    return landmark_pb2.NormalizedLandmarkList(landmark=[
+        landmark_pb2.NormalizedLandmark(x=(x0 + x * scale) / 448, y=(y0 + y * scale) / 448, visibility=1, presence=1)
+        for x, y in drawn])
+
+
+def test_pose_and_face_landmark_modules_fed_their_rois_give_what_the_image_fed_modules_give(server) -> None:
+    whole = one_frame(server, "pose_landmark_cpu", astronaut())
+    by_roi = one_request(server, "pose_landmark_by_roi_cpu",
+                         {"image": astronaut(), "roi": whole["pose_rect_from_detection"]})
+    np.testing.assert_allclose(pixels(by_roi["landmarks"], (512, 512)),
+                               pixels(whole["pose_landmarks"], (512, 512)), atol=1.0)
+    front = one_frame(server, "face_landmark_front_cpu", astronaut())
+    face = one_request(server, "face_landmark_cpu",
+                       {"image": astronaut(), "roi": front["face_rects_from_detections"][0]})["face_landmarks"]
+    assert len(face.landmark) == 468
+    np.testing.assert_allclose(pixels(face, (512, 512)),
+                               pixels(front["multi_face_landmarks"][0], (512, 512)), atol=1.0)
+    # holistic's face step: the face found again from the pose's eleven face landmarks
+    head = landmark_pb2.NormalizedLandmarkList(landmark=whole["pose_landmarks"].landmark[:11])
+    from_pose = one_request(server, "face_landmarks_from_pose_cpu",
+                            {"input_video": astronaut(), "face_landmarks_from_pose": head})
+    assert len(from_pose["face_landmarks"].landmark) == 468
+    assert within(pixels(from_pose["face_landmarks"], (512, 512)), FACE)
+
+
+def test_face_detection_by_roi_finds_the_face_inside_the_roi_only(server) -> None:
+    (face,) = one_request(server, "face_detection_short_range_by_roi_cpu",
+                          {"image": astronaut(), "roi": rect((225, 130), 260, (512, 512))})["detections"]
+    assert within(box_centre(face, (512, 512)), FACE)
+    flag = one_request(server, "face_detection_short_range_by_roi_cpu",
+                       {"image": astronaut(), "roi": rect((60, 60), 120, (512, 512))})
+    assert flag == {}  # no face in the flag's corner: no packet
+
+
+def test_iris_module_fed_eye_corners_puts_five_iris_points_in_each_eye(server) -> None:
+    mesh = one_frame(server, "face_landmark_front_cpu", astronaut())["multi_face_landmarks"][0]
+    corners = {side: landmark_pb2.NormalizedLandmarkList(landmark=[mesh.landmark[i] for i in indices])
+               for side, indices in (("left", (33, 133)), ("right", (362, 263)))}
+    irises = one_request(server, "iris_landmark_left_and_right_cpu", {
+        "image": astronaut(),
+        "left_eye_boundary_landmarks": corners["left"],
+        "right_eye_boundary_landmarks": corners["right"],
+    })
+    for side in ("left", "right"):
+        iris = pixels(irises[f"{side}_iris_landmarks"], (512, 512))
+        eye = pixels(corners[side], (512, 512))
+        assert len(iris) == 5 and len(irises[f"{side}_eye_contour_landmarks"].landmark) == 71
+        (x0, y0), (x1, y1) = eye.min(0), eye.max(0)
+        assert within(iris[:1], (x0, y0 - 8, x1, y1 + 8)), (side, iris[0], eye)  # the iris centre between the corners
+        # The one-eye module, fed the eye's ROI and whether it is the right eye (a BOOL: input), agrees.
+        one_eye = one_request(server, "iris_landmark_cpu", {
+            "image": astronaut(), "roi": irises[f"{side}_eye_roi"], "is_right_eye": np.bool_([side == "right"])})
+        np.testing.assert_allclose(pixels(one_eye["projected_iris_landmarks"], (512, 512)), iris, atol=1.0)
+
+
+def test_hand_modules_fed_a_roi_or_pose_hand_points_put_21_landmarks_on_the_hand(server) -> None:
+    landmarks = one_request(server, "hand_landmark_cpu",
+                            {"image": hand_frame(), "hand_rect": rect((224, 340), 260, (448, 448))})
+    hand = landmarks["hand_landmarks"]
+    assert len(hand.landmark) == 21 and within(pixels(hand, (448, 448)), HAND)
+    assert landmarks["handedness"].classification[0].label in ("Left", "Right")
+    from_pose = one_request(server, "hand_landmarks_from_pose_cpu",
+                            {"input_video": hand_frame(), "hand_landmarks_from_pose": hand_points()})
+    assert within(pixels(from_pose["hand_landmarks"], (448, 448)), HAND)
+    assert within(np.array([[from_pose["hand_roi_from_pose"].x_center * 448,
+                             from_pose["hand_roi_from_pose"].y_center * 448]]), HAND)
+    pose = landmark_pb2.NormalizedLandmarkList(landmark=[landmark_pb2.NormalizedLandmark() for _ in range(33)])
+    left_hand = (15, 17, 19, 21)  # the pose's left wrist, pinky, index, thumb
+    for index, point in zip(left_hand, hand_points().landmark, strict=True):
+        pose.landmark[index].CopyFrom(point)
+    both = one_request(server, "hand_landmarks_left_and_right_cpu",
+                       {"input_video": hand_frame(), "pose_landmarks": pose})
+    assert within(pixels(both["left_hand_landmarks"], (448, 448)), HAND)
+    refined = one_request(server, "hand_recrop_by_roi_cpu",
+                          {"input_video": hand_frame(), "roi": rect((224, 340), 260, (448, 448))})
+    roi = refined["hand_roi_from_recrop_refined"]
+    assert within(np.array([[roi.x_center * 448, roi.y_center * 448]]), HAND) and roi.width < 260 / 448

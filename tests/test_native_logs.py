@@ -28,6 +28,9 @@ INFORMATIONAL = [
     b"with a single signature inference. Disabling support for feedback tensors.",
     b"I0000 00:00:1796579171.762186   21565 graph_profiler.cc:256] trace_log_path: /tmp/x/trace",
     b"I1206 17:50:01.000001 123 calculator_graph.cc:100] anything at INFO",
+    b'W0000 00:00:1796591090.409406   19050 validated_graph_config.cc:702] Input Stream "output_video" for node '
+    b"with sorted index 0 name FlowLimiterCalculator is marked as a back edge, but its output stream is already "
+    b"available.  This means it was not necessary to mark it as a back edge.",
 ]
 PASSED = [
     b"E0000 00:00:1796579171.762186   21565 calculator_graph.cc:887] INVALID_ARGUMENT: a real error",

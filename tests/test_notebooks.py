@@ -2,8 +2,9 @@
 lesson says it computes (each ends by printing `SUMMARY {json}`), gives the same text outputs on every run, and
 leaves no thread of ours behind.
 
-Each lesson runs `RUNS` times (the four lessons side by side, one kernel each): once as committed (every exercise
-still a blank, which must say "your turn"), once with wrong answers (which must be called wrong) and otherwise with
+Each lesson runs `RUNS` times (the lessons side by side, one kernel each): once as committed (every exercise
+still a blank, which must say "your turn" and nothing else: no picture, no value that gives the answer away), once
+with wrong answers (which must be called wrong) and otherwise with
 the answers of tests/lesson_solutions.py (called right). Text outputs - stdout and the text of results, not
 pictures or widgets - are compared across runs after `normalised` takes out what differs by nature (ports,
 object addresses, temporary folders, and the figures of cells tagged `timing`).
@@ -29,6 +30,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 LESSONS = ["01_explore_graphs.ipynb", "02_timestamps.ipynb", "03_tracking_prototype.ipynb",
            "04_openvino_models.ipynb", "05_live_camera.ipynb"]
 RUNS = 10
+YOUR_TURN = "your turn: replace the ... in `answer = ...` with your prediction and run this cell again\n"
 # Native MediaPipe/TFLite write a few informational lines straight to the process's stderr; they are not errors.
 NATIVE_LOG_PREFIXES = ("INFO: Created TensorFlow Lite", "WARNING: All log messages before absl", "W0000 ", "I0000 ")
 # Appended to every run: our threads (server, clients, widgets) must be gone once the lesson's last cell ran; the
@@ -55,6 +57,7 @@ class Run:
     exercise_cells: set[int]
     threads: list[str]
     picture_types: list[str]
+    shown: dict[int, list[str]]  # per cell, the kinds of what it displayed (pictures, widgets, results)
 
 
 def normalised(text: str, timing: bool) -> str:
@@ -84,7 +87,7 @@ def run_notebook(name: str, variant: str = "right") -> Run:
     notebook.cells.append(nbformat.v4.new_code_cell(THREADS_CELL))
     nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
-    summary, threads, verdicts, texts, exercises, pictures = None, None, {}, [], set(), []
+    summary, threads, verdicts, texts, exercises, pictures, shown = None, None, {}, [], set(), [], {}
     for index, cell in enumerate(notebook.cells):
         timing = "timing" in cell.get("metadata", {}).get("tags", [])
         parts = []
@@ -98,6 +101,7 @@ def run_notebook(name: str, variant: str = "right") -> Run:
                 parts.append(output.text)
             else:
                 data = output.get("data", {})
+                shown.setdefault(index, []).append(next(iter(data), output.output_type))
                 if "readme-picture" in cell.get("metadata", {}).get("tags", []):
                     pictures += [kind for kind in data if kind.startswith("image/")]
                 if not any(kind.startswith(("image/", "application/vnd.jupyter.widget")) for kind in data):
@@ -116,19 +120,22 @@ def run_notebook(name: str, variant: str = "right") -> Run:
         texts.append(normalised("".join(parts), timing) if "SUMMARY " not in "".join(parts) else "")
     assert summary is not None, f"{name} printed no SUMMARY line"
     assert threads is not None
-    return Run(variant, summary, verdicts, texts, exercises, threads, pictures)
+    return Run(variant, summary, verdicts, texts, exercises, threads, pictures, shown)
 
 
 @pytest.fixture(scope="module")
-def runs() -> dict[str, list[Run]]:
-    """Every lesson RUNS times, the four lessons side by side (a lesson's runs one after another)."""
+def runs(request: pytest.FixtureRequest) -> dict[str, list[Run]]:
+    """Every lesson whose test was selected (`-k test_02` runs lesson 02 only) RUNS times, the lessons side by side
+    (a lesson's runs one after another)."""
     variants = ["blank", "wrong", *["right"] * (RUNS - 2)]
+    selected = {item.name for item in request.session.items}
+    lessons = [name for name in LESSONS if f"test_{name.removesuffix('.ipynb')}" in selected]
 
     def lesson(name: str) -> list[Run]:
         return [run_notebook(name, variant) for variant in variants]
 
-    with concurrent.futures.ThreadPoolExecutor(len(LESSONS)) as pool:
-        return dict(zip(LESSONS, pool.map(lesson, LESSONS), strict=True))
+    with concurrent.futures.ThreadPoolExecutor(max(len(lessons), 1)) as pool:
+        return dict(zip(lessons, pool.map(lesson, lessons), strict=True))
 
 
 def check_runs(name: str, runs: list[Run]) -> list[Run]:
@@ -138,6 +145,10 @@ def check_runs(name: str, runs: list[Run]) -> list[Run]:
         assert run.threads == [], f"{name} ({run.variant}) left threads: {run.threads}"
         expected = {"blank": "your turn:", "wrong": "not quite:", "right": "right:"}[run.variant]
         assert run.verdicts and all(v.startswith(expected) for v in run.verdicts.values()), (run.variant, run.verdicts)
+        if run.variant == "blank":  # an exercise never shows its truth under a blank: "your turn" and nothing else
+            for index in run.exercise_cells:
+                assert (run.texts[index], run.shown.get(index, [])) == (YOUR_TURN, []), (
+                    f"{name} cell {index} shows more than 'your turn' while its answer is blank")
         for index, (text, reference) in enumerate(zip(run.texts, first.texts, strict=True)):
             if index not in run.exercise_cells:
                 assert text == reference, f"{name} cell {index}, {run.variant} run:\n{text}\n---\n{reference}"
@@ -175,6 +186,7 @@ def test_02_timestamps(runs):
             'Malformed packet timestamp - input stream "in" needs a timestamp greater than 5, the last one it '
             "received; got 5; partial deserialization of subsequent requests"]
         assert summary["strict_stamps"] == [5, 6]  # the stream lived on
+        assert summary["strict_error_at"] == [5]  # on the rejected second @5, not on the @6 sent after it
         assert (summary["mediapipe_end"], summary["mediapipe_stamps"]) == ("INVALID_ARGUMENT", [5])
         assert summary["together_and_apart"] == [[0, [1.0, 2.0]], [1, [3.0, 4.0]]]
         assert summary["default_handler"] == [[2, [5.0]], [3, [7.0, 6.0]]]

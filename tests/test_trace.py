@@ -235,3 +235,23 @@ def test_the_timeline_shows_a_trace_under_its_lanes_and_hides_it_again():
         assert timeline.trace_image.layout.display == "none"
     finally:
         timeline.close()
+
+
+def test_labels_of_calls_too_close_to_read_apart_merge_and_long_subgraph_lanes_take_two_lines():
+    from ovms_notebook.framework.trace import TraceEvent, build_trace
+
+    limiter, slow = "FaceDetectionShortRangeCpu/FlowLimiterCalculator", "slow"
+    # six calls within 0.5 ms (as the flow limiter sees six requests at once), a seventh 300 ms later
+    events = [TraceEvent(limiter, "native", "PROCESS", t, 1_000 + 100 * t, 1_050 + 100 * t) for t in range(6)]
+    events += [TraceEvent(limiter, "native", "PROCESS", 6, 301_000, 301_050),
+               TraceEvent(slow, "python", "PROCESS", 0, 1_100, 300_900),
+               TraceEvent(slow, "python", "PROCESS", 3, 301_100, 302_000),
+               TraceEvent(slow, "python", "PROCESS", 5, 302_100, 302_500)]
+    trace = build_trace(events, 0, [limiter, slow])
+    ax = plot_trace(trace)
+    labels = sorted((round(t.xy[1]), t.get_text()) for t in ax.texts if t.get_text())
+    limiter_row, slow_row = 1, 0
+    assert labels == [(slow_row, "0"), (slow_row, "3,5"), (limiter_row, "0..5"), (limiter_row, "6")]
+    assert all(t.get_fontsize() >= 8 for t in ax.texts if t.get_text())
+    lanes = [label.get_text() for label in ax.get_yticklabels()][::-1]
+    assert lanes == ["FaceDetectionShortRangeCpu/\nFlowLimiterCalculator", "slow"]

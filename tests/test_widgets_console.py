@@ -18,6 +18,7 @@ from ovms_notebook.codec.streams import StreamKind
 from ovms_notebook.widgets import PNG_SIGNATURE, THREAD_PREFIX, InputEditor, StreamConsole
 from ovms_notebook.widgets.console_log import log_lines
 from ovms_notebook.widgets.editors import parse_values
+from ovms_notebook.widgets.timeline import timeline_figure
 from tests.conftest import GRAPHS
 
 RED = "#b91c1c"
@@ -79,18 +80,19 @@ def test_auto_manual_and_mixed_sends_show_each_timestamp_and_the_next_one_before
     console.wait_for(1)
     assert next_label(console) == "next timestamp: 1 (auto)"
     console.send_button.click()
-    console.wait_for(2)
+    console.wait_for(1)  # the answer after the one the previous wait_for returned
     console.mode.value = "manual"
+    assert next_label(console) == "next timestamp: 2 (manual)"  # the field offers the smallest allowed one
     console.manual_timestamp.value = 100
     assert next_label(console) == "next timestamp: 100 (manual)"
     console.send_button.click()
-    console.wait_for(3)
+    console.wait_for(1)
     assert next_label(console) == "next timestamp: 101 (manual)"
     console.mode.value = "auto"
     assert next_label(console) == "next timestamp: 101 (auto)"  # a manual timestamp sets the counter's base
     entry = console.send()
     assert (entry.timestamp, entry.manual) == (101, False)
-    console.wait_for(4)
+    console.wait_for(1)
     assert lines(console) == [
         "request #0 @0 (auto) in=[1.5]", "response out @0: [1.5]",
         "request #1 @1 (auto) in=[1.5]", "response out @1: [1.5]",
@@ -110,12 +112,12 @@ def test_a_manual_timestamp_not_past_the_last_one_is_a_red_error_line_naming_its
     console.wait_for(1)
     console.manual_timestamp.value = 5
     console.send_button.click()
-    console.wait_for(2)
+    console.wait_for(1)
     assert f'<div style="color:{RED}">error → request #1: {TIMESTAMP_ERROR}</div>' in console.log.value
     assert lines(console)[-1] == f"error → request #1: {TIMESTAMP_ERROR}"
-    console.manual_timestamp.value = 6  # the stream lives on: the next good timestamp is answered
-    console.send_button.click()
-    console.wait_for(4)
+    assert console.manual_timestamp.value == 6  # the rejected request moved nothing: 6 is the next allowed
+    console.send_button.click()  # the stream lives on: the next good timestamp is answered
+    console.wait_for(2)
     shown = lines(console)
     assert shown[-3] == "request #2 @6 (manual) in=1"
     assert sorted(shown[-2:]) == ["response current @6: [1]", "response previous @6: [1]"]  # either order
@@ -126,8 +128,7 @@ def test_previous_value_shows_the_value_sent_before_the_last_one(console_for) ->
     for number, value in enumerate((10, 11, 12, 13)):
         console.editors["in"].input.value = value
         console.send_button.click()
-        console.wait_for(1 + 2 * number)  # the first request has no previous value
-    console.wait_for(7)
+        console.wait_for(1 if number == 0 else 2)  # the first request has no previous value
     previous, current = console.outputs.panels["previous"], console.outputs.panels["current"]
     assert (previous.header_text, current.header_text) == ("previous @3", "current @3")
     assert ">12</td>" in previous.html.value and ">13</td>" in current.html.value
@@ -293,3 +294,90 @@ def test_with_wallclock_timestamps_the_log_shows_the_ones_the_server_assigned(se
     finally:
         console.close()
     assert widget_threads() == []
+
+
+REJECTED_0 = ('Malformed packet timestamp - input stream "in" needs a timestamp greater than 1, the last one it '
+              "received; got 0; partial deserialization of subsequent requests")
+
+
+def rejected_requests(console: StreamConsole) -> list[tuple[str, int | None, bool]]:
+    return [(r.lane, r.timestamp, r.manual) for r in console.timeline.records if r.kind == "request" and r.rejected]
+
+
+@pytest.mark.parametrize("where", ["in-kernel", "remote"])
+def test_a_pipelined_bad_manual_timestamp_is_pinned_and_drawn_at_its_request_and_the_next_label_stays_right(
+        console_for, server: ovms_notebook.Server, where: str) -> None:
+    """Sent without waiting: @0, @1, manual @0 (rejected), auto (@2): the error arrives after the fourth
+    request left, and names the third; the timeline draws that request at 0 with its error there."""
+    console = console_for(*((server.address,) if where == "remote" else ()), graph="passthrough")
+    for value, timestamp in ((0, None), (1, None), (2, 0), (3, None)):
+        console.send({"in": np.float32([value])}, timestamp=timestamp)
+    answers = console.wait_for(4)
+    assert sorted((e.kind, e.timestamp) for e in answers) == [("error", None), ("response", 0), ("response", 1),
+                                                              ("response", 2)]
+    shown = lines(console)
+    assert f"error → request #2: {REJECTED_0}" in shown
+    assert "request #3 @2 (auto) in=[3]" in shown
+    assert next_label(console) == "next timestamp: 3 (auto)"
+    console.mode.value = "manual"  # the field offers the smallest timestamp the server would accept
+    assert next_label(console) == "next timestamp: 3 (manual)"
+    console.mode.value = "auto"
+    eventually(lambda: rejected_requests(console) == [("in: in", 0, True)])
+    (error,) = [r for r in console.timeline.records if r.kind == "error"]
+    assert (error.timestamp, error.label) == (0, REJECTED_0)
+    fig = timeline_figure(console.timeline.records)
+    notes = [t.get_text() for t in fig.axes[0].texts]
+    assert notes and not any(n.startswith("(no timestamp)") for n in notes)
+    console.editors["in"].input.value = "9"
+    console.send_button.click()  # a click after code sends: the label said 3, and 3 it gets
+    assert console.wait_for(1)[0].timestamp == 3
+    assert lines(console)[-2:] == ["request #4 @3 (auto) in=[9]", "response out @3: [9]"]
+    assert next_label(console) == "next timestamp: 4 (auto)"
+
+
+def test_a_repeated_manual_timestamp_then_an_automatic_one_pins_the_error_on_the_repeat(console_for) -> None:
+    console = console_for(graph="previous_value")
+    console.send({"in": 1}, timestamp=5)
+    console.send({"in": 2}, timestamp=5)  # rejected
+    console.send({"in": 3})  # @6
+    console.wait_for(3)  # current @5, the error, current @6 and previous @6 may still come
+    console.close_stream()
+    assert f"error → request #1: {TIMESTAMP_ERROR}" in lines(console)
+    assert rejected_requests(console) == [("in: in", 5, True)]
+    (error,) = [r for r in console.timeline.records if r.kind == "error"]
+    assert error.timestamp == 5
+    assert sorted(r.timestamp for r in console.timeline.records if r.kind == "request" and not r.rejected) == [5, 6]
+
+
+def test_wait_for_returns_the_answers_to_the_requests_the_cell_sent_not_earlier_clicks(console_for) -> None:
+    console = console_for(graph="passthrough")
+    console.editors["in"].input.value = "0.5"
+    console.send_n_button.click()  # ten clicks' worth (send_count 10), not waited for
+    sent = [console.send({"in": np.float32([1.5])}),
+            console.send({"in": np.float32([2.5])}, timestamp=20),
+            console.send({"in": np.float32([3.5])})]
+    assert [(s.number, s.timestamp) for s in sent] == [(10, 10), (11, 20), (12, 21)]
+    answers = console.wait_for(3)
+    assert [(a.timestamp, a.values["out"].tolist()) for a in answers] == [(10, [1.5]), (20, [2.5]), (21, [3.5])]
+    console.send_button.click()  # nothing sent from code since: the next answer after those returned
+    (clicked,) = console.wait_for(1)
+    assert (clicked.timestamp, clicked.values["out"].tolist()) == (22, [0.5])
+    with pytest.raises(TimeoutError, match=r"0 of the 1 answers waited for arrived within 0\.2 s"):
+        console.wait_for(1, timeout=0.2)
+    with pytest.raises(ValueError, match="count must be at least 1, got 0"):
+        console.wait_for(0)
+
+
+def test_an_empty_values_field_shows_an_example_and_send_refuses_saying_what_to_type(console_for) -> None:
+    console = console_for(graph="passthrough")
+    editor = console.editors["in"]
+    assert editor.input.value == "" and editor.input.placeholder == "e.g. 1.5, 2, 3"
+    hint = "type comma-separated values (e.g. 1.5, 2, 3), or [] for an empty tensor"
+    assert re.sub(r"<[^>]+>", "", editor.status.value) == f"empty: {hint}"  # not "float32[0]"
+    console.send_button.click()
+    assert lines(console) == [f"not sent: input 'in' is empty: {hint}"]
+    assert console.client.log == []  # nothing left
+    editor.input.value = "[]"  # said on purpose: an empty tensor goes, and comes back
+    console.send_button.click()
+    (answer,) = console.wait_for(1)
+    assert answer.values["out"].tolist() == []

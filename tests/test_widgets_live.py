@@ -68,7 +68,7 @@ def test_the_player_plays_frames_into_face_detection_and_the_live_view_draws_the
     assert not player.play_button.value and player.play_button.description == "Play"
     console.wait_for(10)
     outputs = console.outputs
-    assert outputs.fps > 0 and outputs.drawn_timestamp == 9 and outputs.wait_drawn(9, timeout=0)
+    assert outputs.drawn_timestamp == 9 and outputs.wait_drawn(9, timeout=0)
     timestamp, detections = outputs.latest["detections"]
     assert timestamp == 9 and len(detections) == 1
     panel = outputs.panels["image"]  # the request's own frame: face_detection outputs no image
@@ -103,7 +103,7 @@ def test_pause_stops_the_player_and_play_resumes_where_it_stopped(console_for) -
     assert [e.values["out"].tolist() for e in console.client.responses] == [[float(i)] for i in range(6)]
     player.play()  # a callable source plays again from the start
     assert player.wait(10) and player.sent == 6
-    console.wait_for(12)
+    console.wait_for(6)  # the answers to the second play's requests
 
     once = FramePlayer(console, (np.float32([i]) for i in range(2)), input_name="in", fps=0)
     once.play()
@@ -148,7 +148,7 @@ def test_numbers_vectors_and_protos_are_shown_by_type() -> None:
         assert pose.html.value.count("landmark {") == 3 and "… 7 more landmark" in pose.html.value
         assert "hello" in live.panels["text"].html.value
         assert list(live.panels)[:2] == ["count", "text"]  # declared outputs first, in order
-        assert "5 responses" in live.status.value
+        assert "5 responses" in live.status.value and "redrawn" not in live.status.value  # one drawing has no rate
         live.update([*log, LogEntry("end", 5, time.monotonic(), text="OK", code="OK")])
         live.flush()
         assert "stream ended: OK" in live.status.value
@@ -181,3 +181,54 @@ def test_text_helpers_are_short_and_readable() -> None:
     long = landmark_pb2.NormalizedLandmarkList(landmark=[landmark_pb2.NormalizedLandmark(x=1)] * 33)
     text = proto_text(long)
     assert text.count("landmark {") == 3
+
+
+def test_the_redraw_rate_shows_only_while_answers_flow_and_a_pause_starts_it_again() -> None:
+    """Answers a second or more apart (sent by hand) have no rate; five redraws in a flow do, and say what it is."""
+    live = LiveOutputs(["out"], min_interval=0)
+    try:
+        log: list[LogEntry] = []
+
+        def answer(value: int) -> str:
+            log.append(entry("response", len(log), len(log), out=np.float32([value])))
+            live.update(list(log))
+            assert live.flush()
+            return live.status.value
+
+        for value in range(4):
+            assert "redrawn" not in answer(value) and live.fps == 0.0  # fewer than five redraws: no rate yet
+        status = answer(4)
+        assert live.fps > 0 and f"5 responses · redrawn {live.fps:.1f}/s" in status
+        time.sleep(1.2)  # a pause (a person clicking): the run ends, its rate is not shown any more
+        assert "redrawn" not in answer(5) and live.fps == 0.0
+        log.append(LogEntry("end", len(log), time.monotonic(), text="OK", code="OK"))
+        live.update(list(log))
+        live.flush()
+        assert "redrawn" not in live.status.value and "stream ended: OK" in live.status.value
+    finally:
+        live.close()
+    assert widget_threads() == []
+
+
+def test_a_detections_label_is_dark_text_on_a_tab_of_its_colour_above_the_box_or_inside_it_at_the_frames_top():
+    from mediapipe.framework.formats import detection_pb2
+
+    from ovms_notebook.widgets.draw import draw_overlays
+
+    def detection(ymin: float) -> detection_pb2.Detection:
+        found = detection_pb2.Detection(label=["id 1"], score=[0.98])
+        found.location_data.format = found.location_data.RELATIVE_BOUNDING_BOX
+        box = found.location_data.relative_bounding_box
+        box.xmin, box.ymin, box.width, box.height = 0.25, ymin, 0.5, 0.5
+        return found
+
+    frame = np.full((240, 320, 3), 128, np.uint8)
+    for ymin, rows in ((0.4, slice(60, 96)), (0.0, slice(0, 36))):  # above the edge at y=96; inside from y=0
+        shown = np.asarray(draw_overlays(frame, [(0, [detection(ymin)])]))
+        tab = shown[rows, 80:160]
+        lime = (tab == OVERLAY_COLOURS[0]).all(axis=-1)
+        dark = (tab < 80).all(axis=-1)
+        text_rows = np.flatnonzero(dark.any(axis=1))
+        assert lime.sum() > 300 and dark.sum() > 60, ymin  # a filled tab, with text on it
+        assert len(text_rows) >= 9, ymin  # digits 9 px high or more: readable on a 320 x 240 frame
+        assert not dark[:, 70:].any()  # "id 1 0.98" ends well inside the box's width

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -12,6 +13,7 @@ import pytest
 import ovms_notebook
 from ovms_notebook.widgets import THREAD_PREFIX, ServerPanel, panel_for, server_mimebundle
 from ovms_notebook.widgets import graph_render as graph_render_module
+from ovms_notebook.widgets.server_panel import _GREEN, graphs_table_html
 from tests.conftest import GRAPHS, request, stream
 
 PREVIOUS_VALUE = (GRAPHS / "previous_value" / "graph.pbtxt").read_text()
@@ -118,6 +120,8 @@ def test_live_thread_ends_by_itself_when_the_server_stops(server, panel: ServerP
     server.stop()
     wait_for(lambda: not panel.live)
     assert "<b>stopped</b>" in panel.header.value
+    table = graphs_table_html(server)  # the graphs stay loaded, but a stopped server serves none: not green
+    assert "(server stopped)" in table and _GREEN not in table.split("</thead>")[1]
 
 
 def test_without_graphviz_the_dot_source_is_shown(server, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,3 +152,61 @@ def test_server_mimebundle_has_the_widget_a_static_table_and_a_text_line(server)
 def test_live_interval_must_be_positive(server) -> None:
     with pytest.raises(ValueError, match="live_interval must be > 0 seconds, got 0"):
         ServerPanel(server, live_interval=0)
+
+
+def test_after_a_reload_the_live_panel_lists_every_graph_its_header_counts(server, panel: ServerPanel) -> None:
+    panel.start_live(interval=0.05)
+    config = server.repository.config_path
+    folder = config.parent / "late"
+    folder.mkdir()
+    (folder / "graph.pbtxt").write_text(PREVIOUS_VALUE)
+    entries = json.loads(config.read_text())
+    entries["mediapipe_config_list"].append({"name": "late", "base_path": "late"})
+    config.write_text(json.dumps(entries))
+    assert server.reload()["late"] == "loaded"
+    wait_for(lambda: "3 of 4 graphs available" in panel.header.value)
+    wait_for(lambda: "<code>late</code>" in panel.table.value)
+    counted = int(re.search(r"of (\d+) graphs available", panel.header.value).group(1))
+    listed = re.findall(r"<tr><td [^>]*><code>([\w]+)</code>", panel.table.value)
+    assert len(listed) == counted and sorted(listed) == sorted(panel.graph_picker.options)
+    assert "late" in listed and panel.graph_picker.value == "previous_value"  # the chosen graph stays chosen
+    server.stop()  # the table follows the stop as well as the header
+    wait_for(lambda: not panel.live)
+    assert "<b>stopped</b>" in panel.header.value and "(server stopped)" in panel.table.value
+
+
+def test_the_panel_says_on_ovms_what_check_says_for_each_example_graph() -> None:
+    """Graph by graph, the panel folds a "to change" list exactly where `check` finds errors: the two never disagree
+    on which graphs a stock OVMS would refuse."""
+    server = ovms_notebook.serve(ovms_notebook.examples)
+    try:
+        report = ovms_notebook.check(ovms_notebook.examples)
+        table = graphs_table_html(server)
+        names = [graph.name for graph in server.graphs]
+        rows = {name: table.split(f"<code>{name}</code>", 1)[1].split("<tr>", 1)[0] for name in names}
+        refused = {graph.name for graph in report.graphs if not graph.portable}
+        assert refused and refused != set(rows)  # the examples hold both kinds
+        assert {name for name, row in rows.items() if re.search(r"on OVMS: \d+ to change", row)} == refused
+    finally:
+        server.stop()
+
+
+def test_open_subgraphs_is_offered_only_where_one_opens_and_the_wheels_own_are_named() -> None:
+    server = ovms_notebook.serve(ovms_notebook.examples)
+    panel = ServerPanel(server)
+    try:
+        panel.graph_picker.value = "face_tracking"  # FaceDetectionShortRangeCpu: the wheel's, compiled in
+        panel.draw(force=True)
+        assert panel.expand.disabled
+        hint = panel.subgraph_hint.value
+        assert "<code>FaceDetectionShortRangeCpu</code>: the mediapipe wheel's own subgraph" in hint
+        assert 'GraphView("FaceDetectionShortRangeCpu")' in hint
+        panel.graph_picker.value = "holisticTracking"  # HolisticTrackingToRenderData: inlined by this package
+        panel.draw(force=True)
+        assert not panel.expand.disabled
+        panel.graph_picker.value = "passthrough"
+        panel.draw(force=True)
+        assert panel.expand.disabled and panel.subgraph_hint.value == ""
+    finally:
+        panel.close()
+        server.stop()

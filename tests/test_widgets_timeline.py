@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from matplotlib.collections import PathCollection
 from PIL import Image
 
 import ovms_notebook
@@ -285,3 +286,83 @@ def test_the_widget_bundle_carries_a_static_png() -> None:
 def test_min_interval_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="min_interval must be >= 0 seconds, got -1"):
         Timeline(min_interval=-1)
+
+
+def test_a_rejected_request_is_drawn_hollow_at_the_timestamp_the_client_gave_with_its_error_under_it(
+        serve_graphs) -> None:
+    _, events = run_previous_value(serve_graphs)  # request #3, manual @50, was rejected
+    sent = {3: SimpleNamespace(timestamp=50, manual=True, names=("in",))}
+    records = records_from_events(events, sent)
+    assert [(r.lane, r.timestamp, r.manual, r.label) for r in records if r.rejected] == [
+        ("in: in", 50, True, "in at 50 (manual, rejected)")]
+    (error,) = [r for r in records if r.kind == "error"]
+    assert error.timestamp == 50 and "got 50" in error.label
+    # The same events seen through a window that starts after request #0: numbering continues from there.
+    start = next(i for i, e in enumerate(events) if e.kind == "request") + 1
+    windowed = records_from_events(events[start:], sent, first_number=1)
+    assert [(r.timestamp, r.rejected) for r in windowed if r.kind == "request"] == [(1, False), (100, False),
+                                                                                   (50, True)]
+    fig = timeline_figure(records)
+    row = {lane: len(lanes_of(fig)) - 1 - i for i, lane in enumerate(lanes_of(fig))}
+    assert points(fig, (220 / 255, 38 / 255, 38 / 255)) == [(50, row["errors"])]  # at its request, not after all
+    hollow = [c for c in fig.axes[0].collections if isinstance(c, PathCollection) and len(c.get_facecolors()) == 0]
+    (mark,) = [tuple(map(float, xy)) for c in hollow for xy in c.get_offsets()]
+    assert mark == (50, row["in: in"])
+    assert not any(t.get_text().startswith("(no timestamp)") for t in fig.axes[0].texts)
+    guides = fig.axes[0].collections[0].get_segments()
+    assert sorted(segment[0][0] for segment in guides) == [0, 1, 50, 100]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "request, rejected (hollow)" in legend
+
+
+def test_records_from_a_client_log_mark_the_request_an_error_is_pinned_to_as_rejected() -> None:
+    log = [
+        SimpleNamespace(kind="request", seq=0, timestamp=1, manual=False, names=("a",), text="", code=None),
+        SimpleNamespace(kind="request", seq=1, timestamp=0, manual=True, names=("a",), text="", code=None),
+        SimpleNamespace(kind="response", seq=2, timestamp=1, manual=False, names=("out",), text="", code=None),
+        SimpleNamespace(kind="error", seq=3, timestamp=None, text="bad", code=None, request_seq=1),
+    ]
+    records = records_from_log(log)
+    assert [(r.kind, r.timestamp, r.rejected, r.label) for r in records] == [
+        ("request", 1, False, "a at 1 (automatic)"), ("request", 0, True, "a at 0 (manual, rejected)"),
+        ("output", 1, False, "out at 1"), ("error", 0, False, "bad")]
+
+
+PASSTHROUGH = 'input_stream: "in"\noutput_stream: "out"\nnode { calculator: "PassThroughCalculator" ' \
+              'input_stream: "in" output_stream: "out" }\n'
+
+
+def test_a_long_failure_status_is_cut_at_a_word_in_the_heading_above_the_legend_and_shown_whole_under_it(
+        serve_graphs) -> None:
+    from ovms_notebook.client import StreamClient
+
+    server = serve_graphs({"passthrough": PASSTHROUGH}, timestamp_check="mediapipe")
+    client = StreamClient(server.address, "passthrough")
+    for value, timestamp in ((1, 5), (2, 5), (3, 6)):  # 5 twice: MediaPipe fails the graph
+        client.send({"in": np.float32([value])}, timestamp=timestamp)
+    client.close()
+    assert client.status.code == "INVALID_ARGUMENT" and len(client.status.text) > 300
+    records = records_from_log(client.log)
+    fig = timeline_figure(records, title="passthrough", width=9.0)
+    heading = fig.texts[0].get_text().splitlines()
+    assert len(heading) == 2 and heading[0].startswith(
+        "passthrough  ·  ended: [StatusCode.INVALID_ARGUMENT] Mediapipe")
+    assert heading[-1].endswith(" …") and not heading[-1].endswith("  …")
+    words = client.status.text.split()
+    assert heading[-1].removesuffix(" …").split()[-1].rstrip(".,;:") in {w.rstrip(".,;:") for w in words}
+    # drawn: the heading inside the figure on the right, and wholly above the legend row
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    title_box = fig.texts[0].get_window_extent(renderer)
+    legend_box = fig.legends[0].get_window_extent(renderer)
+    assert title_box.x1 <= fig.bbox.x1 and title_box.y0 > legend_box.y1
+    timeline = Timeline(records, title="passthrough", min_interval=0)
+    try:
+        assert timeline.ending.layout.display is None
+        assert "Packet timestamp mismatch" in timeline.ending.value
+        assert timeline.ending.value.endswith(f"{client.status.text.rstrip()[-30:]}</div>".replace('"', "&quot;"))
+        timeline.update(records[:-1])  # no end yet: nothing under the picture
+        assert timeline.flush() and timeline.ending.value == "" and timeline.ending.layout.display == "none"
+    finally:
+        timeline.close()

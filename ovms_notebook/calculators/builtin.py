@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ovms_notebook.calculators import (
     detections,
+    image_files,
     iris,
     labels,
     openvino,
@@ -38,6 +39,9 @@ BY_CLASS_NAME: tuple[type[Calculator], ...] = (
     render_shapes.FaceLandmarksToRenderDataCalculator,
     iris.UpdateFaceLandmarksCalculator,
     iris.IrisToRenderDataCalculator,
+    iris.IrisToDepthCalculator,
+    image_files.ImageFilePropertiesCalculator,
+    image_files.OpenCvEncodedImageToImageFrameCalculator,
     recolor.RecolorCalculator,
     labels.LabelsToRenderDataCalculator,
     # TFLite inference and its tensor plumbing

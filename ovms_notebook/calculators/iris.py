@@ -10,7 +10,11 @@ wheel never registered them:
 * `IrisToRenderDataCalculator`: IRIS (10 landmarks, both eyes) + IMAGE_SIZE
   [+ LEFT/RIGHT_IRIS_DEPTH_MM] -> RENDER_DATA, an oval per iris (its diameter the
   mean of the iris landmarks' two spans) and its five landmarks as points,
-  plus a depth line per eye when a depth is given.
+  plus a depth line per eye when a depth is given;
+* `IrisToDepthCalculator` (MediaPipe's iris depth graph): IRIS + IMAGE_SIZE with the
+  camera's focal length in pixels (FOCAL_LENGTH, or IMAGE_FILE_PROPERTIES side
+  packet) -> LEFT/RIGHT_IRIS_DEPTH_MM, the distance at which an 11.8 mm iris looks
+  that big, smoothed over frames (weight 0.1 for each new one).
 
 Both follow mediapipe/graphs/iris_tracking/calculators/*.cc at v0.10.21. The
 wheel ships no `IrisToRenderDataCalculatorOptions` module, so the message is
@@ -25,6 +29,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from mediapipe.framework import calculator_options_pb2  # noqa: F401  (the pool needs CalculatorOptions)
 from mediapipe.framework.formats import landmark_pb2
@@ -35,6 +40,7 @@ from ovms_notebook.engine.python.api import Calculator
 __all__ = [
     "EYE_LANDMARK_INDICES",
     "IrisOptions",
+    "IrisToDepthCalculator",
     "IrisToRenderDataCalculator",
     "UpdateFaceLandmarksCalculator",
     "iris_to_render_data",
@@ -215,3 +221,59 @@ class IrisToRenderDataCalculator(Calculator):
         depths = (inputs.get("LEFT_IRIS_DEPTH_MM"), inputs.get("RIGHT_IRIS_DEPTH_MM"))
         return {"RENDER_DATA": iris_to_render_data(iris, size, self.settings,  # type: ignore[arg-type]
                                                    [None if d is None else float(d) for d in depths])}  # type: ignore[arg-type]
+
+
+_IRIS_SIZE_MM = 11.8
+_DEPTH_WEIGHT_UPDATE = 0.1
+#: IrisToDepthCalculatorOptions' defaults: (center, top, bottom, left, right) of each eye among the 10 landmarks.
+_LEFT_IRIS, _RIGHT_IRIS = (0, 2, 4, 3, 1), (5, 7, 9, 6, 8)
+
+
+def iris_depth_mm(iris: Sequence[object], focal_length: float, size: Sequence[int]) -> float:
+    """CalculateDepth for one eye's (center, top, bottom, left, right) landmarks in a (width, height) frame."""
+    width, height = size
+    centre = iris[0]
+    off_axis = math.hypot(width / 2 - centre.x * width, height / 2 - centre.y * height)  # type: ignore[attr-defined]
+    diagonal = math.sqrt(focal_length * focal_length + off_axis * off_axis)
+    return _IRIS_SIZE_MM * diagonal / _iris_diameter(iris, size)
+
+
+class IrisToDepthCalculator(Calculator):
+    """IRIS + IMAGE_SIZE, focal length from FOCAL_LENGTH or IMAGE_FILE_PROPERTIES -> LEFT/RIGHT_IRIS_DEPTH_MM."""
+
+    inputs = ("IRIS", "IMAGE_SIZE")
+    outputs = ("LEFT_IRIS_DEPTH_MM", "RIGHT_IRIS_DEPTH_MM")
+    side_packets = ("FOCAL_LENGTH", "IMAGE_FILE_PROPERTIES")
+
+    def open(self, side_packets: Mapping[str, object]) -> None:
+        if "FOCAL_LENGTH" in side_packets and "IMAGE_FILE_PROPERTIES" in side_packets:
+            raise ValueError("IrisToDepthCalculator takes FOCAL_LENGTH or IMAGE_FILE_PROPERTIES, not both")
+        self.focal_length = -1.0
+        if "FOCAL_LENGTH" in side_packets:
+            self.focal_length = float(side_packets["FOCAL_LENGTH"])  # type: ignore[arg-type]
+        elif "IMAGE_FILE_PROPERTIES" in side_packets:
+            self.focal_length = float(side_packets["IMAGE_FILE_PROPERTIES"].focal_length_pixels)  # type: ignore[attr-defined]
+        self.compute = bool(side_packets)
+        self.smoothed = [-1.0, -1.0]
+
+    def process(self, timestamp: int, inputs: Mapping[str, object | None]) -> dict[str, object] | None:
+        iris = inputs.get("IRIS")
+        if iris is None:
+            return None
+        points = list(iris.landmark)  # type: ignore[attr-defined]
+        if len(points) != 10:
+            raise ValueError(f"Wrong number of iris landmarks: {len(points)}, expected 10")
+        size = inputs.get("IMAGE_SIZE")
+        if size is None:
+            raise ValueError(f"IMAGE_SIZE has no packet at {timestamp}, needed with IRIS")
+        if not (self.compute and self.focal_length > 0):
+            return None
+        out: dict[str, object] = {}
+        eyes = (("LEFT_IRIS_DEPTH_MM", _LEFT_IRIS), ("RIGHT_IRIS_DEPTH_MM", _RIGHT_IRIS))
+        for side, (tag, indices) in enumerate(eyes):
+            depth = iris_depth_mm([points[i] for i in indices], self.focal_length, size)  # type: ignore[arg-type]
+            previous = self.smoothed[side]
+            self.smoothed[side] = (depth if previous < 0 or math.isinf(previous)
+                                   else previous * (1 - _DEPTH_WEIGHT_UPDATE) + depth * _DEPTH_WEIGHT_UPDATE)
+            out[tag] = float(np.float32(self.smoothed[side]))
+        return out

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 import numpy as np
 from mediapipe.calculators.image.recolor_calculator_pb2 import RecolorCalculatorOptions as RecolorOptions
 
-from ovms_notebook.calculators.tflite import image_frame
+from ovms_notebook.calculators.tflite import as_pixels, image_frame
 from ovms_notebook.engine.python.api import Calculator
 
 __all__ = ["RecolorCalculator", "RecolorOptions", "recolor"]
@@ -88,7 +88,7 @@ class RecolorCalculator(Calculator):
         image, mask = inputs.get("IMAGE"), inputs.get("MASK")
         if image is None:
             return None
-        pixels = np.asarray(image)
+        pixels = as_pixels(image)
         if mask is None:  # MediaPipe forwards the input packet unchanged
             return {"IMAGE": image_frame(pixels)}
         return {

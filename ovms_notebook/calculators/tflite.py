@@ -65,6 +65,14 @@ SplitOptions = split_vector_calculator_pb2.SplitVectorCalculatorOptions
 _FORMATS = {1: mp.ImageFormat.GRAY8, 3: mp.ImageFormat.SRGB, 4: mp.ImageFormat.SRGBA}
 
 
+def as_pixels(image: object) -> np.ndarray:
+    """An image input's pixels: a numpy array as it crossed from a native node, or the `mp.ImageFrame` a Python
+    node upstream made for native consumers (read without a copy)."""
+    if isinstance(image, mp.ImageFrame):
+        return image.numpy_view()
+    return np.asarray(image)
+
+
 def image_frame(pixels: np.ndarray) -> mp.ImageFrame:
     """An ImageFrame of uint8 [H, W, C] pixels (C = 1, 3, 4), for a native node downstream."""
     if pixels.ndim == 2:
@@ -144,7 +152,7 @@ class ImageCroppingCalculator(Calculator):
         image = inputs.get("IMAGE")
         if image is None or any(inputs.get(tag) is None for tag in ("RECT", "NORM_RECT") if tag in self.input_tags):
             return None
-        pixels = np.asarray(image)
+        pixels = as_pixels(image)
         crop_w, crop_h, cx, cy, rotation = self._spec(pixels.shape[1], pixels.shape[0], inputs)
         scale = min(1.0, self.max_size[0] / crop_w, self.max_size[1] / crop_h)
         cropped = crop_rotated(pixels, (cx, cy), (crop_w, crop_h), rotation, self.border,
@@ -184,7 +192,7 @@ class TfLiteConverterCalculator(Calculator):
         image = inputs.get("IMAGE")
         if image is None:
             return None
-        pixels = np.asarray(image)
+        pixels = as_pixels(image)
         if pixels.ndim == 2:
             pixels = pixels[..., None]
         pixels = pixels[::-1] if self.flip else pixels

@@ -28,7 +28,8 @@ class LogEntry:
     so the request can be rebuilt byte for byte (what `client.recording` does).
     response: `timestamp` is the response's OVMS_MP_TIMESTAMP; `values` maps each output name to its
     decoded value (a ValueError instance when it could not be decoded).
-    error: `text` is the in-band error_message; `request_seq` the request it most likely answers.
+    error: `text` is the in-band error_message; `request_seq` the request it answers (client/attribution.py
+    says how that is found: exact for the timestamp errors it predicts, a best guess for others; None: rejects none).
     end: `text` is "OK" or "[StatusCode.X] details", `code` the status code name.
     """
 

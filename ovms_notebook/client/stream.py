@@ -31,7 +31,7 @@ from typing import Any, Literal
 import grpc
 
 from ovms_notebook import display
-from ovms_notebook.client.attribution import Sent, SentRequests, advance
+from ovms_notebook.client.attribution import Sent, SentRequests
 from ovms_notebook.client.entries import Callback, EntryKind, LogEntry
 from ovms_notebook.client.messages import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -64,12 +64,15 @@ class StreamClient:
     request entries carry that prediction (`manual=False`). In "wallclock" mode (OVMS 2025.1+) the
     server stamps microseconds of its own clock, which the client cannot predict (None).
 
-    Limits, honestly: OVMS's in-band errors carry no request id. The server answers requests in
-    order, so an error is attributed to the most recent request sent before it arrived that has no
-    error yet (a "first request" error to the first request). That is right when requests are
-    answered before the next is sent (interactive use) and may be wrong for pipelined sends.
-    A rejected request does not advance the server's counter, so the prediction is replayed without
-    it (an automatic one: back by one). OVMS 2025.0 itself lets a rejected manual timestamp set the
+    Errors: OVMS's in-band errors carry no request id, but the server rejects one stream's requests
+    in order, and the client predicts as it sends which requests OVMS must reject for their
+    timestamp (not greater than the last one on an input stream it feeds, out of range). An error is
+    pinned (`request_seq`) to a request sent after the one the previous error answered: a timestamp
+    error to the earliest predicted bad, any other to the earliest not predicted bad and not yet seen
+    answered by an output, else the earliest (client/attribution.py has the rule in full). Timestamp
+    errors are so pinned exactly, pipelined or not. A rejected request does not advance the server's
+    counter, so neither does a request predicted bad, and an error pinned to a request predicted good
+    replays the prediction without it. OVMS 2025.0 itself lets a rejected manual timestamp set the
     base; the in-kernel server does not, and neither does this prediction.
 
     Callbacks (`on_response`, `on_error`, `on_end`) run on the client's reader thread (for a stream
@@ -106,10 +109,9 @@ class StreamClient:
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._log: deque[LogEntry] = deque(maxlen=max_log)
-        self._sent = SentRequests()
+        self._sent = SentRequests(counter=timestamps == "counter")
         self._callbacks: dict[str, list[Callback]] = {"response": [], "error": [], "end": []}
         self._seq = 0
-        self._next = 0
         self._delivered = 0
         self._closing = False
         self._end: LogEntry | None = None
@@ -162,20 +164,16 @@ class StreamClient:
                 )
             if self._closing:
                 raise ClientError(f"cannot send: the stream to {self.graph!r} is closing")
-            before = self._next
-            automatic = before if self.timestamps == "counter" else None
-            predicted = manual_int if manual else automatic
-            self._next = advance(before, manual, manual_int)
+            sent = self._sent.add(self._seq, manual, manual_int, tuple(inputs))
             entry = self._append(
                 "request",
-                timestamp=predicted,
+                timestamp=sent.timestamp,
                 manual=manual,
                 names=tuple(inputs),
                 values=dict(inputs),
                 parameters={key: getattr(p, p.WhichOneof("parameter_choice")) for key, p in request.parameters.items()},
                 datatypes=dict(datatypes or {}),
             )
-            self._sent.add(Sent(entry.seq, manual, predicted, before))
             self._start()
             self._requests.put(request)
         return entry
@@ -183,7 +181,7 @@ class StreamClient:
     def next_timestamp(self) -> int | None:
         """The timestamp the next automatic request will probably get (counter mode); None in wallclock mode."""
         with self._lock:
-            return self._next if self.timestamps == "counter" else None
+            return self._sent.next if self.timestamps == "counter" else None
 
     def _start(self) -> None:
         """Open the call and start the reader (under the lock, on the first send)."""
@@ -279,9 +277,11 @@ class StreamClient:
                 sent = self._attribute(response.error_message)
                 entry = self._append("error", text=response.error_message, request_seq=sent.seq if sent else None)
             else:
+                timestamp = response_timestamp(response.infer_response)
+                self._sent.accepted(timestamp)
                 entry = self._append(
                     "response",
-                    timestamp=response_timestamp(response.infer_response),
+                    timestamp=timestamp,
                     names=tuple(values),
                     values=values,
                 )
@@ -292,12 +292,8 @@ class StreamClient:
             self._arrived.notify_all()
 
     def _attribute(self, text: str) -> Sent | None:
-        """The request an in-band error most likely answers; replays the counter without it (under the lock)."""
-        found = self._sent.attribute(text)
-        if found is None:
-            return None
-        sent, self._next = found
-        return sent
+        """The request an in-band error answers; replays the counter without it (under the lock)."""
+        return self._sent.attribute(text)
 
     def _finish(self, code: str, text: str, details: str) -> None:
         """Log the end entry once, call on_end, wake every waiter."""
@@ -334,6 +330,12 @@ class StreamClient:
     def errors(self) -> list[LogEntry]:
         """The in-band error entries kept."""
         return [e for e in self.log if e.kind == "error"]
+
+    @property
+    def delivered(self) -> int:
+        """How many responses and in-band errors arrived so far (the bounded log may keep fewer)."""
+        with self._lock:
+            return self._delivered
 
     @property
     def ended(self) -> bool:

@@ -4,7 +4,8 @@
     result = ovms_notebook.export("graphs/", "out/")
 """
 
-from ovms_notebook.portability.check import Finding, GraphReport, Report, check
+from ovms_notebook.portability.check import Finding, check
 from ovms_notebook.portability.export import Exported, export
+from ovms_notebook.portability.report import GraphReport, Report
 
 __all__ = ["Exported", "Finding", "GraphReport", "Report", "check", "export"]

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from ovms_notebook.portability.check import DEFAULT_OVMS_VERSION
 
 if TYPE_CHECKING:
-    from ovms_notebook.portability.check import Report
     from ovms_notebook.portability.export import Exported
+    from ovms_notebook.portability.report import Report
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

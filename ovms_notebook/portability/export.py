@@ -24,9 +24,10 @@ from ovms_notebook.codec.streams import TENSOR_KINDS, StreamKind, parse_stream
 from ovms_notebook.engine.python.api import Calculator
 from ovms_notebook.errors import ConfigError
 from ovms_notebook.framework.protos import GraphConfig
-from ovms_notebook.portability.check import DEFAULT_OVMS_VERSION, Finding, Report, check
+from ovms_notebook.portability.check import DEFAULT_OVMS_VERSION, Finding, check
 from ovms_notebook.portability.handler import NotExportable, handler_source
 from ovms_notebook.portability.registry import OVMS_EMULATED
+from ovms_notebook.portability.report import Report
 from ovms_notebook.portability.serving import docker_command, inference_service
 from ovms_notebook.portability.state import shared_state_finding
 from ovms_notebook.portability.subgraphs import configured_models, export_models, needed_models

@@ -1,8 +1,8 @@
 """Starting and stopping the in-kernel server, the way a notebook needs it.
 
 `serve()` returns at once with a running `Server`; re-running the cell that
-called it replaces the previous server for the same config (no leaked ports
-or threads); `stop()` is idempotent and also runs at interpreter exit. The
+called it replaces the server that cell started (no leaked ports or threads),
+while another cell's `serve()` gets a server of its own; `stop()` is idempotent and also runs at interpreter exit. The
 gRPC server is the synchronous one on its own thread pool, never asyncio on
 the kernel's loop. The pool has room for `max_streams` streams (each holds one
 thread while open) plus `max_workers` for everything else, and streams are
@@ -23,6 +23,7 @@ from typing import Any
 import grpc
 
 from ovms_notebook import display
+from ovms_notebook._cell import CellOwned
 from ovms_notebook._version import __version__
 from ovms_notebook.errors import ServerError
 from ovms_notebook.framework.trace import Trace
@@ -40,8 +41,9 @@ DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024 * 1024  # OVMS's gRPC message limit (1 G
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 MAX_MESSAGE_BYTES_LIMIT = 2**31 - 1  # gRPC keeps message limits in a signed 32-bit int
 
-_registry: dict[Path, Server] = {}
+_registry: list[Server] = []  # every server serve() started and not yet stopped by stop_all()
 _registry_lock = threading.Lock()
+_made_by_cell = CellOwned()  # which cell's run started which server: a re-run replaces its own
 
 
 class Server:
@@ -314,8 +316,9 @@ def _bracket(host: str) -> str:
 def serve(config: str | Path, port: int = 0, host: str = "127.0.0.1", **options: Any) -> Server:
     """Start serving the graphs of `config` (an OVMS config.json or its folder) and return at once.
 
-    Re-running the call for the same config stops the earlier server first, so
-    re-executing a notebook cell never leaks a server, port or thread.
+    Re-running the notebook cell that called it stops the server that cell's last run started, so
+    re-executing a cell never leaks a server, port or thread; a `serve()` in another cell starts a server
+    of its own beside it (outside a notebook cell, the earlier server for the same config is replaced).
     Options: timestamps ("counter" | "wallclock"), timestamp_check ("strict" |
     "mediapipe"), trace (record every stream's execution trace: `server.trace_for(client)`),
     max_workers (threads for calls other than streams, and the most ModelInfer calls at once, 32),
@@ -328,20 +331,20 @@ def serve(config: str | Path, port: int = 0, host: str = "127.0.0.1", **options:
     """
     server = Server(config, port=port, host=host, **options)
     key = server.repository.config_path
-    with _registry_lock:
-        previous = _registry.pop(key, None)
-    if previous is not None:
-        log.info("replacing the server started earlier for %s on %s", key, previous.address)
-        previous.stop()
+    for previous in _made_by_cell.claim(server, fallback_key=("server", key)):
+        if previous.state != "stopped":
+            log.info("replacing the server this cell started before, for %s on %s", key, previous.address)
+            previous.stop()
     server.start()
     with _registry_lock:
-        _registry[key] = server
+        _registry[:] = [running for running in _registry if running.state != "stopped"]
+        _registry.append(server)
     return server
 
 
 def stop_all() -> int:
     """Stop every server started with `serve()`; returns how many were running."""
     with _registry_lock:
-        servers = list(_registry.values())
+        servers = list(_registry)
         _registry.clear()
     return sum(server.stop() for server in servers)

@@ -13,7 +13,12 @@ The console is not itself an ipywidget: it owns its box (`console.box`, what a n
 another widget embeds), so no ipywidgets method (`send`, `log`, `focus`, `close`...) means two things.
 Making a second console for the same server and graph (re-running its cell) closes the first one.
 
-The log lines are described in `console_log`. Responses, errors and the end arrive on the client's
+The log lines are described in `console_log`. An in-band error names no request; the log's
+"error → request #N" and the timeline's hollow mark are the request the client pins it to: errors come
+back in request order, and a timestamp error goes to the earliest request not yet answered that the
+client predicted OVMS must reject (its timestamp not past the last one on an input stream it feeds, or out
+of range), any other error to the earliest one not seen answered (`ovms_notebook.client.attribution`).
+Responses, errors and the end arrive on the client's
 reader thread, which only pokes the console's pump: the log redraws at most every `log_interval`
 seconds on the pump's thread, `outputs` (LiveOutputs) and `timeline` at theirs. With an in-kernel
 server the timeline shows the server's own events of the stream (its newest `TIMELINE_WINDOW`).
@@ -42,6 +47,7 @@ from ovms_notebook.widgets.console_streams import (
     StreamEnd,
     TimestampPolicy,
     timestamp_policy,
+    wait_answers,
 )
 from ovms_notebook.widgets.console_view import (
     TIMELINE_INTERVAL,
@@ -147,6 +153,8 @@ class StreamConsole(Composite):
             ]
         )
         self._output_names: dict[str, Any] = {}
+        self._mark: SentRequest | None = None  # the first request sent from code since the last wait_for
+        self._returned = -1  # log seq of the last answer a wait_for returned
         self._unreachable = ""  # a remote address that did not answer, until it does
         self._feed = TimelineFeed(self.timeline)
         self._pump = Pump(
@@ -178,7 +186,7 @@ class StreamConsole(Composite):
         self.send_n_button.on_click(weakly(self._on_send_n))
         self.close_button.on_click(weakly(self._on_close_click))
         self.new_button.on_click(weakly(self._on_new))
-        self.mode.observe(weakly(self._update_next_label), names="value")
+        self.mode.observe(weakly(self._on_mode), names="value")
         self.manual_timestamp.observe(weakly(self._update_next_label), names="value")
 
         self._graphs.add([graph] if graph and not self.server else [])
@@ -218,6 +226,7 @@ class StreamConsole(Composite):
         client = self._stream.open(graph)
         if self.server is not None:
             self._events.follow(self.server.events, client_tag=client.tag)
+        self._mark, self._returned = None, -1
         self.outputs.reset(self._output_names)
         self._feed.reset()
         with self.box.hold_sync():
@@ -231,7 +240,10 @@ class StreamConsole(Composite):
         decides (auto: the server stamps it; manual: `manual_timestamp`, which then moves one past it).
         Raises ValueError for an input that cannot be built, ClientError once the stream ended.
         """
-        return self._send(inputs, timestamp)[0]
+        sent = self._send(inputs, timestamp)[0]
+        if self._mark is None:  # where the answers of this cell's requests start (see wait_for)
+            self._mark = sent
+        return sent
 
     def _check_reachable(self, graph: str) -> str:
         """A remote target: "" when the address answers (ModelReady), else why not (also shown until it does)."""
@@ -258,17 +270,24 @@ class StreamConsole(Composite):
         if timestamp is None and self.mode.value == "manual":
             timestamp = int(self.manual_timestamp.value)
         sent = self._stream.send(inputs, timestamp)
-        if timestamp is not None:
-            self.manual_timestamp.value = timestamp + 1  # the smallest timestamp the next request may have
+        if timestamp is not None:  # the manual field offers the smallest timestamp the next request may have
+            allowed = self.client.next_timestamp() if self.client is not None else None
+            self.manual_timestamp.value = allowed if allowed is not None else timestamp + 1
         self._update_next_label()
         return sent
 
     def send_n(self, n: int) -> list[SentRequest]:
         """Send the same inputs `n` times (manual mode: consecutive timestamps)."""
+        sent = self._send_n(n)
+        if self._mark is None:
+            self._mark = sent[0]
+        return sent
+
+    def _send_n(self, n: int) -> list[SentRequest]:
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
         inputs = self.editor_values()
-        return [self.send(inputs) for _ in range(n)]
+        return [self._send(inputs, None)[0] for _ in range(n)]
 
     def editor_values(self) -> dict[str, object]:
         """{input stream: value} of every editor whose "send" box is ticked."""
@@ -293,13 +312,27 @@ class StreamConsole(Composite):
         return self.timeline.flush(timeout) and done
 
     def wait_for(self, count: int, timeout: float = 10) -> list[LogEntry]:
-        """Block until `count` responses and errors arrived on the current stream, then `flush()`."""
+        """Block until `count` answers (responses and in-band errors) to this cell's requests arrived; return
+        those `count`, in arrival order, once the console shows them (`flush()`).
+
+        "This cell's requests" are the ones sent from code (`send`, `send_n`, a player) since the previous
+        `wait_for` on this stream: the first of them marks where they start, and an answer counts when it
+        arrived after that request was sent and is not an older request's (a response stamped before the
+        marked request's timestamp, an error pinned to an earlier request). Clicks do not mark; when no
+        request was sent from code since the previous `wait_for`, the answers counted are the ones that
+        arrived after those it returned. So `send` three times, then `wait_for(3)` gives the three answers,
+        whatever was clicked before. Raises TimeoutError after `timeout` seconds, ClientError if the stream
+        ends first.
+        """
+        if count < 1:
+            raise ValueError(f"count must be at least 1, got {count}")
         client = self.client
         if client is None:
             raise ClientError("no stream: pick a graph first")
-        entries = client.wait_for(count, timeout)
+        answers = wait_answers(client, count, timeout, self._returned, self._mark)
+        self._mark, self._returned = None, answers[-1].seq
         self.flush(timeout)
-        return entries
+        return answers
 
     # -- buttons and pickers --------------------------------------------------------------------------------------
 
@@ -313,10 +346,10 @@ class StreamConsole(Composite):
                 self.output.append_stderr(traceback.format_exc())
 
     def _on_send(self, _button: widgets.Button) -> None:
-        self._guard(self.send)
+        self._guard(lambda: self._send(None, None))  # a click: not a request of a cell (see wait_for)
 
     def _on_send_n(self, _button: widgets.Button) -> None:
-        self._guard(lambda: self.send_n(int(self.send_count.value)))
+        self._guard(lambda: self._send_n(int(self.send_count.value)))
 
     def _on_new(self, _button: widgets.Button) -> None:
         self._guard(self.new_stream)
@@ -327,6 +360,15 @@ class StreamConsole(Composite):
 
     def _close_in_background(self) -> None:
         self._guard(self.close_stream)
+
+    def _on_mode(self, change: dict[str, Any]) -> None:
+        """Switching to manual: the field offers at least the smallest timestamp the server would accept (a
+        rejected request moves nothing; automatic sends moved it), a later one typed before stays."""
+        allowed = self.client.next_timestamp() if self.client is not None and not self.client.ended else None
+        if change["new"] == "manual" and allowed is not None and allowed > int(self.manual_timestamp.value):
+            self.manual_timestamp.value = allowed  # its observer redraws the label
+        else:
+            self._update_next_label()
 
     def _on_graph(self, graph: str | None) -> None:
         self._guard(lambda: self._select(graph))
@@ -390,7 +432,7 @@ class StreamConsole(Composite):
             self.new_button.disabled = gone
             self.graph_picker.disabled = gone
             self._update_next_label()
-        self._feed.feed(client, entries, events)
+        self._feed.feed(client, entries, events, state.numbers)
         if entries and len(state.numbers) > 2 * self.max_log:  # a long stream: forget requests the log dropped
             self._stream.forget_before(entries[0].seq)
 

@@ -4,7 +4,7 @@ Formats (what a person, and a browser test, reads):
 
     request #2 @100 (manual) in=[1.5]
     response out @100: [1.5]
-    error → request #3: Malformed packet timestamp - ...        (red)
+    error → request #2: Malformed packet timestamp - ...        (red; the request the client pins it to)
     stream ended: OK                                            (green; red with the status otherwise)
     not sent: input 'in': item 0 ('x') is not a FP32 value      (red; a request that never left)
 

@@ -26,7 +26,15 @@ from ovms_notebook.errors import ClientError
 from ovms_notebook.widgets.console_log import LogNote
 from ovms_notebook.widgets.render import THREAD_PREFIX
 
-__all__ = ["ConsoleStream", "SentRequest", "StreamEnd", "StreamState", "TimestampPolicy", "timestamp_policy"]
+__all__ = [
+    "ConsoleStream",
+    "SentRequest",
+    "StreamEnd",
+    "StreamState",
+    "TimestampPolicy",
+    "timestamp_policy",
+    "wait_answers",
+]
 
 log = logging.getLogger(__name__)
 
@@ -217,3 +225,44 @@ class ConsoleStream:
                 thread.join(timeout=_JOIN_SECONDS)
                 if thread.is_alive():
                     log.warning("console thread %s still running after %s s", thread.name, _JOIN_SECONDS)
+
+
+def wait_answers(
+    client: StreamClient, count: int, timeout: float, after: int, mark: SentRequest | None
+) -> list[LogEntry]:
+    """The first `count` answers (responses, in-band errors) logged after seq `after` that are not answers to a
+    request sent before `mark` (see `StreamConsole.wait_for`), waiting for them at most `timeout` seconds.
+
+    Raises TimeoutError, or ClientError when the stream ends first.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        ended, delivered = client.ended, client.delivered  # read first: the log then holds all they count
+        found = [entry for entry in client.log if _answers(entry, after, mark)]
+        if len(found) >= count:
+            return found[:count]
+        if ended:
+            status = client.status.text if client.status is not None else "OK"
+            raise ClientError(f"the stream to {client.graph!r} ended ({status}) after {len(found)} of the "
+                              f"{count} answers waited for")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"{len(found)} of the {count} answers waited for arrived within {timeout} s")
+        try:
+            client.wait_for(delivered + 1, remaining)
+        except (ClientError, TimeoutError):
+            continue  # ended or timed out: the checks above say which, with this call's counts
+
+
+def _answers(entry: LogEntry, after: int, mark: SentRequest | None) -> bool:
+    """Whether `entry` is an answer `wait_for` counts: after `after` (a log seq) and, with a marked request,
+    not an answer to a request sent before it."""
+    if entry.kind not in ("response", "error") or entry.seq <= after:
+        return False
+    if mark is None:
+        return True
+    if entry.seq <= mark.seq:
+        return False
+    if entry.kind == "error":
+        return entry.request_seq is None or entry.request_seq >= mark.seq
+    return entry.timestamp is None or mark.timestamp is None or entry.timestamp >= mark.timestamp

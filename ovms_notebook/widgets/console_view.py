@@ -10,7 +10,7 @@ server events.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from ovms_notebook.client import LogEntry, StreamClient
@@ -101,8 +101,15 @@ class TimelineFeed:
         self._key = None
         self.timeline.update([])
 
-    def feed(self, client: StreamClient, entries: Sequence[LogEntry], events: Sequence[Any] | None) -> None:
-        """`events` None: a remote stream, drawn from the client's log."""
+    def feed(
+        self,
+        client: StreamClient,
+        entries: Sequence[LogEntry],
+        events: Sequence[Any] | None,
+        numbers: Mapping[int, int] | None = None,
+    ) -> None:
+        """`events` None: a remote stream, drawn from the client's log. `numbers` (request entry seq -> number in
+        the stream) lets a request the server rejected be drawn at its own timestamp (`records_from_events`)."""
         key: object = (
             (client.tag, len(events), events[-1] if events else None)
             if events is not None
@@ -115,6 +122,13 @@ class TimelineFeed:
         busy = len(requests) == 20 and requests[-1] - requests[0] < 1.0
         self.timeline.min_interval = 1.0 if busy else TIMELINE_INTERVAL
         if events is not None:
-            self.timeline.update(records_from_events(events[-TIMELINE_WINDOW:]))
+            window = events[-TIMELINE_WINDOW:]
+            if events and events[0].kind == "open" and numbers is not None:  # every request of the stream is here
+                before = events[: len(events) - len(window)]
+                first = sum(e.kind == "request" or (e.kind == "error" and not e.streams) for e in before)
+                sent = {numbers[e.seq]: e for e in entries if e.kind == "request" and e.seq in numbers}
+                self.timeline.update(records_from_events(window, sent, first))
+            else:
+                self.timeline.update(records_from_events(window))
         else:
             self.timeline.update(records_from_log(entries))

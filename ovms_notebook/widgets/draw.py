@@ -123,13 +123,25 @@ def _draw_detection(draw: ImageDraw.ImageDraw, detection: Any, width: int, heigh
         draw.rectangle((left, top, max(left, right), max(top, bottom)), outline=colour, width=line)
         if len(detection.score):
             label = detection.label[0] + " " if len(detection.label) else ""
-            size = max(11, round(min(width, height) / 32))
-            draw.text((left, max(0, top - size - line)), f"{label}{detection.score[0]:.2f}", fill=colour,
-                      font=_font(size))
+            _draw_label(draw, f"{label}{detection.score[0]:.2f}", left, top, colour,
+                        max(13, round(min(width, height) / 18)))
     radius = line + 1
     for point in location.relative_keypoints:
         x, y = point.x * width, point.y * height
         draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)
+
+
+def _draw_label(draw: ImageDraw.ImageDraw, text: str, left: float, top: float, colour: tuple[int, int, int],
+                size: int) -> None:
+    """`text` in black on a tab of `colour` sitting on the box's top edge (inside the box when the edge is at the
+    top of the frame): readable on any background, even on a small frame shown shrunk."""
+    font = _font(size)
+    x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
+    pad = max(1, size // 6)
+    tab_height = (y1 - y0) + 2 * pad
+    tab_top = top - tab_height if top - tab_height >= 0 else max(0.0, top)
+    draw.rectangle((left, tab_top, left + (x1 - x0) + 2 * pad, tab_top + tab_height), fill=colour)
+    draw.text((left + pad - x0, tab_top + pad - y0), text, fill=(0, 0, 0), font=font)
 
 
 @cache

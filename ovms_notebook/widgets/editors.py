@@ -66,6 +66,8 @@ IMAGE_SOURCES: tuple[tuple[str, str], ...] = (
 _PATTERNS: dict[str, Literal["gradient", "checker", "bars"]] = {
     "gradient": "gradient", "checker": "checker", "bars": "bars"}
 _TRUE, _FALSE = {"1", "true", "t", "yes", "y"}, {"0", "false", "f", "no", "n"}
+_EXAMPLE = "e.g. 1.5, 2, 3"  # the placeholder of a values field: an example, never a value
+_EMPTY_HINT = "type comma-separated values (e.g. 1.5, 2, 3), or [] for an empty tensor"
 
 
 def parse_values(text: str, datatype: str = "FP32") -> np.ndarray:
@@ -163,7 +165,8 @@ class InputEditor(Composite):
 
     Number box: scalar tags (the value is a numpy scalar of the tag's C++ type). Checkbox: BOOL.
     Text: STRING. Comma-separated values with a datatype: vectors, matrices (rows split by `;`) and
-    tensors, untagged included. Image picker: IMAGE and MP_IMAGE (test pattern, astronaut photo,
+    tensors, untagged included (an empty field holds no value: its grey text is only an example, and
+    `[]` sends an empty tensor). Image picker: IMAGE and MP_IMAGE (test pattern, astronaut photo,
     a file by path or upload, or an array from `set_array`), with a thumbnail. `box` is what shows.
     """
 
@@ -198,13 +201,13 @@ class InputEditor(Composite):
             self.input = widgets.Checkbox(value=False, indent=False, description="true")
             row = [self.input]
         elif self.kind is StreamKind.STRING:
-            self.input = widgets.Text(value="", placeholder="text")
+            self.input = widgets.Text(value="", placeholder="e.g. hello")
             row = [self.input]
         elif self.kind in TEXT_KINDS:
             options = TEXT_KINDS[self.kind]
             if datatype is not None and datatype not in options:
                 options = (datatype, *options)
-            self.input = widgets.Text(value="", placeholder="1.5, 2, 3", continuous_update=True,
+            self.input = widgets.Text(value="", placeholder=_EXAMPLE, continuous_update=True,
                                       layout=widgets.Layout(width="22em"))
             self.datatype = widgets.Dropdown(options=list(options), value=datatype or options[0],
                                              layout=widgets.Layout(width="7em"))
@@ -244,6 +247,8 @@ class InputEditor(Composite):
             return str(self.input.value)
         if kind in TEXT_KINDS:
             assert self.datatype is not None
+            if not str(self.input.value).strip():  # the placeholder only shows an example: nothing is typed
+                raise ValueError(f"input {self.name!r} is empty: {_EMPTY_HINT}")
             try:
                 return parse_values(self.input.value, self.datatype.value)
             except ValueError as error:
@@ -284,6 +289,9 @@ class InputEditor(Composite):
             raise ValueError(f"input {self.name!r}: {self.kind.value} inputs cannot be built here")
 
     def _on_text(self, _change: object = None) -> None:
+        if not str(self.input.value).strip():
+            self.status.value = f'<span style="color:{_GREY}">empty: {html.escape(_EMPTY_HINT)}</span>'
+            return
         try:
             parsed = self.value
         except ValueError as error:

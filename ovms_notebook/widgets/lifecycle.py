@@ -1,5 +1,5 @@
 """How the widgets of this package live and die: composites that own their ipywidgets, callbacks that do not keep
-their owner alive, and one live widget per (kind, server, graph) so a re-run cell replaces what the last run made.
+their owner alive, and a re-run cell replaces what its last run made (and nothing another cell made).
 
 ipywidgets calls its own methods (`send`, `log`, `focus`, `close`, `layout`, ...) on every widget, so a widget
 here never subclasses an ipywidgets class to add behaviour: it is a `Composite` that owns a box (`box`) and shows
@@ -19,6 +19,8 @@ from collections.abc import Callable, Hashable
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 import ipywidgets as widgets
+
+from ovms_notebook._cell import CellOwned
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,11 @@ class Composite:
                 self._finalizer()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
-        return self.box._repr_mimebundle_(**kwargs)
+        show = getattr(self.box, "_repr_mimebundle_", None)  # ipywidgets sets it to None when a widget closes
+        if self.closed or show is None:
+            return {"text/plain": f"<{type(self).__name__}: closed, by close() or by a new run of the cell that "
+                                  "made it; its views, stream and threads are gone>"}
+        return show(**kwargs)
 
 
 _explicit = threading.local()
@@ -120,22 +126,16 @@ def close_all(items: Any) -> None:
                             exc_info=True)
 
 
-_live: dict[Hashable, weakref.ref[Any]] = {}
-_live_lock = threading.Lock()
+_made_by_cell = CellOwned()  # which cell's run made which widget: a re-run closes its own
 
 
 def replace_previous(key: Hashable, widget: Closable) -> None:
-    """Make `widget` the live one for `key`, closing the one a previous run of the same cell made.
+    """Record `widget` as made by the running notebook cell, closing what that cell's previous run made.
 
-    `key` names what the widget is for, e.g. ("console", server address, graph): creating a second console for
-    the same server and graph closes the first one (its stream, threads and widgets), as `serve()` replaces a
-    server.
+    Re-running a cell replaces its consoles, players, timelines and cameras (their streams, threads and
+    views); a widget made in another cell, even for the same server and graph, stays. Outside a notebook
+    cell, `key` (what the widget is for, e.g. ("console", server address, graph)) decides: the widget
+    made last for the same key is closed.
     """
-    with _live_lock:
-        for stale in [k for k, ref in _live.items() if ref() is None]:
-            del _live[stale]
-        previous = _live.get(key)
-        _live[key] = weakref.ref(widget)
-    old = previous() if previous is not None else None
-    if old is not None and old is not widget:
+    for old in _made_by_cell.claim(widget, fallback_key=key):
         old.close()

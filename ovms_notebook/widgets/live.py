@@ -43,6 +43,8 @@ __all__ = ["LiveOutputs", "OutputPanel"]
 
 _RED, _GREY = "#b91c1c", "#6b7280"
 _IMAGE_KINDS = (StreamKind.IMAGE, StreamKind.MP_IMAGE)
+_RUN_GAP = 1.0  # seconds between two redraws at most for them to be one run (a flow of answers)
+_RUN_DRAWINGS = 5  # redraws in the current run before its rate means something
 _KEEP_FRAMES = 64  # request frames remembered by timestamp (references to the log's arrays, no copies)
 _numbers = itertools.count(1)
 
@@ -52,7 +54,10 @@ class LiveOutputs(Composite):
 
     `outputs` names the graph's output streams (optionally with their `StreamKind`) so their panels
     exist, in order, before the first packet; streams not named get a panel when they first appear.
-    `fps` is the measured display rate (redraws that changed a panel, per second, over the last 30),
+    `fps` is the measured display rate while answers flow: redraws that changed a panel, per second, over the
+    current run (the last 30 redraws at most, none of them more than 1 s after the one before); 0.0 until the
+    run has 5 redraws and once 1 s passed without one. The status shows it ("redrawn 14.8/s") only then:
+    answers sent by hand, a second apart or more, have no rate worth showing.
     `frame_count` the number of redraws that drew a frame, `render_count` of all redraws,
     `drawn_timestamp` the newest timestamp shown (see `wait_drawn`).
     `image_format` is "png" (exact pixels) or "jpeg" (smaller and faster over a slow link).
@@ -229,11 +234,15 @@ class LiveOutputs(Composite):
             if stamps and (self.drawn_timestamp is None or max(stamps) > self.drawn_timestamp):
                 self.drawn_timestamp = max(stamps)
                 self._drawn.notify_all()
+            times = self._frame_times
             if views:
-                self._frame_times.append(now)
-                if len(self._frame_times) >= 2 and self._frame_times[-1] > self._frame_times[0]:
-                    self.fps = (len(self._frame_times) - 1) / (self._frame_times[-1] - self._frame_times[0])
-        self.status.value = status.replace("{fps}", f"{self.fps:.1f}")
+                if times and now - times[-1] > _RUN_GAP:  # a pause ends the run: its rate says nothing now
+                    times.clear()
+                times.append(now)
+            flowing = len(times) >= _RUN_DRAWINGS and now - times[-1] <= _RUN_GAP and times[-1] > times[0]
+            self.fps = (len(times) - 1) / (times[-1] - times[0]) if flowing else 0.0
+            rate = f" · redrawn {self.fps:.1f}/s" if flowing else ""
+        self.status.value = status.replace(" · {fps}", rate)
 
     def _job(self, name: str) -> tuple[str, str, dict[str, Any]] | None:
         """What to draw for one dirty panel, taken under the lock (values are not copied: they are read-only)."""
@@ -318,7 +327,7 @@ class LiveOutputs(Composite):
         if counts["error"]:
             parts.append(f'<span style="color:{_RED}">{counts["error"]} error{"" if counts["error"] == 1 else "s"}'
                          "</span>")
-        parts.append("{fps} fps")
+        parts.append("{fps}")
         if self._end:
             colour = _GREY if self._end == "OK" else _RED
             parts.append(f'<span style="color:{colour}">stream ended: {html.escape(self._end, quote=False)}</span>')
@@ -329,7 +338,7 @@ class LiveOutputs(Composite):
         return self._stopped.is_set()
 
     def __repr__(self) -> str:
-        return f"<LiveOutputs {len(self.panels)} panels, {self.render_count} renders, {self.fps:.1f} fps>"
+        return f"<LiveOutputs {len(self.panels)} panels, {self.render_count} renders, {self.fps:.1f} redraws/s>"
 
 
 def _is_messages(value: object) -> bool:

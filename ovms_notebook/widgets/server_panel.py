@@ -14,6 +14,7 @@ import itertools
 import threading
 import traceback
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import ipywidgets as widgets
@@ -42,9 +43,15 @@ def _state_of(definition: Any) -> str:
     return str(getattr(definition.state, "value", definition.state))
 
 
-def header_html(server: Any) -> str:
-    """One line: address, state, open streams, available graphs."""
-    graphs = server.graphs
+def graphs_key(server: Any) -> tuple[str, tuple[tuple[str, str, str], ...]]:
+    """What the header's count and the table show of the graphs: the server state, each graph's name, state and
+    error. When it changes (a reload added or retired a graph), header, table and graph picker change together."""
+    return server.state, tuple((d.name, _state_of(d), str(d.error or "")) for d in server.graphs)
+
+
+def header_html(server: Any, graphs: Sequence[Any] | None = None) -> str:
+    """One line: address, state, open streams, available graphs (of `graphs`, default the server's)."""
+    graphs = list(server.graphs if graphs is None else graphs)
     available = sum(1 for d in graphs if d.available)
     open_streams = len(server.sessions)
     colour = _GREEN if server.state == "running" else _GREY
@@ -57,22 +64,27 @@ def header_html(server: Any) -> str:
     )
 
 
-def graphs_table_html(server: Any) -> str:
-    """An HTML table of the server's graphs: name, status (and the reason when failed), streams, side packets."""
+def graphs_table_html(server: Any, graphs: Sequence[Any] | None = None) -> str:
+    """An HTML table of the server's graphs (or of `graphs`): name, status (and the reason when failed), streams,
+    side packets."""
     cell = 'style="padding:2px 10px;text-align:left;vertical-align:top;border-bottom:1px solid #e5e7eb"'
     rows = [
         '<table style="border-collapse:collapse;font-size:12px"><thead><tr>'
         + "".join(f"<th {cell}>{name}</th>" for name in ("graph", "status", "inputs", "outputs", "side packets"))
         + "</tr></thead><tbody>"
     ]
-    for definition in server.graphs:
+    stopped = server.state != "running"  # the graphs stay loaded, but nothing serves them
+    models = frozenset(server.repository.models.names)
+    for definition in server.graphs if graphs is None else graphs:
         state = _state_of(definition)
-        colour = _GREEN if definition.available else _GREY if state == "RETIRED" else _RED
+        colour = _GREEN if definition.available and not stopped else _GREY if state == "RETIRED" or stopped else _RED
         status = f'<span style="color:{colour}">&#9679; {html.escape(state)}</span>'
+        if stopped:
+            status += f' <span style="color:{_GREY}">(server {html.escape(server.state)})</span>'
         if definition.error:
             reason = "<br>".join(html.escape(line) for line in definition.error.splitlines())
             status += f'<br><span style="color:{_RED}">{reason}</span>'
-        status += advice_html(definition)
+        status += advice_html(definition, models)
         spec = definition.spec
         inputs = ", ".join(_stream_text(s) for s in spec.inputs.values()) if spec else ""
         outputs = ", ".join(_stream_text(s) for s in spec.outputs.values()) if spec else ""
@@ -90,23 +102,47 @@ def graphs_table_html(server: Any) -> str:
 FAILS_HERE = frozenset({"untagged-image-input", "untagged-proto-input", "side-packet-type", "model-file-missing"})
 
 
-def advice_html(definition: Any) -> str:
-    """What to change in the graph's pbtxt (fixable shapes found before it runs), with the lines to write."""
-    from ovms_notebook.portability.check import finding_html
+_checks: dict[tuple[Any, ...], list[Any]] = {}  # check_graph's findings per (graph file version, models served)
+_CHECKS_MAX = 256
+
+
+def ovms_findings(entry: Any, models: frozenset[str]) -> list[Any]:
+    """`check`'s errors and warnings for one graph entry (cached per graph file version and models served): the
+    panel says what the Portability button and `ovms-notebook check` say, no less."""
+    from ovms_notebook.portability.check import check_graph
+
+    try:
+        key = (str(entry.graph_path), entry.graph_path.stat().st_mtime_ns, str(entry.base_path), models)
+    except OSError:
+        return []
+    if key not in _checks:
+        if len(_checks) >= _CHECKS_MAX:
+            _checks.clear()
+        report = check_graph(entry, models=models)
+        _checks[key] = [f for f in report.findings if f.severity in ("error", "warning")]
+    return list(_checks[key])
+
+
+def advice_html(definition: Any, models: frozenset[str] = frozenset()) -> str:
+    """What to change in the graph's pbtxt: what fails here (fixable shapes found before it runs) in the open,
+    what a stock OVMS would refuse or do otherwise (`check`'s findings) folded, each with the lines to write."""
     from ovms_notebook.portability.fixes import graph_advice
+    from ovms_notebook.portability.report import finding_html
 
     entry = getattr(definition, "entry", None)
     if entry is None:
         return ""
-    found = graph_advice(entry.graph_path, entry.base_path)
-    here = [f for f in found if f.kind in FAILS_HERE]
-    ovms = [f for f in found if f.kind not in FAILS_HERE]
+    here = [f for f in graph_advice(entry.graph_path, entry.base_path) if f.kind in FAILS_HERE]
+    ovms = [f for f in ovms_findings(entry, models) if f.kind not in FAILS_HERE]
     html_text = ""
     if here:
         html_text += '<ul style="margin:2px 0;padding-left:1.2em">' + "".join(finding_html(f) for f in here) + "</ul>"
-    if ovms:  # runs here, fails on OVMS: folded, the Portability button says the rest
+    if ovms:  # runs here, fails or differs on OVMS: folded
+        errors = sum(f.severity == "error" for f in ovms)
+        counts = [f"{errors} to change"] if errors else []
+        counts += [f"{len(ovms) - errors} to know"] if len(ovms) > errors else []
         html_text += (
-            f'<details><summary style="color:{_GREY}">on OVMS: {len(ovms)} to change</summary>'
+            f'<details><summary style="color:{_GREY}">on OVMS: {", ".join(counts)}</summary>'
             '<ul style="margin:2px 0;padding-left:1.2em">' + "".join(finding_html(f) for f in ovms) + "</ul></details>"
         )
     return html_text
@@ -173,12 +209,14 @@ class ServerPanel(Composite):
             layout=widgets.Layout(width="12em"),
             tooltip="Draw the subgraphs this package or the graph folder inlines node by node",
         )
+        self.subgraph_hint = widgets.HTML()
         self.output = widgets.Output()
         self.box = widgets.VBox(
             children=[
                 self.header,
                 self.table,
                 widgets.HBox([self.graph_picker, self.expand, self.refresh_button, self.portability_button]),
+                self.subgraph_hint,
                 self.portability,
                 self.drawing_box,
                 self.dot_text,
@@ -194,6 +232,7 @@ class ServerPanel(Composite):
         self._drawn: tuple[str | None, dict[str, int]] | None = None
         self._kinds_seen: tuple[object, dict[str, str]] | None = None
         self._syncing = False
+        self._graphs_shown: tuple[str, tuple[tuple[str, str, str], ...]] | None = None
         self.refresh()
         self.graph_picker.observe(self._on_pick, names="value")
         self.expand.observe(self._on_pick, names="value")
@@ -205,9 +244,11 @@ class ServerPanel(Composite):
     def refresh(self) -> None:
         """Re-read the server: header, table, graph list, drawing."""
         try:
-            names = [definition.name for definition in self.server.graphs]
-            self.header.value = header_html(self.server)
-            self.table.value = graphs_table_html(self.server)
+            self._graphs_shown = graphs_key(self.server)
+            graphs = list(self.server.graphs)  # one reading for the header's count, the table and the picker
+            names = [definition.name for definition in graphs]
+            self.header.value = header_html(self.server, graphs)
+            self.table.value = graphs_table_html(self.server, graphs)
             chosen = self.graph_picker.value
             self._syncing = True
             try:
@@ -255,6 +296,7 @@ class ServerPanel(Composite):
                 self._show_text(f"{name}: {_state_of(definition)}\n{reason}" if definition else reason)
             else:
                 source, own = drawable
+                self._hint_subgraphs(source, own)
                 title = name if definition.available else f"{name} ({_state_of(definition)})"
                 try:
                     dot = graph_dot(
@@ -287,6 +329,28 @@ class ServerPanel(Composite):
             self.dot = dot
             self.draw_count += 1
             return True
+
+    def _hint_subgraphs(self, source: Any, own: dict[str, str]) -> None:
+        """"Open subgraphs" only where there is one to open (inlined by this package or the graph's folder); the
+        mediapipe wheel's own subgraphs are compiled in, so say how to draw their insides instead."""
+        from ovms_notebook.widgets.graph_parts import SUBGRAPH, WHEEL_SUBGRAPH, calculator_kinds, source_config
+
+        config, own = source_config(source, own)
+        kinds = calculator_kinds((node.calculator for node in config.node), own)
+        openable = any(kind == SUBGRAPH for kind in kinds.values())
+        wheel = [name for name, kind in kinds.items() if kind == WHEEL_SUBGRAPH]
+        hint = ""
+        if wheel:
+            names = ", ".join(f"<code>{html.escape(name)}</code>" for name in wheel)
+            hint = (f'<span style="font-size:12px;color:{_GREY}">{names}: the mediapipe wheel\'s own '
+                    f"subgraph{'s' if len(wheel) > 1 else ''}, compiled in (drawn as one box); "
+                    f'<code>GraphView("{html.escape(wheel[0])}")</code> draws its insides</span>')
+        with self.expand.hold_sync(), self.subgraph_hint.hold_sync():
+            self.expand.disabled = not openable
+            self.expand.tooltip = ("Draw the subgraphs this package or the graph folder inlines node by node"
+                                   if openable else "This graph has no subgraph inlined here to open")
+            if self.subgraph_hint.value != hint:
+                self.subgraph_hint.value = hint
 
     def _kinds(self, source: Any, own: dict[str, str]) -> dict[str, str]:
         """How each calculator of the graph runs here (Python, subgraph, unknown...), to mark its box; kept per
@@ -340,7 +404,10 @@ class ServerPanel(Composite):
             try:
                 state = self.server.state
                 now = (self.server.events.version, len(self.server.sessions), state)
-                if now != seen:
+                if graphs_key(self.server) != self._graphs_shown:  # a reload or a stop: the table changes too
+                    seen = now
+                    self.refresh()
+                elif now != seen:
                     seen = now
                     self.header.value = header_html(self.server)
                     self.draw()
@@ -391,5 +458,6 @@ def server_mimebundle(server: Any, *, live: bool = True, **kwargs: Any) -> dict[
         panel.start_live()
     bundle = dict(panel._repr_mimebundle_(**kwargs) or {})
     bundle["text/plain"] = repr(server)
-    bundle["text/html"] = header_html(server) + graphs_table_html(server)
+    graphs = list(server.graphs)
+    bundle["text/html"] = header_html(server, graphs) + graphs_table_html(server, graphs)
     return bundle

@@ -11,12 +11,13 @@ a stream runs.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import itertools
 import threading
 import traceback
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +31,7 @@ from ovms_notebook.widgets.timeline_plot import (
     END_LANE,
     ERROR_LANE,
     SPECIAL_TIMESTAMPS,
+    end_status,
     timeline_figure,
     timeline_png,
 )
@@ -58,7 +60,8 @@ class TimelineRecord:
     "end"); `timestamp` the MediaPipe timestamp (None when the packet never
     got one, e.g. a rejected request); `manual` whether the client chose it;
     `label` a short text (the error message, the end status); `seq` the order
-    of arrival.
+    of arrival; `rejected` marks a request the server answered with an error
+    (drawn hollow, its error at its timestamp).
     """
 
     kind: RecordKind
@@ -67,17 +70,28 @@ class TimelineRecord:
     manual: bool
     label: str
     seq: int
+    rejected: bool = False
 
 
-def records_from_events(events: Iterable[Any]) -> list[TimelineRecord]:
+def records_from_events(
+    events: Iterable[Any], requests: Mapping[int, Any] | None = None, first_number: int = 0
+) -> list[TimelineRecord]:
     """Records from server `StreamEvent`s of one stream (see `EventLog.snapshot(stream_id=...)`).
 
-    A request naming several input streams gives one record per input stream.
+    A request naming several input streams gives one record per input stream. The server logs a
+    rejected request only as an error without a timestamp; `requests` (request number -> the
+    client's request entry: `timestamp`, `manual`, `names`) puts it back: the server logs every
+    request, accepted ("request") or rejected (an "error" naming no output stream), in the order it
+    read them, which is the order they were sent, so the n-th of these events is request number
+    `first_number + n`. That request is drawn rejected at the timestamp the client gave or
+    predicted, and its error at that timestamp.
     """
     records: list[TimelineRecord] = []
     seq = itertools.count()
+    number = first_number
     for event in events:
         if event.kind == "request":
+            number += 1
             manual = "manual" if event.manual else "automatic"
             for name in event.streams or ("(no inputs)",):
                 records.append(TimelineRecord("request", f"in: {name}", event.timestamp, event.manual,
@@ -87,10 +101,27 @@ def records_from_events(events: Iterable[Any]) -> list[TimelineRecord]:
                 records.append(TimelineRecord("output", f"out: {name}", event.timestamp, False,
                                               f"{name} at {event.timestamp}", next(seq)))
         elif event.kind == "error":
-            records.append(TimelineRecord("error", ERROR_LANE, event.timestamp, False, event.detail, next(seq)))
+            timestamp = event.timestamp
+            if not event.streams:  # a rejected request
+                sent = requests.get(number) if requests is not None else None
+                number += 1
+                if sent is not None and sent.timestamp is not None and timestamp is None:
+                    timestamp = sent.timestamp
+                    records += _rejected_request(sent, next(seq))
+            records.append(TimelineRecord("error", ERROR_LANE, timestamp, False, event.detail, next(seq)))
         elif event.kind == "end":
             records.append(TimelineRecord("end", END_LANE, None, False, event.detail or "OK", next(seq)))
     return records
+
+
+def _rejected_request(sent: Any, seq: int) -> list[TimelineRecord]:
+    """The records of a request the server rejected, at the timestamp the client gave or predicted."""
+    manual = bool(getattr(sent, "manual", False))
+    timestamp = sent.timestamp
+    names = tuple(getattr(sent, "names", ()) or ()) or ("(no inputs)",)
+    return [TimelineRecord("request", f"in: {name}", timestamp, manual,
+                           f"{name} at {timestamp} ({'manual' if manual else 'automatic'}, rejected)", seq,
+                           rejected=True) for name in names]
 
 
 def records_from_log(entries: Iterable[Any]) -> list[TimelineRecord]:
@@ -98,7 +129,8 @@ def records_from_log(entries: Iterable[Any]) -> list[TimelineRecord]:
 
     An entry has `kind` (request/response/error/end), `seq`, `timestamp`,
     `manual`, `names`, `text`, `code` and, for errors, `request_seq`: an error
-    answering a request is placed at that request's timestamp when it had one.
+    answering a request is placed at that request's timestamp when it had one, and the request is
+    marked rejected.
     """
     records: list[TimelineRecord] = []
     request_timestamps: dict[int, int | None] = {}
@@ -121,6 +153,8 @@ def records_from_log(entries: Iterable[Any]) -> list[TimelineRecord]:
             request_seq = getattr(entry, "request_seq", None)
             if timestamp is None and isinstance(request_seq, int):
                 timestamp = request_timestamps.get(request_seq)
+                records = [dataclasses.replace(r, rejected=True, label=f"{r.label[:-1]}, rejected)")
+                           if r.kind == "request" and r.seq == request_seq else r for r in records]
             text = getattr(entry, "text", "") or str(getattr(entry, "code", "") or "error")
             records.append(TimelineRecord("error", ERROR_LANE, timestamp, False, text, seq))
         elif kind == "end":
@@ -174,9 +208,11 @@ class Timeline(Composite):
         self.export_button = widgets.Button(description="Export PNG", icon="download",
                                             tooltip="Save the timeline as a PNG file at the path on the left")
         self.status = widgets.HTML()
+        # A failed stream's status, whole: the picture's heading keeps two lines of it.
+        self.ending = widgets.HTML(layout=widgets.Layout(display="none"))
         self.output = widgets.Output()
         # The trace goes under the export row: the timeline image stays right above its own controls.
-        self.box = widgets.VBox([self.image, widgets.HBox([self.path, self.export_button, self.status]),
+        self.box = widgets.VBox([self.image, self.ending, widgets.HBox([self.path, self.export_button, self.status]),
                                  self.trace_image, self.output], **kwargs)
         self._number = next(_numbers)
         self._lock = threading.Lock()
@@ -252,6 +288,16 @@ class Timeline(Composite):
                     return
                 self.render_count += 1
             self.image.value = png
+            self._show_ending(end_status(records))
+
+    def _show_ending(self, status: str | None) -> None:
+        """Under the picture, a failed stream's whole status; nothing for an open or OK stream."""
+        failed = status is not None and status != "OK"
+        value = (f'<div style="color:#b91c1c;white-space:pre-wrap;font-size:0.9em">stream ended: '
+                 f"{html.escape(status or '')}</div>") if failed else ""
+        if self.ending.value != value:
+            self.ending.value = value
+            self.ending.layout.display = None if failed else "none"
 
     def show_trace(self, trace: Any | None) -> None:
         """Show a stream's execution trace (`server.trace_for(client)`) under the request/response lanes;

@@ -9,6 +9,7 @@ drawn under `RENDER_LOCK` (matplotlib is not thread-safe).
 from __future__ import annotations
 
 import itertools
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -43,9 +44,13 @@ _AUTO = {"color": "#2563eb", "marker": "o", "label": "request, automatic timesta
 _MANUAL = {"color": "#ea580c", "marker": "D", "label": "request, manual OVMS_MP_TIMESTAMP"}
 _OUTPUT = {"color": "#16a34a", "marker": "s", "label": "output packet"}
 _ERROR = {"color": "#dc2626", "marker": "X", "label": "error"}
+_REJECTED = {"color": "#dc2626", "marker": "o", "label": "request, rejected (hollow)"}
 _GUIDE = "#cbd5e1"
 _MAX_NOTES = 8
 _NOTE_CHARS = 48
+_HEADING_SIZE = 10.5  # points
+_HEADING_LINES = 2  # a long end status is cut at a word after this many lines; the widget shows it whole
+_LINE_INCHES = 0.2
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,8 @@ def _axis_for(timestamps: list[int]) -> _Axis:
     return _Axis("timestamp", 0, {}, "MediaPipe timestamp")
 
 
-def _end_status(records: Sequence[TimelineRecord]) -> str | None:
+def end_status(records: Sequence[TimelineRecord]) -> str | None:
+    """The label of the stream's last end record: its final status, or None while the stream is open."""
     ends = [r for r in records if r.kind == "end"]
     return ends[-1].label if ends else None
 
@@ -103,13 +109,33 @@ def _first_line(text: str) -> str:
     return line if len(line) <= _NOTE_CHARS else line[: _NOTE_CHARS - 1] + "…"
 
 
+def heading_lines(title: str | None, status: str | None, width: float, left: float) -> list[str]:
+    """The figure's heading, wrapped to the width right of `left` (inches) and cut at a word.
+
+    "title  ·  ended: status" (or "stream open"); a failed stream's status can be a paragraph, so at most
+    `_HEADING_LINES` lines are kept and the last one ends in "…" when something was left out.
+    """
+    text = (title or "stream timeline") + (f"  ·  ended: {status}" if status is not None else "  ·  stream open")
+    chars = max(20, int((width - left - 0.25) * 72 / (_HEADING_SIZE * 0.55)))  # ~0.55 em per character
+    lines = textwrap.wrap(text, chars, break_long_words=True, drop_whitespace=True) or [text]
+    if len(lines) <= _HEADING_LINES:
+        return lines
+    kept = lines[:_HEADING_LINES]
+    last = kept[-1]
+    if len(last) > chars - 2:
+        last = last[: chars - 2].rsplit(" ", 1)[0] if " " in last[: chars - 2] else last[: chars - 2]
+    kept[-1] = last.rstrip(" .,;:") + " …"
+    return kept
+
+
 def timeline_figure(records: Sequence[TimelineRecord], *, title: str | None = None, width: float = 9.0) -> Figure:
     """A matplotlib Figure of the records: one row per input and output stream, errors on their own row.
 
     The x axis is the MediaPipe timestamp; light vertical lines mark every
     request's timestamp so the outputs it produced line up under it. Huge or
     special timestamps switch the axis to "relative to the first" or "by
-    rank", and the axis label says which.
+    rank", and the axis label says which. A rejected request is a hollow red mark
+    in its input lane, its error's ✖ right under it in the errors lane.
     """
     with RENDER_LOCK:
         return _build(list(records), title, width)
@@ -123,8 +149,7 @@ def _rank_ticks(axis: _Axis) -> tuple[list[float], list[str]]:
 
 def _build(records: list[TimelineRecord], title: str | None, width: float) -> Figure:
     lanes = _lanes(records)
-    status = _end_status(records)
-    heading = (title or "stream timeline") + (f"  ·  ended: {status}" if status is not None else "  ·  stream open")
+    status = end_status(records)
     failed = status is not None and status != "OK"
     placed = [r.timestamp for r in records if r.timestamp is not None and r.kind != "end"]
     axis = _axis_for(placed)
@@ -133,14 +158,16 @@ def _build(records: list[TimelineRecord], title: str | None, width: float) -> Fi
 
     # Fixed bands in inches: title and legend on top, the lanes, tick labels and axis label below.
     rows = max(len(lanes), 1)
-    top_band, bottom_band = 0.62, 0.62 + (0.4 if slanted else 0.0)
+    left_inches = min(1.6, 0.25 + 0.075 * max((len(lane) for lane in lanes), default=6))
+    heading = heading_lines(title, status, width, left_inches)
+    top_band, bottom_band = 0.62 + _LINE_INCHES * (len(heading) - 1), 0.62 + (0.4 if slanted else 0.0)
     height = top_band + bottom_band + 0.42 * rows + 0.2
     fig = Figure(figsize=(width, height), dpi=100)
-    left = min(1.6, 0.25 + 0.075 * max((len(lane) for lane in lanes), default=6)) / width
+    left = left_inches / width
     fig.subplots_adjust(left=left, right=1 - 0.25 / width, top=1 - top_band / height, bottom=bottom_band / height)
     ax = fig.add_subplot()
-    fig.text(left, 1 - 0.08 / height, heading, ha="left", va="top", fontsize=11,
-             color="#b91c1c" if failed else "#111827")
+    fig.text(left, 1 - 0.08 / height, "\n".join(heading), ha="left", va="top", fontsize=_HEADING_SIZE,
+             color="#b91c1c" if failed else "#111827", linespacing=1.25)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
 
@@ -169,9 +196,19 @@ def _build(records: list[TimelineRecord], title: str | None, width: float) -> Fi
             ax.scatter(x, y, s=size, c=style["color"], marker=style["marker"], zorder=3, linewidths=0)
             shown.append(style)
 
-    requests = [r for r in records if r.kind == "request"]
+    requests = [r for r in records if r.kind == "request" and not r.rejected]
     scatter([r for r in requests if not r.manual], _AUTO, 46)
     scatter([r for r in requests if r.manual], _MANUAL, 40)
+    rejected = [r for r in records if r.kind == "request" and r.rejected and r.timestamp is not None]
+    for manual in (False, True):  # hollow, in the error colour, with the marker of who chose the timestamp
+        chosen = [(axis.x(r.timestamp), row[r.lane]) for r in rejected
+                  if r.manual == manual and r.timestamp is not None]
+        if chosen:
+            hollow_x, hollow_y = zip(*chosen, strict=True)
+            ax.scatter(hollow_x, hollow_y, s=46, facecolors="none", edgecolors=_REJECTED["color"],
+                       marker=(_MANUAL if manual else _AUTO)["marker"], zorder=3, linewidths=1.5)
+    if rejected:
+        shown.append(_REJECTED)
     scatter([r for r in records if r.kind == "output"], _OUTPUT, 40)
 
     errors = [r for r in records if r.kind == "error"]
@@ -210,11 +247,19 @@ def _build(records: list[TimelineRecord], title: str | None, width: float) -> Fi
         ax.xaxis.set_major_locator(MaxNLocator(nbins=10, integer=True))
         ax.ticklabel_format(axis="x", style="plain", useOffset=False)
 
-    handles = [Line2D([], [], linestyle="", markersize=7, markeredgewidth=0, color=style["color"],
-                      marker=style["marker"], label=style["label"]) for style in shown]
-    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(left - 0.01, 1 - 0.3 / height), ncol=4,
+    handles = [Line2D([], [], linestyle="", markersize=7, color=style["color"], marker=style["marker"],
+                      label=style["label"], **_hollow(style)) for style in shown]
+    legend_top = 1 - (0.3 + _LINE_INCHES * (len(heading) - 1)) / height  # under the heading's last line
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(left - 0.01, legend_top), ncol=4,
                fontsize=8, frameon=False, handletextpad=0.3, columnspacing=1.4, borderaxespad=0, borderpad=0)
     return fig
+
+
+def _hollow(style: dict[str, str]) -> dict[str, Any]:
+    """Legend marker options: the rejected request's is hollow, like its marks."""
+    if style is _REJECTED:
+        return {"markerfacecolor": "none", "markeredgewidth": 1.5}
+    return {"markeredgewidth": 0}
 
 
 def timeline_png(records: Sequence[TimelineRecord], *, dpi: float = 100, **kwargs: Any) -> bytes:

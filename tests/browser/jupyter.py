@@ -161,6 +161,7 @@ class JupyterLab:
                 f"--IdentityProvider.token={token}", f"--notebook-dir={notebook_dir}",
                 "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.news_url=None",
                 "--LabApp.expose_app_in_browser=True",
+                "--JupyterNotebookApp.expose_app_in_browser=True",  # Notebook 7's pages too (/notebooks/...)
             ]
             if os.geteuid() == 0:
                 cmd.append("--allow-root")
@@ -522,3 +523,26 @@ def save_failure(page: Any, folder: Path, stem: str = "failure") -> list[Path]:
         (folder / f"{stem}.html").write_text(page.content())
         saved.append(folder / f"{stem}.html")
     return saved
+
+
+FAILURE_FILES = ("failure.png", "failure.html", "browser-console.log", "jupyter-server.log")
+
+
+@contextlib.contextmanager
+def browser_page(browser: Any, lab: JupyterLab, artifacts: Path, *names: str) -> Iterator[Any]:
+    """A fresh page; on failure it leaves FAILURE_FILES in `artifacts`. Old `names` there are removed first."""
+    artifacts.mkdir(parents=True, exist_ok=True)
+    for name in (*names, *FAILURE_FILES):
+        (artifacts / name).unlink(missing_ok=True)
+    console: list[str] = []
+    page = new_page(browser, console=console)
+    try:
+        yield page
+    except BaseException:
+        save_failure(page, artifacts)
+        (artifacts / "browser-console.log").write_text("\n".join(console))
+        (artifacts / "jupyter-server.log").write_text(lab.log_text())
+        raise
+    finally:
+        page.context.close()
+        lab.shutdown_kernels()  # the kernel's atexit stops the notebook's ovms_notebook server

@@ -5,7 +5,8 @@ frame stamped with its index. The notebook's kernel records, for every frame its
 graph answered, the index the frame carries and the tracks; this test compares those boxes with
 what the same graph says about the same frame sent directly (positions within 0.03 of the frame),
 checks that the timestamps increase, that a busy kernel makes the browser drop (and count) frames,
-and that closing the widget releases the camera (its tracks end), the stream and the threads.
+and that closing the widget releases the camera (its tracks end), the stream and the threads. The same
+widget is then driven in Jupyter Notebook 7's page, served by the same Jupyter server.
 
 Cells run one at a time (JupyterLab's run-cell command), because a cell that waited for frames
 would hold the kernel's main thread, where the frames arrive.
@@ -30,11 +31,11 @@ from tests.browser.jupyter import (
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
+    FAILURE_FILES,
     REPO,
     JupyterLab,
     Notebook,
-    new_page,
-    save_failure,
+    browser_page,
     skip_reason,
 )
 from tests.browser.make_notebooks import KERNEL_CHECK, write_notebook
@@ -46,7 +47,6 @@ OUT = ARTIFACTS / "camera"
 FRAMES = 60
 TOLERANCE = 0.03  # of the frame's width/height: JPEG and I420 move a detector's box a little
 
-FAILURE_FILES = ("failure.png", "failure.html", "browser-console.log", "jupyter-server.log")
 STATS_JS = "() => [...(globalThis.ovmsNotebookCameras || new Map()).values()].map(s => s.stats ? s.stats() : null)"
 RELEASED_JS = """() => [...(globalThis.ovmsNotebookCameras || new Map()).values()].map(
     s => ({released: s.released, tracks: s.tracks.map(t => t.readyState), active: s.active}))"""
@@ -172,6 +172,32 @@ def wait_shown(page: Any, count: int, timeout: float = 60.0) -> dict[str, Any]:
         page.wait_for_timeout(200)
 
 
+def assert_boxes_follow_the_face(records: list[list[Any]], expected: dict[int, list[float]]) -> None:
+    """Each recorded answer's face box (face_tracking's `tracks`) is where the graph finds the face in that very
+    frame of the fake camera's video, and the face moved across the frame over the records."""
+    centres = []
+    # The camera's frames went through I420 and JPEG: now and then the detector misses the face in one
+    # (seen: 1 frame of ~150). Never a second face, and nearly always the one.
+    assert all(len(tracks) <= 1 for _, _, tracks in records), [t for _, _, t in records if len(t) > 1]
+    missed = [index for index, _, tracks in records if not tracks]
+    assert len(missed) <= len(records) // 20, f"no face found in frames {missed}"
+    for index, _, tracks in records:
+        assert index in expected, f"frame index {index} read from a camera frame is not one of ours"
+        if not tracks:
+            continue
+        _, xmin, ymin, width, height, _ = tracks[0]
+        want = expected[index]
+        centre, want_centre = (
+            (xmin + width / 2, ymin + height / 2),
+            (want[0] + want[2] / 2, want[1] + want[3] / 2),
+        )
+        assert abs(centre[0] - want_centre[0]) < TOLERANCE and abs(centre[1] - want_centre[1]) < TOLERANCE, (
+            f"frame {index}: box centre {centre}, the graph finds {want_centre} in the frame itself"
+        )
+        centres.append(centre[0])
+    assert max(centres) - min(centres) > 0.25, "the face moved across the frame"
+
+
 def test_camera_frames_go_through_face_tracking_and_come_back_drawn(
     lab: JupyterLab, video: tuple[Path, dict[int, list[float]]], tmp_path: Path
 ) -> None:
@@ -180,94 +206,107 @@ def test_camera_frames_go_through_face_tracking_and_come_back_drawn(
     path, expected = video
     write_notebook(lab.notebook_dir / "camera.ipynb", camera_cells(GRAPHS), title="# LiveCamera in Chromium")
     fresh_artifacts(OUT)
-    with fake_camera_browser(tmp_path / "home", path) as browser:
-        console: list[str] = []
-        page = new_page(browser, console=console)
-        try:
-            notebook = Notebook.open(page, lab, "camera.ipynb")
-            for count, cell in enumerate((0, 1, 2), start=1):
-                run_cell(notebook, cell, count)
-            view = notebook.outputs(2)
-            expect(view.locator("video.ovms-camera-input")).to_be_visible(timeout=30_000)
-            first = wait_shown(page, 90)
-            assert (first["width"], first["height"]) == (640, 480)
-            # The status line under the camera says what the browser counted.
-            expect(view.locator("span", has_text="fps shown")).to_contain_text("sent", timeout=10_000)
-            notebook.fit_viewport()
-            view.first.screenshot(path=str(OUT / "live.png"))
+    with fake_camera_browser(tmp_path / "home", path) as browser, browser_page(browser, lab, OUT) as page:
+        notebook = Notebook.open(page, lab, "camera.ipynb")
+        for count, cell in enumerate((0, 1, 2), start=1):
+            run_cell(notebook, cell, count)
+        view = notebook.outputs(2)
+        expect(view.locator("video.ovms-camera-input")).to_be_visible(timeout=30_000)
+        first = wait_shown(page, 90)
+        assert (first["width"], first["height"]) == (640, 480)
+        # The status line under the camera says what the browser counted.
+        expect(view.locator("span", has_text="fps shown")).to_contain_text("sent", timeout=10_000)
+        notebook.fit_viewport()
+        view.first.screenshot(path=str(OUT / "live.png"))
 
-            # A busy kernel (6 s, about 180 camera frames): frames wait in its queue, the browser keeps at most two in
-            # flight and drops the rest. At 3 s one CI run fell short of 30 drops; 6 s leaves a wide margin.
-            run_cell(notebook, 3, 4)
-            after = wait_shown(page, first["shown"] + 30)
-            assert after["dropped_browser"] - first["dropped_browser"] >= 30, (first, after)
-            expect(view.locator("span", has_text="fps shown")).to_contain_text(
-                re.compile(r"dropped (\d{2,})"), timeout=10_000
-            )
+        # A busy kernel (6 s, about 180 camera frames): frames wait in its queue, the browser keeps at most two in
+        # flight and drops the rest. At 3 s one CI run fell short of 30 drops; 6 s leaves a wide margin.
+        run_cell(notebook, 3, 4)
+        after = wait_shown(page, first["shown"] + 30)
+        assert after["dropped_browser"] - first["dropped_browser"] >= 30, (first, after)
+        expect(view.locator("span", has_text="fps shown")).to_contain_text(
+            re.compile(r"dropped (\d{2,})"), timeout=10_000
+        )
 
-            run_cell(notebook, 4, 5)
-            report = json.loads(notebook.outputs(4).first.inner_text())
-            records = report["records"]
-            assert len(records) >= 100, f"only {len(records)} answers recorded"
-            timestamps = [timestamp for _, timestamp, _ in records]
-            assert all(np.diff(timestamps) > 0), "timestamps increase"
-            # Capture time in microseconds: ~33 ms apart at 30 fps, more across dropped frames.
-            steps = np.diff(timestamps)
-            assert np.median(steps) >= 25_000, f"timestamps are capture times in µs, steps {steps[:10]}"
-            centres = []
-            # The camera's frames went through I420 and JPEG: now and then the detector misses the face in one
-            # (seen: 1 frame of ~150). Never a second face, and nearly always the one.
-            assert all(len(tracks) <= 1 for _, _, tracks in records), [t for _, _, t in records if len(t) > 1]
-            missed = [index for index, _, tracks in records if not tracks]
-            assert len(missed) <= len(records) // 20, f"no face found in frames {missed}"
-            for index, _, tracks in records:
-                assert index in expected, f"frame index {index} read from a camera frame is not one of ours"
-                if not tracks:
-                    continue
-                _, xmin, ymin, width, height, _ = tracks[0]
-                want = expected[index]
-                centre, want_centre = (
-                    (xmin + width / 2, ymin + height / 2),
-                    (want[0] + want[2] / 2, want[1] + want[3] / 2),
-                )
-                assert abs(centre[0] - want_centre[0]) < TOLERANCE and abs(centre[1] - want_centre[1]) < TOLERANCE, (
-                    f"frame {index}: box centre {centre}, the graph finds {want_centre} in the frame itself"
-                )
-                centres.append(centre[0])
-            assert max(centres) - min(centres) > 0.25, "the face moved across the frame"
-            # The stream's state lives across frames: between frames a few camera frames apart (the face moved
-            # little) the tracker keeps its id. After a larger gap (frames dropped while the kernel was busy, or on
-            # a loaded machine) it may start a new track, and for a few frames its greedy matching may pick the
-            # old one or the new one. Nondeterministic by nature: checked as a share of the close pairs.
-            found = [record for record in records if record[2]]
-            pairs = [((b[0] - a[0]) % FRAMES, int(a[2][0][0]), int(b[2][0][0])) for a, b in itertools.pairwise(found)]
-            close = [(first, second) for gap, first, second in pairs if gap <= 4]
-            assert len(close) >= len(pairs) / 2, pairs
-            assert sum(first == second for first, second in close) >= 0.8 * len(close), pairs
-            stats = report["stats"]
-            assert stats["answered"] >= len(records) and stats["errors"] == 0
+        run_cell(notebook, 4, 5)
+        report = json.loads(notebook.outputs(4).first.inner_text())
+        records = report["records"]
+        assert len(records) >= 100, f"only {len(records)} answers recorded"
+        timestamps = [timestamp for _, timestamp, _ in records]
+        assert all(np.diff(timestamps) > 0), "timestamps increase"
+        # Capture time in microseconds: ~33 ms apart at 30 fps, more across dropped frames.
+        steps = np.diff(timestamps)
+        assert np.median(steps) >= 25_000, f"timestamps are capture times in µs, steps {steps[:10]}"
+        assert_boxes_follow_the_face(records, expected)
+        # The stream's state lives across frames: between frames a few camera frames apart (the face moved
+        # little) the tracker keeps its id. After a larger gap (frames dropped while the kernel was busy, or on
+        # a loaded machine) it may start a new track, and for a few frames its greedy matching may pick the
+        # old one or the new one. Nondeterministic by nature: checked as a share of the close pairs.
+        found = [record for record in records if record[2]]
+        pairs = [((b[0] - a[0]) % FRAMES, int(a[2][0][0]), int(b[2][0][0])) for a, b in itertools.pairwise(found)]
+        close = [(first, second) for gap, first, second in pairs if gap <= 4]
+        assert len(close) >= len(pairs) / 2, pairs
+        assert sum(first == second for first, second in close) >= 0.8 * len(close), pairs
+        stats = report["stats"]
+        assert stats["answered"] >= len(records) and stats["errors"] == 0
 
-            run_cell(notebook, 5, 6)
-            closed = json.loads(notebook.outputs(5).first.inner_text())
-            assert any("camera" in name for name in closed["before"]), closed
-            assert closed["after"] == [] and closed["alive"] == [] and closed["ended"], closed
-            page.wait_for_function(
-                "() => [...globalThis.ovmsNotebookCameras.values()].every("
-                "s => s.released && s.tracks.every(t => t.readyState === 'ended'))",
-                timeout=10_000,
-            )
-            released = page.evaluate(RELEASED_JS)
-            assert released and all(r["tracks"] == ["ended"] for r in released), released
-            assert notebook.error_texts() == []
-            page.screenshot(path=str(OUT / "page.png"))
-        except BaseException:
-            save_failure(page, OUT)
-            (OUT / "browser-console.log").write_text("\n".join(console))
-            (OUT / "jupyter-server.log").write_text(lab.log_text())
-            raise
-        finally:
-            page.context.close()
-            lab.shutdown_kernels()
+        run_cell(notebook, 5, 6)
+        closed = json.loads(notebook.outputs(5).first.inner_text())
+        assert any("camera" in name for name in closed["before"]), closed
+        assert closed["after"] == [] and closed["alive"] == [] and closed["ended"], closed
+        page.wait_for_function(
+            "() => [...globalThis.ovmsNotebookCameras.values()].every("
+            "s => s.released && s.tracks.every(t => t.readyState === 'ended'))",
+            timeout=10_000,
+        )
+        released = page.evaluate(RELEASED_JS)
+        assert released and all(r["tracks"] == ["ended"] for r in released), released
+        assert notebook.error_texts() == []
+        page.screenshot(path=str(OUT / "page.png"))
+
+
+def test_the_camera_widget_works_the_same_in_jupyter_notebook_7(
+    lab: JupyterLab, video: tuple[Path, dict[int, list[float]]], tmp_path: Path
+) -> None:
+    """The anywidget module is front-end neutral: Notebook 7's page (/notebooks/...), not JupyterLab's, shows the
+    camera, streams its frames through face_tracking and draws the answers, and closing releases the camera."""
+    path, expected = video
+    write_notebook(lab.notebook_dir / "camera7.ipynb", camera_cells(GRAPHS), title="# LiveCamera in Notebook 7")
+    out = fresh_artifacts(OUT / "notebook7")
+    with fake_camera_browser(tmp_path / "home", path) as browser, browser_page(browser, lab, out) as page:
+        page.goto(lab.url("notebooks/camera7.ipynb"))
+        notebook = Notebook(page, lab, "camera7.ipynb")
+        notebook.panel.locator(".jp-Cell").first.wait_for(state="visible", timeout=60_000)
+        assert page.evaluate("() => window.jupyterapp.name") == "Jupyter Notebook"  # not JupyterLab's shell
+        deadline = time.monotonic() + 60
+        while not notebook.session_ready():  # Notebook 7 has no status bar: its session model says when
+            assert time.monotonic() < deadline, "Notebook 7's kernel not ready after 60 s"
+            page.wait_for_timeout(200)
+        for count, cell in enumerate((0, 1, 2), start=1):
+            run_cell(notebook, cell, count)
+        first = wait_shown(page, 60)
+        assert (first["width"], first["height"], first["errors"]) == (640, 480, 0)
+        notebook.outputs(2).first.screenshot(path=str(out / "live.png"))
+        run_cell(notebook, 4, 4)
+        records = json.loads(notebook.outputs(4).first.inner_text())["records"]
+        assert len(records) >= 30 and all(np.diff([timestamp for _, timestamp, _ in records]) > 0)
+        assert_boxes_follow_the_face(records, expected)
+        # The resolution picker, as a user picks it: the camera restarts at 320x240 and the loop goes on.
+        notebook.outputs(2).locator("select").nth(1).select_option("320x240")
+        page.wait_for_function(f"() => ({STATS_JS})().some(s => s && s.width === 320 && s.height === 240)",
+                               timeout=30_000)
+        smaller = wait_shown(page, camera_stats(page)["shown"] + 20)
+        assert (smaller["width"], smaller["height"], smaller["errors"]) == (320, 240, 0)
+        run_cell(notebook, 5, 5)
+        closed = json.loads(notebook.outputs(5).first.inner_text())
+        assert closed["after"] == [] and closed["alive"] == [] and closed["ended"], closed
+        page.wait_for_function(
+            "() => [...globalThis.ovmsNotebookCameras.values()].every("
+            "s => s.released && s.tracks.every(t => t.readyState === 'ended'))",
+            timeout=10_000,
+        )
+        assert notebook.error_texts() == []
+        page.screenshot(path=str(out / "page.png"), full_page=True)
 
 
 def test_the_lesson_records_a_live_camera_and_replays_it(
@@ -283,38 +322,27 @@ def test_the_lesson_records_a_live_camera_and_replays_it(
     shutil.copy2(REPO / "notebooks" / "05_live_camera.ipynb", lab.notebook_dir / "notebooks" / "05_live_camera.ipynb")
     if not (lab.notebook_dir / "graphs").exists():
         (lab.notebook_dir / "graphs").symlink_to(GRAPHS)
-    with fake_camera_browser(tmp_path / "home", path) as browser:
-        console: list[str] = []
-        page = new_page(browser, console=console)
-        try:
-            notebook = Notebook.open(page, lab, "notebooks/05_live_camera.ipynb")
-            run_cell(notebook, 0, 1)
-            run_cell(notebook, 1, 2)
-            before = wait_shown(page, 20)
-            run_cell(notebook, 2, 3)  # the camera is on: record live frames
-            assert "camera on: recording the next 60 frames" in notebook.outputs(2).first.inner_text()
-            wait_shown(page, before["shown"] + 75)
-            for count, cell in enumerate(range(3, 8), start=4):
-                run_cell(notebook, cell, count)
-            summary_text = notebook.outputs(7).first.inner_text()
-            summary = json.loads(summary_text[summary_text.index("SUMMARY ") + len("SUMMARY ") :])
-            assert summary["live"] is True and summary["requests"] == 60
-            assert all(np.diff(summary["timestamps"]) > 0) and summary["timestamps"][0] == 0
-            assert summary["same"] is True and summary["detector_same_timestamps"] is True
-            # One face in (nearly) every recorded frame (a camera frame now and then loses it to I420 and JPEG); its
-            # id may change where the detector missed it for longer than
-            # the tracker waits (frames the browser dropped widen the gaps), so only the count is fixed.
-            counts = [len(ids) for ids in summary["ids"]]
-            assert len(counts) == 60 and max(counts) == 1 and counts.count(0) <= 3, summary["ids"]
-            assert summary["left_behind"] == []
-            assert notebook.error_texts() == []
-            notebook.fit_viewport()
-            page.screenshot(path=str(out / "page.png"))
-        except BaseException:
-            save_failure(page, out)
-            (out / "browser-console.log").write_text("\n".join(console))
-            (out / "jupyter-server.log").write_text(lab.log_text())
-            raise
-        finally:
-            page.context.close()
-            lab.shutdown_kernels()
+    with fake_camera_browser(tmp_path / "home", path) as browser, browser_page(browser, lab, out) as page:
+        notebook = Notebook.open(page, lab, "notebooks/05_live_camera.ipynb")
+        run_cell(notebook, 0, 1)
+        run_cell(notebook, 1, 2)
+        before = wait_shown(page, 20)
+        run_cell(notebook, 2, 3)  # the camera is on: record live frames
+        assert "camera on: recording the next 60 frames" in notebook.outputs(2).first.inner_text()
+        wait_shown(page, before["shown"] + 75)
+        for count, cell in enumerate(range(3, 8), start=4):
+            run_cell(notebook, cell, count)
+        summary_text = notebook.outputs(7).first.inner_text()
+        summary = json.loads(summary_text[summary_text.index("SUMMARY ") + len("SUMMARY ") :])
+        assert summary["live"] is True and summary["requests"] == 60
+        assert all(np.diff(summary["timestamps"]) > 0) and summary["timestamps"][0] == 0
+        assert summary["same"] is True and summary["detector_same_timestamps"] is True
+        # One face in (nearly) every recorded frame (a camera frame now and then loses it to I420 and JPEG); its
+        # id may change where the detector missed it for longer than
+        # the tracker waits (frames the browser dropped widen the gaps), so only the count is fixed.
+        counts = [len(ids) for ids in summary["ids"]]
+        assert len(counts) == 60 and max(counts) == 1 and counts.count(0) <= 3, summary["ids"]
+        assert summary["left_behind"] == []
+        assert notebook.error_texts() == []
+        notebook.fit_viewport()
+        page.screenshot(path=str(out / "page.png"))

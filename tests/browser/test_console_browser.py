@@ -9,17 +9,15 @@ test leaves failure.png, failure.html, the browser console and the server log.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import shutil
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser.jupyter import ARTIFACTS, REPO, JupyterLab, Notebook, chromium, new_page, save_failure, skip_reason
+from tests.browser.jupyter import ARTIFACTS, REPO, JupyterLab, Notebook, browser_page, chromium, skip_reason
 from tests.browser.make_notebooks import console_cells, panel_cells, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")]
@@ -28,7 +26,6 @@ GRAPHS = REPO / "graphs"
 NOTEBOOKS = REPO / "notebooks"
 TIMESTAMPS_NOTEBOOK = NOTEBOOKS / "02_timestamps.ipynb"
 RENDER_MS = 30_000  # widgets render asynchronously, and traits set from kernel threads arrive later still
-FAILURE_FILES = ("failure.png", "failure.html", "browser-console.log", "jupyter-server.log")
 
 # Code cells of console_cells(): which output shows what.
 CONSOLE_PANEL_CELL, CONSOLE_CELL = 2, 3
@@ -44,26 +41,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     with chromium(tmp_path_factory.mktemp("browser-home")) as launched:
         yield launched
-
-
-@contextlib.contextmanager
-def browser_page(browser: Any, lab: JupyterLab, artifacts: Path, *names: str) -> Iterator[Any]:
-    """A fresh page; on failure it leaves FAILURE_FILES in `artifacts`. Old `names` there are removed first."""
-    artifacts.mkdir(parents=True, exist_ok=True)
-    for name in (*names, *FAILURE_FILES):
-        (artifacts / name).unlink(missing_ok=True)
-    console: list[str] = []
-    page = new_page(browser, console=console)
-    try:
-        yield page
-    except BaseException:
-        save_failure(page, artifacts)
-        (artifacts / "browser-console.log").write_text("\n".join(console))
-        (artifacts / "jupyter-server.log").write_text(lab.log_text())
-        raise
-    finally:
-        page.context.close()
-        lab.shutdown_kernels()  # the kernel's atexit stops the notebook's ovms_notebook server
 
 
 def check_kernel(notebook: Notebook) -> None:

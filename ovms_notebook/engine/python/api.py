@@ -108,6 +108,7 @@ class _Context(Protocol):
     def close_output(self, tag: str) -> None: ...
     def input_timestamp(self, tag: str) -> int: ...
     def input_done(self, tag: str) -> bool: ...
+    def set_side_packet(self, tag: str, value: object) -> None: ...
 
 
 def tag_key(tag: str, index: int) -> str:
@@ -150,7 +151,7 @@ class Calculator:
     """Base class of Python calculators; subclass it in a notebook cell and `register` it.
 
     Class attributes declare the contract (MediaPipe's GetContract):
-    `inputs`, `outputs`, `side_packets` are `TAG:index` keys or wildcards;
+    `inputs`, `outputs`, `side_packets`, `output_side_packets` are `TAG:index` keys or wildcards;
     `input_stream_handler` is Default (run at t once every input has a
     packet at t or a bound past t), Immediate (run on every arrival, other
     inputs EMPTY) or SyncSet (with `sync_sets`, groups of input keys
@@ -171,6 +172,7 @@ class Calculator:
     inputs: ClassVar[Sequence[str]] = ()
     outputs: ClassVar[Sequence[str]] = ()
     side_packets: ClassVar[Sequence[str]] = ()
+    output_side_packets: ClassVar[Sequence[str]] = ()
     input_stream_handler: ClassVar[str] = "DefaultInputStreamHandler"
     sync_sets: ClassVar[Sequence[Sequence[str]]] = ()
     timestamp_offset: int | None = 0
@@ -210,6 +212,14 @@ class Calculator:
     def close_output(self, tag: str) -> None:
         """Close output `tag`: its consumers see it done (bound Timestamp::Done())."""
         self._context().close_output(tag)
+
+    def set_side_packet(self, tag: str, value: object) -> None:
+        """Set output side packet `tag` (declared in `output_side_packets`), in open() or process(): once per run.
+
+        Nodes that take it as an input side packet open when it is set (their inputs wait until then); setting
+        it again fails the run with MediaPipe's `Output side packet "name" was already set.`
+        """
+        self._context().set_side_packet(tag, value)
 
     def input_timestamp(self, tag: str) -> int:
         """The timestamp of input `tag`'s packet in this call; for EMPTY, the settled bound (bound - 1)."""

@@ -74,8 +74,10 @@ class NodeRuntime:
         stop_sources: Callable[[], None],
         enqueue: Callable[[NodeRuntime, Task], bool],
         tracer: NodeTracer | None = None,
+        set_side: Callable[[str, object], None] | None = None,
     ) -> None:
         self.plan = plan
+        self._set_side = set_side
         self._tracer = tracer
         self.id = plan.id
         self.name = plan.name
@@ -282,6 +284,19 @@ class NodeRuntime:
                 raise RuntimeError("input timestamps exist only inside process()")
             raise ValueError(f'node "{self.name}" has no input "{tag}"; its inputs are {", ".join(self._slots)}')
         return self._slots[key]
+
+    def set_side_packet(self, tag: str, value: object) -> None:
+        """`OutputSidePacket::Set` for output side packet `tag`: the graph opens the nodes waiting for it."""
+        key = canonical_key(tag)
+        ref = next((ref for ref in self.plan.output_side_packets if ref.key == key), None)
+        if ref is None:
+            made = ", ".join(ref.key for ref in self.plan.output_side_packets) or "none"
+            raise ValueError(f'node "{self.name}" has no output side packet "{tag}"; its output side packets: {made}')
+        if value is None:
+            raise ValueError(f'Empty packet set on output side packet "{ref.name}".')
+        if self._set_side is None:
+            raise RuntimeError("output side packets need a graph to receive them")
+        self._set_side(ref.name, value)
 
     def emit(self, tag: str, value: object, timestamp: int | None) -> None:
         shard = self._shard(tag)

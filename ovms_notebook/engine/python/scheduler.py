@@ -112,6 +112,8 @@ class PythonGraph:
         self._stopping = False
         self._errors: list[Status] = []
         self._nodes: list[NodeRuntime] = []
+        self._side_values: dict[str, object] = {}  # the run's side packets: the graph's, then those nodes set
+        self._sides_changed = False
         self._queue: list[tuple[int, int, NodeRuntime, Task]] = []
         self._sequence = itertools.count()
         self._inputs: dict[str, GraphInput] = {}
@@ -165,10 +167,13 @@ class PythonGraph:
             if self._running:
                 raise PythonGraphError("start_run() was already called; close() the run first", FAILED_PRECONDITION)
             side_packets = dict(side_packets or {})
+            made = {ref.name for node in self._plan.nodes for ref in node.output_side_packets}
             for node in self._plan.nodes:
                 for ref in node.side_packets:
-                    if ref.name not in side_packets:
+                    if ref.name not in side_packets and ref.name not in made:
                         raise PythonGraphArgumentError(f'Side packet "{ref.name}" is required but was not provided.')
+            self._side_values = {name: value for name, value in side_packets.items() if name not in made}
+            self._sides_changed = False
             self._errors = []
             self._stopping = False
             self._cancelled = False
@@ -180,16 +185,20 @@ class PythonGraph:
             if self._tracer is not None:
                 self._tracer.clear()
             self._nodes = [
-                NodeRuntime(plan, streams, self._record, self._stop_sources, self._enqueue, self._tracer)
+                NodeRuntime(plan, streams, self._record, self._stop_sources, self._enqueue, self._tracer,
+                            set_side=self._set_side)
                 for plan in self._plan.nodes
             ]
             for observer in self._observers:
                 observer.prepare(streams[observer.name], self._record)
             self._running = self._started = True
             for runtime in self._nodes:  # OpenNode() tasks run before any Process(), lower ids first
-                if self._errors or not runtime.open(side_packets):
+                if not self._sides_ready(runtime):
+                    continue  # opens once a node sets the side packets it takes (its inputs wait meanwhile)
+                if self._errors or not runtime.open(self._side_values):
                     break
                 runtime.check_if_became_ready()
+            self._open_waiting()
             self._drain_if_eager()
 
     def add_packet_to_input_stream(self, stream: str, value: object, timestamp: int) -> None:
@@ -327,6 +336,28 @@ class PythonGraph:
         if self._errors:
             raise self._combined("Graph has errors: ")
 
+    def _sides_ready(self, runtime: NodeRuntime) -> bool:
+        return all(ref.name in self._side_values for ref in runtime.plan.side_packets)
+
+    def _set_side(self, name: str, value: object) -> None:
+        """A node set output side packet `name` (`OutputSidePacketImpl::Set`): once per run."""
+        if name in self._side_values:
+            self._record(builder_status("ALREADY_EXISTS", f'Output side packet "{name}" was already set.'))
+            return
+        self._side_values[name] = value
+        self._sides_changed = True
+
+    def _open_waiting(self) -> None:
+        """Open, lower ids first, the nodes whose input side packets other nodes have set since they were due."""
+        while self._sides_changed and not self._errors:
+            self._sides_changed = False
+            for runtime in self._nodes:
+                if runtime.state != "created" or not self._sides_ready(runtime):
+                    continue
+                if not runtime.open(self._side_values):
+                    return
+                runtime.check_if_became_ready()
+
     def _record(self, status: Status) -> None:
         log.debug("graph error: %s", status.message)
         self._errors.append(status)
@@ -363,6 +394,7 @@ class PythonGraph:
                 if self._queue:
                     _, _, node, task = heapq.heappop(self._queue)
                     node.run(task)
+                    self._open_waiting()
                     continue
                 source = next((node for node in self._nodes if node.is_source and node.state == "opened"), None)
                 if source is None or self._errors:

@@ -45,6 +45,7 @@ class NodePlan:
     back_edges: frozenset[str]
     handler: str
     sync_sets: tuple[tuple[str, ...], ...]
+    output_side_packets: tuple[StreamRef, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -178,16 +179,16 @@ def plan_graph(config: Any, registry: Mapping[str, type[Calculator]]) -> GraphPl
             raise GraphConfigError(
                 f'No registered object with name: {node.calculator}; Unable to find Calculator "{node.calculator}"'
             )
-        if node.output_side_packet:
-            raise GraphConfigError(f'Node "{name}": output_side_packet is not supported for Python calculators.')
-        inputs, outputs, sides = (
+        inputs, outputs, sides, made = (
             _tag_map(node.input_stream),
             _tag_map(node.output_stream),
             _tag_map(node.input_side_packet),
+            _tag_map(node.output_side_packet),
         )
         _check_contract(cls, node.calculator, inputs, cls.inputs, "input streams")
         _check_contract(cls, node.calculator, outputs, cls.outputs, "output streams")
         _check_contract(cls, node.calculator, sides, cls.side_packets, "input side packets")
+        _check_contract(cls, node.calculator, made, cls.output_side_packets, "output side packets")
         keys = {ref.key for ref in inputs}
         back_edges = set()
         for info in node.input_stream_info:
@@ -202,7 +203,7 @@ def plan_graph(config: Any, registry: Mapping[str, type[Calculator]]) -> GraphPl
             if info.back_edge:
                 back_edges.add(key)
         handler, sync_sets = _handler(node, cls, graph_handler, keys, name)
-        drafts.append((name, cls, node, inputs, outputs, sides, frozenset(back_edges), handler, sync_sets))
+        drafts.append((name, cls, node, inputs, outputs, sides, frozenset(back_edges), handler, sync_sets, made))
 
     producer: dict[str, int] = {}
     for stream in graph_inputs:
@@ -226,13 +227,20 @@ def plan_graph(config: Any, registry: Mapping[str, type[Calculator]]) -> GraphPl
             if upstream >= 0 and ref.key not in draft[6]:
                 edges[upstream].add(i)
 
+    side_producer: dict[str, str] = {}
+    for draft in drafts:
+        for ref in draft[9]:
+            if ref.name in side_producer:
+                raise GraphConfigError(f'Output Side Packet "{ref.name}" defined twice.')
+            side_producer[ref.name] = draft[0]
     order = _topological_order(edges)
     if len(order) < len(drafts):
         cycle = ", ".join(drafts[i][0] for i in range(len(drafts)) if i not in set(order))
         raise GraphConfigError(f"Generator side packet cycle or calculator stream cycle detected in graph: [{cycle}]")
     nodes = tuple(
-        NodePlan(position, name, node.calculator, cls, node, inputs, outputs, sides, back_edges, handler, sync_sets)
-        for position, (name, cls, node, inputs, outputs, sides, back_edges, handler, sync_sets) in enumerate(
+        NodePlan(position, name, node.calculator, cls, node, inputs, outputs, sides, back_edges, handler, sync_sets,
+                 made)
+        for position, (name, cls, node, inputs, outputs, sides, back_edges, handler, sync_sets, made) in enumerate(
             drafts[i] for i in order
         )
     )

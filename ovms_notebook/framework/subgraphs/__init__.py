@@ -7,7 +7,7 @@ others (`HolisticTrackingToRenderData`, and inside it `HandWristForPose`; the
 iris demo's `IrisLandmarkLeftAndRightCpu`, `IrisLandmarkCpu`, `IrisLandmarkLandmarksToRoi`
 and `IrisRendererCpu`), and so do MediaPipe's own example graphs (the renderers
 `FaceRendererCpu`, `HandRendererSubgraph`, `PoseRendererCpu` with its
-`PoseLandmarksToRenderData`).
+`PoseLandmarksToRenderData`, the iris depth graph's `IrisAndDepthRendererCpu`).
 Their pbtxt files, copied unchanged from google-ai-edge/mediapipe v0.10.21,
 live next to this module; `expand_subgraphs` inlines them the way MediaPipe
 does: the subgraph's `TAG:index` streams and side packets are wired to the
@@ -51,6 +51,7 @@ SUBGRAPHS: dict[str, str] = {
     "IrisLandmarkCpu": "iris_landmark_cpu.pbtxt",  # mediapipe/modules/iris_landmark/
     "IrisLandmarkLandmarksToRoi": "iris_landmark_landmarks_to_roi.pbtxt",  # mediapipe/modules/iris_landmark/
     "IrisRendererCpu": "iris_renderer_cpu.pbtxt",  # mediapipe/graphs/iris_tracking/subgraphs/
+    "IrisAndDepthRendererCpu": "iris_and_depth_renderer_cpu.pbtxt",  # mediapipe/graphs/iris_tracking/subgraphs/
     # MediaPipe's own example graphs (ovms_notebook/examples/mediapipe):
     "FaceRendererCpu": "face_renderer_cpu.pbtxt",  # mediapipe/graphs/face_mesh/subgraphs/
     "HandRendererSubgraph": "hand_renderer_cpu.pbtxt",  # mediapipe/graphs/hand_tracking/subgraphs/
