@@ -54,7 +54,7 @@ def fork_inference(nodes: list[object], fork: ForkInference, prefix: str) -> lis
 def python_twins(nodes: list[object]) -> list[object]:
     """`nodes` with the tensor calculators around a Python-side inference renamed to their Python twins, and each
     `SsdAnchorsCalculator` folded into the node reading its anchors: its options join that node's, and the
-    ANCHORS side packet goes (the Python calculators have no output side packets)."""
+    ANCHORS side packet goes: the anchors are worked out once where they are read, with no node of their own."""
     from google.protobuf import any_pb2
     from mediapipe.calculators.tflite import ssd_anchors_calculator_pb2
 
