@@ -2,10 +2,13 @@
 
 ENTRIES = frames/s of a demo graph served from a folder laid out as OVMS's demo (config.json lists the
           model entries OVMS's MediaPipe fork infers on, each `<name>/1/<file>.tflite` copied from the wheel;
-          the iris subgraph then infers on its entry through OpenVINOInferenceCalculator, and every other
-          entry gets a session that loads it)
+          the iris demo's face detection, face landmark and iris subgraphs then infer on their entries through
+          OpenVINOInferenceCalculator, with the tensor nodes around them on the Python side, and so do the
+          holistic demo's face detection, face landmark and pose detection; its pose landmark and hand
+          subgraphs keep the wheel's TFLite and their entries get sessions that load them)
         / frames/s of the same pbtxt served from the examples' config.json (no model entries: the wheel's
-          files, the iris model through the Python TfLiteInferenceCalculator on OpenVINO),
+          files, face detection and landmarks natively on TFLite, the iris model through the Python
+          TfLiteInferenceCalculator on OpenVINO),
 for `irisTracking` and `holisticTracking`, each over one ModelStreamInfer stream in lock-step (send a
 frame, wait for its answer), 320x320 frames of the camera panning over the astronaut; both servers run in
 this process and the four runs alternate.

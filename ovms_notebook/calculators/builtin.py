@@ -9,6 +9,7 @@ to import fails that lookup with its own ImportError instead of hiding the calcu
 from __future__ import annotations
 
 from ovms_notebook.calculators import (
+    detections,
     image_files,
     iris,
     labels,
@@ -17,6 +18,8 @@ from ovms_notebook.calculators import (
     recolor,
     render,
     render_shapes,
+    tensor_plumbing,
+    tensors,
     tflite,
     tracking,
 )
@@ -47,6 +50,17 @@ BY_CLASS_NAME: tuple[type[Calculator], ...] = (
     tflite.TfLiteInferenceCalculator,
     tflite.SplitTfLiteTensorVectorCalculator,
     tflite.TfLiteTensorsToLandmarksCalculator,
+    # the tensor calculators around an inference on OpenVINO (OVMS's fork), under names of their own
+    tensors.PythonImageToTensorCalculator,
+    tensors.PythonTensorsToDetectionsCalculator,
+    detections.PythonNonMaxSuppressionCalculator,
+    detections.PythonDetectionProjectionCalculator,
+    detections.PythonDetectionLetterboxRemovalCalculator,
+    tensor_plumbing.PythonSplitTensorVectorCalculator,
+    tensor_plumbing.PythonTensorsToFloatsCalculator,
+    tensor_plumbing.PythonThresholdingCalculator,
+    tensor_plumbing.PythonGateCalculator,
+    tensor_plumbing.PythonTensorsToLandmarksCalculator,
 )
 
 

@@ -151,9 +151,14 @@ def _packet(value: object) -> mp.Packet:
             return creator.create_float_vector([float(item) for item in value])
         if kinds <= {str}:
             return creator.create_string_vector(list(value))
+        if all(issubclass(kind, protobuf_message.Message) for kind in kinds):
+            from ovms_notebook.engine.proto_vectors import proto_vector_packet
+
+            return proto_vector_packet(list(value))
     raise TypeError(
         f"a Python node emitted {type(value).__name__}, which has no MediaPipe packet form here; emit a numpy "
-        "array, TensorValue, number, str/bytes, list of numbers or strings, protobuf message, or an mp.Packet"
+        "array, TensorValue, number, str/bytes, list of numbers, strings or protobuf messages (detections, "
+        "rects, landmark lists), protobuf message, or an mp.Packet"
     )
 
 

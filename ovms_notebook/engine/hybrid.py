@@ -274,6 +274,17 @@ class HybridGraph:
                     for name in ready:
                         self.python.close_input_stream(name)
                 ended.update(ready)
+            # Python producers that never closed their streams (a Python half that failed, a node that keeps its
+            # outputs open): close those native inputs one at a time and let what follows run to idle first.
+            # CloseAllPacketSources, inside close(), holds the GIL while it closes every input; the native nodes
+            # its closing wakes call our observers, which need the GIL, behind MediaPipe's process-wide callback
+            # mutex, so a cascade started there can deadlock. One stream at a time with the GIL free in between
+            # leaves close() nothing to wake.
+            for name in self.split.to_native:
+                if name not in closed and not self._cancelled:
+                    self.native.close_input_stream(name)
+                    self.native.wait_until_idle()
+                    self._drain_inbox()
             native_error = self.native.close()
         self._drain_inbox()
         with self._lock:

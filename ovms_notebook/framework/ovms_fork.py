@@ -12,17 +12,44 @@ reads that file as data (it imports nothing from the layers above).
 When a graph's config.json serves any of the model entries its subgraphs ask
 for, the graph is served the way OVMS serves it:
 
-* the subgraphs this package expands in Python (`IrisLandmarkCpu`) get the
-  fork's rewrite of their inference node (`FORK_INFERENCE`): a session on the
-  model entry and an `OpenVINOInferenceCalculator` in place of
-  `TfLiteInferenceCalculator`, so the folder's model is the one that runs;
+* the subgraphs of `FORK_INFERENCE` are expanded here from MediaPipe's own
+  pbtxt (ovms_notebook.framework.subgraphs; `IrisLandmarkCpu` always, the
+  wheel-native face chain `FaceLandmarkFrontCpu` -> `FaceDetectionShortRangeCpu`
+  -> `FaceDetectionShortRange` -> `FaceDetection` and `FaceLandmarkCpu` ->
+  `TensorsToFaceLandmarks`, `HolisticLandmarkCpu` -> `FaceLandmarksFromPoseCpu`
+  -> `FaceDetectionShortRangeByRoiCpu`, and `PoseLandmarkCpu` -> `PoseDetectionCpu`,
+  only then) and get the fork's rewrite of their
+  inference node: a session on the model entry and an
+  `OpenVINOInferenceCalculator` in place of `TfLiteInferenceCalculator` or
+  `InferenceCalculator`, so the folder's model is the one that runs. The
+  tensor calculators around `InferenceCalculator` become their Python twins
+  (`PYTHON_TWINS`: ovms_notebook.calculators.tensors, detections,
+  tensor_plumbing), since `std::vector<mediapipe::Tensor>` packets cannot
+  cross to native nodes; the geometry and tracking between them
+  (`FaceDetectionFrontDetectionToRoi`, loops, `LandmarkProjection`, ...)
+  stays native;
 * every other entry the graph's subgraphs ask for gets a session node of its
   own (`model_entry_checks`), so a missing or unloadable entry fails the
   stream at start with OVMS's `OpenVINOModelServerSessionCalculator failed to
-  load the model`. The wheel's native subgraphs (face detection and
-  landmarks, pose, hands) still infer on their own .tflite files: their
-  inference nodes take and give `std::vector<mediapipe::Tensor>` packets,
-  which no Python node can read or make, so OpenVINO cannot stand in there.
+  load the model`. The wheel's native subgraphs that are not expanded here
+  (pose landmarks and hands, also inside an expanded `HolisticLandmarkCpu`
+  or `PoseLandmarkCpu`) still infer on their own .tflite files.
+
+Which subgraph infers on which entry, here:
+
+    subgraph                      entry            inference with the entry served
+    IrisLandmarkCpu               iris_landmark    OpenVINO on the entry (TfLite* calculators in Python)
+    FaceDetectionShortRangeCpu    face_detection   OpenVINO on the entry (tensor calculators in Python)
+    FaceLandmarkCpu               face_landmark    OpenVINO on the entry (tensor calculators in Python;
+                                                   WITH_ATTENTION must stay unconnected, as the fork's model
+                                                   has no attention)
+    FaceLandmarkFrontCpu          both above       both above, its glue native
+    PoseDetectionCpu              pose_detection   OpenVINO on the entry (tensor calculators in Python)
+    PoseLandmarkCpu               pose_detection,  pose detection as above; PoseLandmarkByRoiCpu the wheel's
+                                  pose_landmark_full  TFLite (its entry loaded and checked only)
+    HolisticLandmarkCpu           all six          face and pose detection as above; pose landmarks and hands
+                                                   the wheel's TFLite
+    PoseLandmarkByRoiCpu, Hand*   their entries    the wheel's TFLite files (entries loaded and checked only)
 
 A graph whose config.json serves none of them names no model entry: it runs
 MediaPipe's subgraphs on the wheel's files, as MediaPipe does.
@@ -39,7 +66,9 @@ from typing import Any
 
 __all__ = [
     "FORK_INFERENCE",
+    "PYTHON_TWINS",
     "SESSION_CALCULATOR",
+    "TENSOR_SUBGRAPHS",
     "ForkInference",
     "fork_servables",
     "inference_node_text",
@@ -64,11 +93,37 @@ class ForkInference:
     outputs: tuple[str, ...]
 
 
-#: Subgraphs expanded here whose `TfLiteInferenceCalculator` the fork replaces by a session on `servable` and
-#: an `OpenVINOInferenceCalculator` with TFLITE_TENSORS in and out (openvinotoolkit/mediapipe b2dccf07,
-#: mediapipe/modules/iris_landmark/iris_landmark_cpu.pbtxt).
+#: Subgraphs expanded here whose `TfLiteInferenceCalculator` or `InferenceCalculator` the fork replaces by a
+#: session on `servable` and an `OpenVINOInferenceCalculator` with the same tensor streams in and out
+#: (openvinotoolkit/mediapipe b2dccf07: mediapipe/modules/iris_landmark/iris_landmark_cpu.pbtxt,
+#: mediapipe/modules/face_detection/face_detection.pbtxt).
 FORK_INFERENCE: dict[str, ForkInference] = {
     "IrisLandmarkCpu": ForkInference("iris_landmark", ("input_1",), ("output_eyes_contours_and_brows", "output_iris")),
+    "FaceDetection": ForkInference("face_detection", ("input",), ("regressors", "classificators")),
+    "FaceLandmarkCpu": ForkInference("face_landmark", ("input_1",), ("conv2d_21", "conv2d_31")),
+    "PoseDetectionCpu": ForkInference("pose_detection", ("input_1",), ("Identity", "Identity_1")),
+}
+
+#: Subgraphs nested in those whose every node reads what Python-side nodes make, so their calculators become
+#: Python twins too (FaceLandmarkCpu's `SwitchContainer` picks `TensorsToFaceLandmarks`).
+TENSOR_SUBGRAPHS = frozenset({"TensorsToFaceLandmarks"})
+
+#: Calculators of those subgraphs that handle `std::vector<mediapipe::Tensor>` (or, downstream, make packets only
+#: native nodes could read) -> the Python calculator (ovms_notebook.calculators.tensors) that stands in for them
+#: once the inference runs on the Python side. They get names of their own so that the same stock calculators
+#: elsewhere in a graph stay native. `SsdAnchorsCalculator` has no twin: its output side packet is folded into
+#: the options of the node reading it (see framework/subgraphs).
+PYTHON_TWINS: dict[str, str] = {
+    "ImageToTensorCalculator": "PythonImageToTensorCalculator",
+    "TensorsToDetectionsCalculator": "PythonTensorsToDetectionsCalculator",
+    "NonMaxSuppressionCalculator": "PythonNonMaxSuppressionCalculator",
+    "DetectionProjectionCalculator": "PythonDetectionProjectionCalculator",
+    "DetectionLetterboxRemovalCalculator": "PythonDetectionLetterboxRemovalCalculator",
+    "SplitTensorVectorCalculator": "PythonSplitTensorVectorCalculator",
+    "TensorsToFloatsCalculator": "PythonTensorsToFloatsCalculator",
+    "ThresholdingCalculator": "PythonThresholdingCalculator",
+    "GateCalculator": "PythonGateCalculator",
+    "TensorsToLandmarksCalculator": "PythonTensorsToLandmarksCalculator",
 }
 
 
@@ -117,14 +172,16 @@ def session_node_text(servable: str, side_packet: str, name: str = "") -> str:
     )
 
 
-def inference_node_text(fork: ForkInference, side_packet: str, source: str, target: str, name: str = "") -> str:
-    """pbtxt of the fork's OpenVINOInferenceCalculator: TFLITE_TENSORS:`source` -> TFLITE_TENSORS:`target`."""
+def inference_node_text(fork: ForkInference, side_packet: str, source: str, target: str, name: str = "",
+                        tag: str = "TFLITE_TENSORS") -> str:
+    """pbtxt of the fork's OpenVINOInferenceCalculator: `tag`:`source` -> `tag`:`target` (TFLITE_TENSORS for the
+    legacy TfLite calculators, TENSORS for `InferenceCalculator`'s)."""
     named = f'name: "{name}" ' if name else ""
     inputs = ", ".join(f'"{tensor}"' for tensor in fork.inputs)
     outputs = ", ".join(f'"{tensor}"' for tensor in fork.outputs)
     return (
         f'node {{ {named}calculator: "OpenVINOInferenceCalculator" input_side_packet: "SESSION:{side_packet}" '
-        f'input_stream: "TFLITE_TENSORS:{source}" output_stream: "TFLITE_TENSORS:{target}" '
+        f'input_stream: "{tag}:{source}" output_stream: "{tag}:{target}" '
         f"node_options {{ [{_INFERENCE_OPTIONS}] {{ input_order_list: [{inputs}] "
         f"output_order_list: [{outputs}] }} }} }}"
     )

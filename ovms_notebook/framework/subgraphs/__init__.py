@@ -12,11 +12,16 @@ Their pbtxt files, copied unchanged from google-ai-edge/mediapipe v0.10.21,
 live next to this module; `expand_subgraphs` inlines them the way MediaPipe
 does: the subgraph's `TAG:index` streams and side packets are wired to the
 names the outer node gives them, every internal name gets a per-instance
-prefix (`holistictrackingtorenderdata__render_scale`), and nested subgraphs
-are expanded in turn. A graph folder may bring its own subgraph pbtxt files
+prefix (`holistictrackingtorenderdata__render_scale`), inputs the outer node
+leaves unconnected are dropped, `graph_options`/`option_value` are resolved
+(graph_options.py), and nested subgraphs are expanded in turn. Some subgraphs
+the wheel does have (the face ones, `FORK_SUBGRAPHS`) are expanded too, but
+only when the graph's config.json serves the model entries OVMS's fork infers
+them on: then their inference runs on those entries (fork.py). A graph folder may bring its own subgraph pbtxt files
 (`folder_subgraphs`): they expand the same way, and win over ours. The
 expanded nodes are then stock calculators (native) or Python calculators
-(ovms_notebook.calculators.render, render_shapes, iris, tflite, recolor, labels), and
+(ovms_notebook.calculators.render, render_shapes, iris, tflite, recolor, labels, tensors,
+detections, tensor_plumbing), and
 `split_graph` cuts between them as for any graph.
 """
 
@@ -28,12 +33,14 @@ from importlib import resources
 from typing import Any
 
 from ovms_notebook.errors import GraphLoadError
-from ovms_notebook.framework.ovms_fork import FORK_INFERENCE, ForkInference, inference_node_text, session_node_text
+from ovms_notebook.framework.ovms_fork import FORK_INFERENCE, TENSOR_SUBGRAPHS
 from ovms_notebook.framework.protos import GraphConfig
 from ovms_notebook.framework.subgraphs.folder import folder_subgraphs
+from ovms_notebook.framework.subgraphs.fork import fork_inference, python_twins
+from ovms_notebook.framework.subgraphs.graph_options import apply_option_values
 from ovms_notebook.framework.tags import split_tag_index_name
 
-__all__ = ["SUBGRAPHS", "expand_subgraphs", "folder_subgraphs", "instance_nodes", "subgraph_config"]
+__all__ = ["FORK_SUBGRAPHS", "SUBGRAPHS", "expand_subgraphs", "folder_subgraphs", "instance_nodes", "subgraph_config"]
 
 #: Subgraph type -> its pbtxt file here (google-ai-edge/mediapipe v0.10.21, commit cad7f3ab).
 SUBGRAPHS: dict[str, str] = {
@@ -52,12 +59,31 @@ SUBGRAPHS: dict[str, str] = {
     "PoseLandmarksToRenderData": "pose_landmarks_to_render_data.pbtxt",  # mediapipe/graphs/pose_tracking/subgraphs/
 }
 
+#: Subgraphs the wheel has natively, expanded here only when the graph's config.json serves the model entries
+#: OVMS's fork infers them on (`expand_subgraphs(model_entries=True)`): their inference then runs on OpenVINO
+#: on the Python side, with the tensor calculators around it (`PYTHON_TWINS`). Same source and commit as above.
+FORK_SUBGRAPHS: dict[str, str] = {
+    "FaceDetectionShortRangeCpu": "face_detection_short_range_cpu.pbtxt",  # mediapipe/modules/face_detection/
+    "FaceDetectionShortRange": "face_detection_short_range.pbtxt",  # mediapipe/modules/face_detection/
+    "FaceDetection": "face_detection.pbtxt",  # mediapipe/modules/face_detection/
+    "FaceLandmarkFrontCpu": "face_landmark_front_cpu.pbtxt",  # mediapipe/modules/face_landmark/
+    "FaceLandmarkCpu": "face_landmark_cpu.pbtxt",  # mediapipe/modules/face_landmark/
+    "TensorsToFaceLandmarks": "tensors_to_face_landmarks.pbtxt",  # mediapipe/modules/face_landmark/
+    # OVMS's holistic demo: its face part (pose and hands stay the wheel's native subgraphs inside)
+    "HolisticLandmarkCpu": "holistic_landmark_cpu.pbtxt",  # mediapipe/modules/holistic_landmark/
+    "FaceLandmarksFromPoseCpu": "face_landmarks_from_pose_cpu.pbtxt",  # mediapipe/modules/holistic_landmark/
+    "FaceDetectionShortRangeByRoiCpu": "face_detection_short_range_by_roi_cpu.pbtxt",  # modules/face_detection/
+    # pose detection (PoseLandmarkByRoiCpu inside PoseLandmarkCpu stays the wheel's native subgraph)
+    "PoseLandmarkCpu": "pose_landmark_cpu.pbtxt",  # mediapipe/modules/pose_landmark/
+    "PoseDetectionCpu": "pose_detection_cpu.pbtxt",  # mediapipe/modules/pose_detection/
+}
+
 _MAX_DEPTH = 8
 
 
 @functools.cache
 def _text(type_name: str) -> str:
-    return resources.files(__name__).joinpath(SUBGRAPHS[type_name]).read_text()
+    return resources.files(__name__).joinpath({**FORK_SUBGRAPHS, **SUBGRAPHS}[type_name]).read_text()
 
 
 def subgraph_config(type_name: str, extra: Mapping[str, str] | None = None) -> object:
@@ -121,13 +147,28 @@ def _rename(entries: object, names: dict[str, str], prefix: str) -> list[str]:
     return renamed
 
 
+def _ignored(declared: object, outer: dict[tuple[str, int], str]) -> set[str]:
+    """Subgraph-internal names of the declared streams the outer node does not connect."""
+    ignored = set()
+    untagged = 0
+    for entry in declared:  # type: ignore[attr-defined]
+        tag, index, name = _split(entry)
+        if not tag:
+            index, untagged = untagged, untagged + 1
+        if (tag, index) not in outer:
+            ignored.add(name)
+    return ignored
+
+
 def _instance(node: object, taken: set[str], extra: Mapping[str, str] | None = None,
               model_entries: bool = False) -> list[object]:
     """The nodes `node` (an outer node naming a subgraph of ours or of `extra`) stands for, wired to its streams."""
     type_name = node.calculator  # type: ignore[attr-defined]
     sub = subgraph_config(type_name, extra)
-    if node.HasField("options") or len(node.node_options):  # type: ignore[attr-defined]
-        raise GraphLoadError(f"node {type_name}: options on a subgraph node (graph_options) are not supported here")
+    given = node.HasField("options") or len(node.node_options)  # type: ignore[attr-defined]
+    if given and not len(sub.graph_options):  # type: ignore[attr-defined]
+        raise GraphLoadError(f"node {type_name}: options on a subgraph node whose subgraph declares no graph_options")
+    apply_option_values(sub, node)
     base = node.name or type_name.lower()  # type: ignore[attr-defined]
     prefix, n = base, 1
     while prefix in taken:
@@ -141,6 +182,12 @@ def _instance(node: object, taken: set[str], extra: Mapping[str, str] | None = N
         **_boundary(sub.input_side_packet, _keyed(node.input_side_packet), "input side packets", type_name),  # type: ignore[attr-defined]
         **_boundary(sub.output_side_packet, _keyed(node.output_side_packet), "output side packets", type_name),  # type: ignore[attr-defined]
     }
+    # inputs the subgraph declares and the outer node leaves unconnected: dropped from the inner nodes, as
+    # MediaPipe's RemoveIgnoredStreams does (FaceDetection's ROI, for one, is optional this way)
+    ignored = {
+        "input_stream": _ignored(sub.input_stream, _keyed(node.input_stream)),  # type: ignore[attr-defined]
+        "input_side_packet": _ignored(sub.input_side_packet, _keyed(node.input_side_packet)),  # type: ignore[attr-defined]
+    }
     nodes = []
     for inner in sub.node:  # type: ignore[attr-defined]
         for field, names in (
@@ -149,34 +196,19 @@ def _instance(node: object, taken: set[str], extra: Mapping[str, str] | None = N
             ("input_side_packet", sides),
             ("output_side_packet", sides),
         ):
-            renamed = _rename(getattr(inner, field), names, prefix)
+            kept = [entry for entry in getattr(inner, field) if _split(entry)[2] not in ignored.get(field, ())]
+            renamed = _rename(kept, names, prefix)
             del getattr(inner, field)[:]
             getattr(inner, field).extend(renamed)
         if inner.name:
             inner.name = f"{prefix}__{inner.name}"
         nodes.append(inner)
-    if model_entries and type_name in FORK_INFERENCE and not (extra and type_name in extra):
-        return _fork_inference(nodes, FORK_INFERENCE[type_name], prefix)
+    if model_entries and not (extra and type_name in extra):
+        if type_name in FORK_INFERENCE:
+            return python_twins(fork_inference(nodes, FORK_INFERENCE[type_name], prefix))
+        if type_name in TENSOR_SUBGRAPHS:
+            return python_twins(nodes)
     return nodes
-
-
-def _fork_inference(nodes: list[object], fork: ForkInference, prefix: str) -> list[object]:
-    """`nodes` with each TfLiteInferenceCalculator replaced, as in OVMS's fork, by a session on the model entry
-    and an OpenVINOInferenceCalculator from and to the same TfLite tensor streams."""
-    from ovms_notebook.framework.protos import parse_graph_config
-
-    replaced: list[object] = []
-    for inner in nodes:
-        if inner.calculator != "TfLiteInferenceCalculator":  # type: ignore[attr-defined]
-            replaced.append(inner)
-            continue
-        (source,), (target,) = ([_split(entry)[2] for entry in getattr(inner, field)]
-                                for field in ("input_stream", "output_stream"))
-        session = f"{prefix}__session"
-        pair = parse_graph_config(session_node_text(fork.servable, session) + " " + inference_node_text(
-            fork, session, source, target, inner.name))  # type: ignore[attr-defined]
-        replaced.extend(pair.node)
-    return replaced
 
 
 def instance_nodes(node: object, taken: set[str], extra: Mapping[str, str] | None = None) -> tuple[str, list[object]]:
@@ -193,14 +225,15 @@ def expand_subgraphs(config: GraphConfig, extra: Mapping[str, str] | None = None
     """`config` with every node naming one of `SUBGRAPHS` or of `extra` (a graph folder's own subgraphs, type ->
     pbtxt text; they win over ours) replaced by that subgraph's nodes (recursively).
 
-    `model_entries`: the graph's config.json serves the model entries OVMS's fork infers on, so our
-    subgraphs of `FORK_INFERENCE` infer on them (OpenVINO) instead of on the wheel's files.
+    `model_entries`: the graph's config.json serves the model entries OVMS's fork infers on, so
+    `FORK_SUBGRAPHS` are expanded as well and the subgraphs of `FORK_INFERENCE` infer on those entries
+    (OpenVINO, the tensor nodes around them as Python twins) instead of on the wheel's files.
 
     Returns `config` itself when no node names one of them, otherwise a new
     CalculatorGraphConfig. GraphLoadError when a node connects a stream the
     subgraph does not declare, or subgraphs nest past a sane depth.
     """
-    known = set(SUBGRAPHS) | set(extra or {})
+    known = set(SUBGRAPHS) | set(extra or {}) | (set(FORK_SUBGRAPHS) if model_entries else set())
     if not any(node.calculator in known for node in config.node):
         return config
     from mediapipe.framework import calculator_pb2

@@ -1,0 +1,117 @@
+"""OVMS's fork rewrite of a subgraph expanded here: its inference on a model entry, the tensor nodes in Python.
+
+`fork_inference` replaces each `TfLiteInferenceCalculator` / `InferenceCalculator`
+by a session on the model entry and the fork's `OpenVINOInferenceCalculator`
+(the nodes that only fed the replaced node side packets, such as
+`FaceLandmarksModelLoader`, go too, as the fork comments them out);
+`python_twins` renames the calculators around it to their Python twins
+(`PYTHON_TWINS`), folds `SsdAnchorsCalculator` into the node reading its
+anchors and resolves a `SwitchContainer` whose channel no side packet picks
+into the contained node its options select.
+"""
+
+from __future__ import annotations
+
+from ovms_notebook.errors import GraphLoadError
+from ovms_notebook.framework.ovms_fork import PYTHON_TWINS, ForkInference, inference_node_text, session_node_text
+from ovms_notebook.framework.tags import split_tag_index_name
+
+__all__ = ["fork_inference", "python_twins"]
+
+
+def _name(entry: str) -> str:
+    return split_tag_index_name(entry)[2]
+
+
+def fork_inference(nodes: list[object], fork: ForkInference, prefix: str) -> list[object]:
+    """`nodes` with each TfLiteInferenceCalculator or InferenceCalculator replaced, as in OVMS's fork, by a session
+    on the model entry and an OpenVINOInferenceCalculator from and to the same tensor streams; nodes that only
+    made side packets for the replaced node (its MODEL, OP_RESOLVER) are left out, as the fork leaves them."""
+    from ovms_notebook.framework.protos import parse_graph_config
+
+    inference = ("TfLiteInferenceCalculator", "InferenceCalculator")
+    fed = {_name(e) for n in nodes if n.calculator in inference for e in n.input_side_packet}  # type: ignore[attr-defined]
+    read = {_name(e) for n in nodes if n.calculator not in inference for e in n.input_side_packet}  # type: ignore[attr-defined]
+    only_fed = fed - read
+    replaced: list[object] = []
+    for inner in nodes:
+        made = {_name(entry) for entry in inner.output_side_packet}  # type: ignore[attr-defined]
+        if made and made <= only_fed and not len(inner.output_stream):  # type: ignore[attr-defined]
+            continue
+        if inner.calculator not in inference:  # type: ignore[attr-defined]
+            replaced.append(inner)
+            continue
+        (source,), (target,) = ([_name(entry) for entry in getattr(inner, field)]
+                                for field in ("input_stream", "output_stream"))
+        tag = "TFLITE_TENSORS" if inner.calculator == "TfLiteInferenceCalculator" else "TENSORS"  # type: ignore[attr-defined]
+        session = f"{prefix}__session"
+        pair = parse_graph_config(session_node_text(fork.servable, session) + " " + inference_node_text(
+            fork, session, source, target, inner.name, tag))  # type: ignore[attr-defined]
+        replaced.extend(pair.node)
+    return replaced
+
+
+def python_twins(nodes: list[object]) -> list[object]:
+    """`nodes` with the tensor calculators around a Python-side inference renamed to their Python twins, and each
+    `SsdAnchorsCalculator` folded into the node reading its anchors: its options join that node's, and the
+    ANCHORS side packet goes: the anchors are worked out once where they are read, with no node of their own."""
+    from google.protobuf import any_pb2
+    from mediapipe.calculators.tflite import ssd_anchors_calculator_pb2
+
+    anchors: dict[str, object] = {}
+    kept: list[object] = []
+    for inner in map(_resolve_switch, nodes):
+        if inner.calculator == "SsdAnchorsCalculator":  # type: ignore[attr-defined]
+            options = ssd_anchors_calculator_pb2.SsdAnchorsCalculatorOptions()
+            options.MergeFrom(inner.options.Extensions[options.ext])  # type: ignore[attr-defined]
+            for entry in inner.node_options:  # type: ignore[attr-defined]
+                if entry.Is(options.DESCRIPTOR):
+                    entry.Unpack(extra := type(options)())
+                    options.MergeFrom(extra)
+            (side,) = [_name(entry) for entry in inner.output_side_packet]  # type: ignore[attr-defined]
+            anchors[side] = options
+            continue
+        kept.append(inner)
+    for inner in kept:
+        inner.calculator = PYTHON_TWINS.get(inner.calculator, inner.calculator)  # type: ignore[attr-defined]
+        sides = list(inner.input_side_packet)  # type: ignore[attr-defined]
+        folded = [entry for entry in sides if _name(entry) in anchors]
+        for entry in folded:
+            packed = any_pb2.Any()
+            packed.Pack(anchors[_name(entry)])
+            inner.node_options.append(packed)  # type: ignore[attr-defined]
+        del inner.input_side_packet[:]  # type: ignore[attr-defined]
+        inner.input_side_packet.extend(entry for entry in sides if entry not in folded)  # type: ignore[attr-defined]
+    return kept
+
+
+def _resolve_switch(node: object) -> object:
+    """A `SwitchContainer` whose channel no ENABLE/SELECT stream or side packet picks, as the contained node its
+    options select (`select`, else `enable`: channel 1, else 0) wired to the container's streams; other nodes as
+    they are. GraphLoadError when a packet picks the channel: which tensors flow is then known only at run time."""
+    if node.calculator != "SwitchContainer":  # type: ignore[attr-defined]
+        return node
+    from mediapipe.framework import calculator_pb2
+    from mediapipe.framework.tool.switch_container_pb2 import SwitchContainerOptions
+
+    from ovms_notebook.framework.options import node_options
+
+    pickers = [entry for field in ("input_stream", "input_side_packet") for entry in getattr(node, field)
+               if split_tag_index_name(entry)[0] in ("ENABLE", "SELECT")]
+    if pickers:
+        named = node.name or "(unnamed)"  # type: ignore[attr-defined]
+        raise GraphLoadError(
+            f"SwitchContainer {named}: its channel is picked by {', '.join(pickers)} at run time, which "
+            "the Python-side tensor nodes of a subgraph on a model entry cannot follow; leave that input unconnected "
+            "(e.g. WITH_ATTENTION: OVMS's fork infers face landmarks without attention)"
+        )
+    options = node_options(node, SwitchContainerOptions)
+    channel = options.select if options.HasField("select") else int(options.enable)
+    if not 0 <= channel < len(options.contained_node):
+        raise GraphLoadError(f"SwitchContainer selects channel {channel} of {len(options.contained_node)}")
+    chosen = calculator_pb2.CalculatorGraphConfig.Node()
+    chosen.CopyFrom(options.contained_node[channel])
+    chosen.name = node.name  # type: ignore[attr-defined]
+    for field in ("input_stream", "output_stream", "input_side_packet", "output_side_packet"):
+        getattr(chosen, field).extend(getattr(node, field))
+    return chosen
