@@ -211,8 +211,8 @@ class Timeline(Composite):
         # A failed stream's status, whole: the picture's heading keeps two lines of it.
         self.ending = widgets.HTML(layout=widgets.Layout(display="none"))
         self.output = widgets.Output()
-        # The trace goes under the export row: the timeline image stays right above its own controls.
-        self.box = widgets.VBox([self.image, self.ending, widgets.HBox([self.path, self.export_button, self.status]),
+        # The ending and the trace go under the export row: the timeline image stays right above its own controls.
+        self.box = widgets.VBox([self.image, widgets.HBox([self.path, self.export_button, self.status]), self.ending,
                                  self.trace_image, self.output], **kwargs)
         self._number = next(_numbers)
         self._lock = threading.Lock()
