@@ -80,7 +80,7 @@ def test_an_untagged_image_input_is_told_to_be_tagged_image() -> None:
 
 
 def test_the_wire_error_stays_ovms_text_and_the_panel_says_tag_it_image(serve_graphs) -> None:
-    from ovms_notebook.widgets.server_panel import graphs_table_html
+    from ovms_notebook.widgets.server_tables import graphs_table_html
 
     server = serve_graphs({"faces": FACES_UNTAGGED})
     result = stream(server.address, [request("faces", {"input_video": astronaut()})])
@@ -243,7 +243,7 @@ def test_a_pose_model_complexity_whose_model_the_wheel_lacks_is_named_with_the_v
 
 
 def test_the_panel_folds_what_only_fails_on_ovms(serve_graphs) -> None:
-    from ovms_notebook.widgets.server_panel import graphs_table_html
+    from ovms_notebook.widgets.server_tables import graphs_table_html
 
     tagged = apply(FACES_UNTAGGED, 'input_stream: "input_video"', 'input_stream: "IMAGE:input_video"')
     table = graphs_table_html(serve_graphs({"faces": FACES_UNTAGGED, "tagged": tagged}))

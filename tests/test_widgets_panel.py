@@ -13,7 +13,7 @@ import pytest
 import ovms_notebook
 from ovms_notebook.widgets import THREAD_PREFIX, ServerPanel, panel_for, server_mimebundle
 from ovms_notebook.widgets import graph_render as graph_render_module
-from ovms_notebook.widgets.server_panel import _GREEN, graphs_table_html
+from ovms_notebook.widgets.server_tables import _GREEN, graphs_table_html
 from tests.conftest import GRAPHS, request, stream
 
 PREVIOUS_VALUE = (GRAPHS / "previous_value" / "graph.pbtxt").read_text()

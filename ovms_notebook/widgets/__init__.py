@@ -19,13 +19,8 @@ from ovms_notebook.widgets.live import LiveOutputs, OutputPanel
 from ovms_notebook.widgets.player import FramePlayer
 from ovms_notebook.widgets.remote_panel import RemotePanel
 from ovms_notebook.widgets.render import PNG_SIGNATURE, RENDER_LOCK, THREAD_PREFIX, figure_to_png
-from ovms_notebook.widgets.server_panel import (
-    ServerPanel,
-    graphs_table_html,
-    header_html,
-    panel_for,
-    server_mimebundle,
-)
+from ovms_notebook.widgets.server_panel import ServerPanel, panel_for, server_mimebundle
+from ovms_notebook.widgets.server_tables import graphs_table_html, header_html
 from ovms_notebook.widgets.timeline import (
     SPECIAL_TIMESTAMPS,
     Timeline,
