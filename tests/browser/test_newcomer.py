@@ -295,7 +295,7 @@ def test_each_lesson_runs_clean_in_the_lab_the_readme_opens(lab: JupyterLab, bro
         settle_deadline = time.monotonic() + IDLE_SECONDS + 5.0
         while (names_after := kernel.ask(THREAD_NAMES)) != names_before and time.monotonic() < settle_deadline:
             time.sleep(0.25)
-        settled = round(time.monotonic() - started - seconds, 1)
+        settled = max(0.0, round(time.monotonic() - started - seconds, 1))
         after = kernel.figures()
         model_ids, rendered = page.evaluate(_WIDGETS_JS, lesson)
         still_open = set(kernel.ask(OPEN_WIDGETS))
