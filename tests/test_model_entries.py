@@ -140,6 +140,10 @@ def test_with_its_entries_the_iris_demo_infers_every_model_on_them() -> None:
     assert not native & {"FaceLandmarkFrontCpu", "FaceDetectionShortRangeCpu", "FaceLandmarkCpu", "InferenceCalculator",
                          "FaceLandmarksModelLoader", "TfLiteCustomOpResolverCalculator"}
     assert "PreviousLoopbackCalculator" in native  # FaceLandmarkFrontCpu's tracking loop, expanded, stays native
+    # IrisLandmarkCpu's letterbox padding comes from the native ImageTransformationCalculator (a packet no Python
+    # node can read), so its LandmarkLetterboxRemovalCalculator stays the stock one, unlike the hands'
+    assert "LandmarkLetterboxRemovalCalculator" in native
+    assert "PythonLandmarkLetterboxRemovalCalculator" not in {node.calculator for node in spec.split.python.node}
 
 
 def test_a_replaced_iris_model_moves_the_irises(tmp_path: Path, wheel_drawing: np.ndarray) -> None:
