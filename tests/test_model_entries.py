@@ -140,6 +140,10 @@ def test_with_its_entries_the_iris_demo_infers_every_model_on_them() -> None:
     assert not native & {"FaceLandmarkFrontCpu", "FaceDetectionShortRangeCpu", "FaceLandmarkCpu", "InferenceCalculator",
                          "FaceLandmarksModelLoader", "TfLiteCustomOpResolverCalculator"}
     assert "PreviousLoopbackCalculator" in native  # FaceLandmarkFrontCpu's tracking loop, expanded, stays native
+    # IrisLandmarkCpu's letterbox padding comes from the native ImageTransformationCalculator (a packet no Python
+    # node can read), so its LandmarkLetterboxRemovalCalculator stays the stock one, unlike the hands'
+    assert "LandmarkLetterboxRemovalCalculator" in native
+    assert "PythonLandmarkLetterboxRemovalCalculator" not in {node.calculator for node in spec.split.python.node}
 
 
 def test_a_replaced_iris_model_moves_the_irises(tmp_path: Path, wheel_drawing: np.ndarray) -> None:
@@ -233,13 +237,14 @@ def test_the_holistic_demo_needs_its_six_model_entries(tmp_path: Path, caplog: p
         (node_options(node, OpenVINOModelServerSessionCalculatorOptions).servable_name, node.name)
         for node in spec.split.python.node if node.calculator == "OpenVINOModelServerSessionCalculator"
     )
-    # face detection, face landmarks and pose detection infer on their entries (the fork's sessions, in the
-    # expanded subgraphs); pose landmarks and hands stay the wheel's native subgraphs, so their entries get a
-    # session node that only loads them
+    # face detection, face landmarks, pose detection and both hands (landmarks and recrop) infer on their entries
+    # (the fork's sessions, in the expanded subgraphs); pose landmarks stay the wheel's native subgraph, so their
+    # entry gets a session node that only loads it
     assert sessions == [
         ("face_detection", ""),
         ("face_landmark", ""),
-        *[(name, f"ovms_model_entry__{name}") for name in ("hand_landmark_full", "hand_recrop")],
+        *[("hand_landmark_full", "")] * 2,
+        *[("hand_recrop", "")] * 2,
         ("pose_detection", ""),
         ("pose_landmark_full", "ovms_model_entry__pose_landmark_full"),
     ]

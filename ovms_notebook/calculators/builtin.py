@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ovms_notebook.calculators import (
     detections,
+    hand_tensors,
     image_files,
     iris,
     labels,
@@ -61,6 +62,8 @@ BY_CLASS_NAME: tuple[type[Calculator], ...] = (
     tensor_plumbing.PythonThresholdingCalculator,
     tensor_plumbing.PythonGateCalculator,
     tensor_plumbing.PythonTensorsToLandmarksCalculator,
+    hand_tensors.PythonTensorsToClassificationCalculator,
+    hand_tensors.PythonLandmarkLetterboxRemovalCalculator,
 )
 
 

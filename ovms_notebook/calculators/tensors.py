@@ -80,12 +80,13 @@ def _pad_roi(tensor_w: int, tensor_h: int, keep_aspect: bool,
         raise ValueError("ROI width and height must be > 0.")
     tensor_aspect, roi_aspect = float(_F(tensor_h) / _F(tensor_w)), float(_F(height) / _F(width))
     vertical = horizontal = 0.0
+    # the padding in float arithmetic, as MediaPipe's PadRoi computes it (LetterboxRemoval reads it to the last bit)
     if tensor_aspect > roi_aspect:
         new_w, new_h = width, width * tensor_aspect
-        vertical = (1.0 - roi_aspect / tensor_aspect) / 2.0
+        vertical = float((_F(1.0) - _F(roi_aspect) / _F(tensor_aspect)) / _F(2.0))
     else:
         new_w, new_h = height / tensor_aspect, height
-        horizontal = (1.0 - tensor_aspect / roi_aspect) / 2.0
+        horizontal = float((_F(1.0) - _F(tensor_aspect) / _F(roi_aspect)) / _F(2.0))
     return [cx, cy, new_w, new_h, rotation], [horizontal, vertical, horizontal, vertical]
 
 

@@ -17,23 +17,26 @@ for, the graph is served the way OVMS serves it:
   wheel-native face chain `FaceLandmarkFrontCpu` -> `FaceDetectionShortRangeCpu`
   -> `FaceDetectionShortRange` -> `FaceDetection` and `FaceLandmarkCpu` ->
   `TensorsToFaceLandmarks`, `HolisticLandmarkCpu` -> `FaceLandmarksFromPoseCpu`
-  -> `FaceDetectionShortRangeByRoiCpu`, and `PoseLandmarkCpu` -> `PoseDetectionCpu`,
-  only then) and get the fork's rewrite of their
+  -> `FaceDetectionShortRangeByRoiCpu`, `HolisticLandmarkCpu` ->
+  `HandLandmarksLeftAndRightCpu` -> `HandLandmarksFromPoseCpu` ->
+  `HandRecropByRoiCpu` and `HandLandmarkCpu`, and `PoseLandmarkCpu` ->
+  `PoseDetectionCpu`, only then) and get the fork's rewrite of their
   inference node: a session on the model entry and an
   `OpenVINOInferenceCalculator` in place of `TfLiteInferenceCalculator` or
   `InferenceCalculator`, so the folder's model is the one that runs. The
   tensor calculators around `InferenceCalculator` become their Python twins
   (`PYTHON_TWINS`: ovms_notebook.calculators.tensors, detections,
-  tensor_plumbing), since `std::vector<mediapipe::Tensor>` packets cannot
-  cross to native nodes; the geometry and tracking between them
-  (`FaceDetectionFrontDetectionToRoi`, loops, `LandmarkProjection`, ...)
-  stays native;
+  tensor_plumbing, hand_tensors), since `std::vector<mediapipe::Tensor>`
+  packets cannot cross to native nodes (nor can the `std::array<float, 4>` letterbox padding
+  `LandmarkLetterboxRemovalCalculator` reads); the geometry and tracking
+  between them (`FaceDetectionFrontDetectionToRoi`, `HandTracking`, loops,
+  `LandmarkProjection`, `WorldLandmarkProjection`, ...) stays native;
 * every other entry the graph's subgraphs ask for gets a session node of its
   own (`model_entry_checks`), so a missing or unloadable entry fails the
   stream at start with OVMS's `OpenVINOModelServerSessionCalculator failed to
-  load the model`. The wheel's native subgraphs that are not expanded here
-  (pose landmarks and hands, also inside an expanded `HolisticLandmarkCpu`
-  or `PoseLandmarkCpu`) still infer on their own .tflite files.
+  load the model`. The wheel's native subgraph that is not expanded here
+  (pose landmarks, `PoseLandmarkByRoiCpu`, also inside an expanded
+  `HolisticLandmarkCpu` or `PoseLandmarkCpu`) still infers on its own .tflite file.
 
 Which subgraph infers on which entry, here:
 
@@ -47,9 +50,14 @@ Which subgraph infers on which entry, here:
     PoseDetectionCpu              pose_detection   OpenVINO on the entry (tensor calculators in Python)
     PoseLandmarkCpu               pose_detection,  pose detection as above; PoseLandmarkByRoiCpu the wheel's
                                   pose_landmark_full  TFLite (its entry loaded and checked only)
-    HolisticLandmarkCpu           all six          face and pose detection as above; pose landmarks and hands
-                                                   the wheel's TFLite
-    PoseLandmarkByRoiCpu, Hand*   their entries    the wheel's TFLite files (entries loaded and checked only)
+    HandLandmarkCpu               hand_landmark_full  OpenVINO on the entry (tensor calculators, handedness and
+                                                   letterbox removal in Python; projections native)
+    HandRecropByRoiCpu            hand_recrop      OpenVINO on the entry (tensor calculators in Python)
+    HandLandmarksLeftAndRightCpu, both above       both above, per hand; HandTracking & co. native
+      HandLandmarksFromPoseCpu
+    HolisticLandmarkCpu           all six          face, pose detection and hands as above; pose landmarks the
+                                                   wheel's TFLite
+    PoseLandmarkByRoiCpu          pose_landmark_full  the wheel's TFLite file (entry loaded and checked only)
 
 A graph whose config.json serves none of them names no model entry: it runs
 MediaPipe's subgraphs on the wheel's files, as MediaPipe does.
@@ -102,6 +110,9 @@ FORK_INFERENCE: dict[str, ForkInference] = {
     "FaceDetection": ForkInference("face_detection", ("input",), ("regressors", "classificators")),
     "FaceLandmarkCpu": ForkInference("face_landmark", ("input_1",), ("conv2d_21", "conv2d_31")),
     "PoseDetectionCpu": ForkInference("pose_detection", ("input_1",), ("Identity", "Identity_1")),
+    "HandLandmarkCpu": ForkInference("hand_landmark_full", ("input_1",),
+                                     ("Identity", "Identity_1", "Identity_2", "Identity_3")),
+    "HandRecropByRoiCpu": ForkInference("hand_recrop", ("input_1",), ("output_crop",)),
 }
 
 #: Subgraphs nested in those whose every node reads what Python-side nodes make, so their calculators become
@@ -124,6 +135,8 @@ PYTHON_TWINS: dict[str, str] = {
     "ThresholdingCalculator": "PythonThresholdingCalculator",
     "GateCalculator": "PythonGateCalculator",
     "TensorsToLandmarksCalculator": "PythonTensorsToLandmarksCalculator",
+    "TensorsToClassificationCalculator": "PythonTensorsToClassificationCalculator",
+    "LandmarkLetterboxRemovalCalculator": "PythonLandmarkLetterboxRemovalCalculator",
 }
 
 

@@ -21,7 +21,7 @@ them on: then their inference runs on those entries (fork.py). A graph folder ma
 (`folder_subgraphs`): they expand the same way, and win over ours. The
 expanded nodes are then stock calculators (native) or Python calculators
 (ovms_notebook.calculators.render, render_shapes, iris, tflite, recolor, labels, tensors,
-detections, tensor_plumbing), and
+detections, tensor_plumbing, hand_tensors), and
 `split_graph` cuts between them as for any graph.
 """
 
@@ -69,10 +69,15 @@ FORK_SUBGRAPHS: dict[str, str] = {
     "FaceLandmarkFrontCpu": "face_landmark_front_cpu.pbtxt",  # mediapipe/modules/face_landmark/
     "FaceLandmarkCpu": "face_landmark_cpu.pbtxt",  # mediapipe/modules/face_landmark/
     "TensorsToFaceLandmarks": "tensors_to_face_landmarks.pbtxt",  # mediapipe/modules/face_landmark/
-    # OVMS's holistic demo: its face part (pose and hands stay the wheel's native subgraphs inside)
+    # OVMS's holistic demo: its face part (pose landmarks stay the wheel's native subgraph inside)
     "HolisticLandmarkCpu": "holistic_landmark_cpu.pbtxt",  # mediapipe/modules/holistic_landmark/
     "FaceLandmarksFromPoseCpu": "face_landmarks_from_pose_cpu.pbtxt",  # mediapipe/modules/holistic_landmark/
     "FaceDetectionShortRangeByRoiCpu": "face_detection_short_range_by_roi_cpu.pbtxt",  # modules/face_detection/
+    # its hands: the hand landmarks and the recrop on their entries (HandTracking & co. stay the wheel's, native)
+    "HandLandmarksLeftAndRightCpu": "hand_landmarks_left_and_right_cpu.pbtxt",  # mediapipe/modules/holistic_landmark/
+    "HandLandmarksFromPoseCpu": "hand_landmarks_from_pose_cpu.pbtxt",  # mediapipe/modules/holistic_landmark/
+    "HandRecropByRoiCpu": "hand_recrop_by_roi_cpu.pbtxt",  # mediapipe/modules/holistic_landmark/
+    "HandLandmarkCpu": "hand_landmark_cpu.pbtxt",  # mediapipe/modules/hand_landmark/
     # pose detection (PoseLandmarkByRoiCpu inside PoseLandmarkCpu stays the wheel's native subgraph)
     "PoseLandmarkCpu": "pose_landmark_cpu.pbtxt",  # mediapipe/modules/pose_landmark/
     "PoseDetectionCpu": "pose_detection_cpu.pbtxt",  # mediapipe/modules/pose_detection/

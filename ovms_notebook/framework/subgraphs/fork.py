@@ -5,7 +5,8 @@ by a session on the model entry and the fork's `OpenVINOInferenceCalculator`
 (the nodes that only fed the replaced node side packets, such as
 `FaceLandmarksModelLoader`, go too, as the fork comments them out);
 `python_twins` renames the calculators around it to their Python twins
-(`PYTHON_TWINS`), folds `SsdAnchorsCalculator` into the node reading its
+(`PYTHON_TWINS`; `LandmarkLetterboxRemovalCalculator` only where its padding
+comes from a Python twin), folds `SsdAnchorsCalculator` into the node reading its
 anchors and resolves a `SwitchContainer` whose channel no side packet picks
 into the contained node its options select.
 """
@@ -17,6 +18,11 @@ from ovms_notebook.framework.ovms_fork import PYTHON_TWINS, ForkInference, infer
 from ovms_notebook.framework.tags import split_tag_index_name
 
 __all__ = ["fork_inference", "python_twins"]
+
+
+#: Twins only where the LETTERBOX_PADDING they read is made on the Python side (a native `std::array<float, 4>`
+#: packet cannot cross): elsewhere the stock calculator stays.
+_TWIN_IF_PADDING_MADE = frozenset({"LandmarkLetterboxRemovalCalculator"})
 
 
 def _name(entry: str) -> str:
@@ -72,8 +78,16 @@ def python_twins(nodes: list[object]) -> list[object]:
             anchors[side] = options
             continue
         kept.append(inner)
+    # streams a Python twin makes: a LandmarkLetterboxRemovalCalculator becomes one only when its padding is
+    # among them (IrisLandmarkCpu's comes from the native ImageTransformationCalculator: it stays native)
+    made = {_name(entry) for inner in kept if inner.calculator in PYTHON_TWINS  # type: ignore[attr-defined]
+            for entry in inner.output_stream}  # type: ignore[attr-defined]
     for inner in kept:
-        inner.calculator = PYTHON_TWINS.get(inner.calculator, inner.calculator)  # type: ignore[attr-defined]
+        native_padding = inner.calculator in _TWIN_IF_PADDING_MADE and any(  # type: ignore[attr-defined]
+            split_tag_index_name(entry)[0] == "LETTERBOX_PADDING" and _name(entry) not in made
+            for entry in inner.input_stream)  # type: ignore[attr-defined]
+        if not native_padding:
+            inner.calculator = PYTHON_TWINS.get(inner.calculator, inner.calculator)  # type: ignore[attr-defined]
         sides = list(inner.input_side_packet)  # type: ignore[attr-defined]
         folded = [entry for entry in sides if _name(entry) in anchors]
         for entry in folded:
