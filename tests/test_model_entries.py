@@ -677,3 +677,28 @@ def test_a_replaced_pose_detection_model_moves_the_detection(tmp_path: Path) -> 
     shift = detection_row(moved["pose_detection"]) - detection_row(before["pose_detection"])
     np.testing.assert_allclose(shift[[0, 4, 6, 8, 10]], 0.1, atol=1e-4)  # square frame: no letterbox
     np.testing.assert_allclose(shift[[1, 2, 3, 5, 7, 9, 11, 12]], 0.0, atol=1e-5)
+
+
+def test_a_reload_that_adds_the_entries_moves_the_graph_onto_them(tmp_path: Path) -> None:
+    """config.json first without the entries (the wheel's files), then with them: the reload parses the graph
+    again onto the entries, though its pbtxt did not change."""
+    demo_folder(tmp_path, "iris_tracking", "irisTracking", "iris_tracking.pbtxt", dict(IRIS_MODELS))
+    with_entries = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**with_entries, "model_config_list": []}))
+    server = ovms_notebook.serve(tmp_path)
+    try:
+        def on_entries() -> bool:
+            spec = server.repository.get("irisTracking").spec  # type: ignore[union-attr]
+            assert spec is not None and spec.split is not None and spec.split.python is not None
+            return "OpenVINOInferenceCalculator" in {node.calculator for node in spec.split.python.node}
+
+        assert not on_entries()
+        (tmp_path / "config.json").write_text(json.dumps(with_entries))
+        assert server.reload()["irisTracking"] == "reloaded"
+        assert on_entries()
+        client = StreamClient(server.address, "irisTracking")
+        client.send({"first_input_video": astronaut()})
+        assert client.close().text == "OK" and len(client.responses) >= 1
+        assert server.reload()["irisTracking"] == "unchanged"  # nothing changed since: no second parse
+    finally:
+        server.stop()

@@ -52,6 +52,10 @@ class GraphSpec:
     #: Side packets the Python half gets at every start, beside the request's: OVMS's `py` map of loaded
     #: Python node handlers and each OpenVINO session node's SESSION (set by `bind_resources`).
     python_side_packets: Mapping[str, object] = field(default_factory=dict)
+    #: Model entries OVMS's fork would run this graph's subgraphs on, and those of them config.json served when
+    #: it was parsed: a reload that serves another set of them parses the graph again (entries or wheel files).
+    entry_candidates: frozenset[str] = field(default_factory=frozenset)
+    model_entries: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def input_names(self) -> list[str]:
@@ -107,6 +111,8 @@ def parse_graph(text: str, subgraphs: Mapping[str, str] | None = None, *, models
         md5=hashlib.md5(text.encode()).hexdigest(),
         subgraphs=dict(subgraphs or {}),
         split=split if split.python is not None else None,
+        entry_candidates=frozenset(needed),
+        model_entries=frozenset(needed.keys() & set(models)),
     )
 
 

@@ -138,7 +138,7 @@ class Repository:
             old = current.get(name)
             if old is None:
                 updated[name], changes[name] = load_definition(entry, self.models), "loaded"
-            elif old.state is GraphState.RETIRED or self._changed(old, entry):
+            elif old.state is GraphState.RETIRED or self._changed(old, entry) or self._entries_changed(old):
                 updated[name], changes[name] = load_definition(entry, self.models), "reloaded"
                 release_resources(old.spec, keep=updated[name].spec)
             else:
@@ -153,6 +153,13 @@ class Repository:
         with self._lock:
             self._definitions = updated
         return changes
+
+    def _entries_changed(self, old: GraphDefinition) -> bool:
+        """The model entries its subgraphs can run on are served differently now: it switches between the entries
+        and the wheel's files (or to other entries), so it is parsed again."""
+        if old.spec is None:
+            return False
+        return old.spec.entry_candidates & set(self.models.names) != old.spec.model_entries
 
     @staticmethod
     def _changed(old: GraphDefinition, entry: GraphEntry) -> bool:
