@@ -118,3 +118,22 @@ def test_a_second_photo_on_the_same_stream_fails_as_in_mediapipe_one_per_stream(
     end = client.close()
     assert 'Output side packet "image_file_properties" was already set.' in end.text
     assert "ALREADY_EXISTS" in end.text
+
+
+def test_model_infer_runs_a_fresh_graph_per_photo(server) -> None:
+    """Unary ModelInfer (tritonclient, as OVMS's clients call it) builds a graph per request: the same photo twice
+    gives the same depth twice, where one stream refuses a second photo."""
+    import tritonclient.grpc as triton
+
+    client = triton.InferenceServerClient(server.address)
+    try:
+        depths = []
+        for _ in range(2):
+            photo = triton.InferInput("input_image_bytes", [1], "BYTES")
+            photo.set_data_from_numpy(np.array([jpeg(astronaut())], dtype=object))
+            answer = client.infer("iris_depth_cpu", [photo],
+                                  outputs=[triton.InferRequestedOutput("left_iris_depth_mm")])
+            depths.append(float(answer.as_numpy("left_iris_depth_mm")[0]))
+    finally:
+        client.close()
+    assert depths[0] == depths[1] and 300 < depths[0] < 1500
