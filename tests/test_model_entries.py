@@ -52,13 +52,13 @@ def demo_folder(root: Path, demo: str, graph: str, pbtxt: str, models: dict[str,
     return root
 
 
-def run(folder: Path, graph: str, frame: np.ndarray) -> StreamClient:
-    """Serve `folder`, send one frame as OVMS's demo client does (`first_input_video`), half-close."""
+def run(folder: Path, graph: str, frame: np.ndarray, input_name: str = "first_input_video") -> StreamClient:
+    """Serve `folder`, send one frame as OVMS's demo client does (on `input_name`), half-close."""
     server = ovms_notebook.serve(folder)
     try:
         assert [(g.name, g.error) for g in server.graphs] == [(graph, None)]
         client = StreamClient(server.address, graph)
-        client.send({"first_input_video": frame})
+        client.send({input_name: frame})
         client.close()
     finally:
         server.stop()
@@ -408,13 +408,7 @@ def test_a_replaced_face_detection_model_moves_the_boxes(tmp_path: Path, wheel_f
 def test_a_face_landmark_model_under_face_detection_fails_the_stream_as_ovms_would(tmp_path: Path) -> None:
     folder = demo_folder(tmp_path, "face_detection", "faceDetection", "graph.pbtxt",
                          {"face_detection": IRIS_MODELS["face_landmark"]}, "face_detection_graph")
-    server = ovms_notebook.serve(folder)
-    try:
-        client = StreamClient(server.address, "faceDetection")
-        client.send({"image": astronaut()})
-        client.close()
-    finally:
-        server.stop()
+    client = run(folder, "faceDetection", astronaut(), "image")
     assert client.status is not None and client.status.code == "INVALID_ARGUMENT", client.status
     assert (
         'OpenVINOInferenceCalculator: servable "face_detection" version 1 has no input \'input\' (for tag TENSORS); '
@@ -540,13 +534,7 @@ def test_a_replaced_face_landmark_model_moves_the_mesh(tmp_path: Path, wheel_mes
 
 def test_an_iris_model_under_face_landmark_fails_the_stream_as_ovms_would(tmp_path: Path) -> None:
     folder = mesh_folder(tmp_path, {**FACE_MODELS, "face_landmark": IRIS_MODELS["iris_landmark"]})
-    server = ovms_notebook.serve(folder)
-    try:
-        client = StreamClient(server.address, "faceMesh")
-        client.send({"image": astronaut()})
-        client.close()
-    finally:
-        server.stop()
+    client = run(folder, "faceMesh", astronaut(), "image")
     assert client.status is not None and client.status.code == "INVALID_ARGUMENT", client.status
     assert (
         'OpenVINOInferenceCalculator: servable "face_landmark" version 1 has no output '
