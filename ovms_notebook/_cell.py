@@ -66,9 +66,9 @@ class CellOwned:
         self._by_cell: dict[str, _Made] = {}
         self._by_key: dict[Hashable, weakref.ref[Any]] = {}
 
-    def claim(self, obj: Any, fallback_key: Hashable, cell: Cell | None = None) -> list[Any]:
+    def claim(self, obj: Any, fallback_key: Hashable) -> list[Any]:
         """Record `obj`; return what it replaces (never `obj` itself), for the caller to close."""
-        cell = current_cell() if cell is None else cell
+        cell = current_cell()
         with self._lock:
             if cell is None:
                 for stale in [k for k, ref in self._by_key.items() if ref() is None]:
