@@ -64,7 +64,10 @@ def camera_cells(graphs: Path) -> list[str]:
         "    tracks = outputs.get('tracks')\n"
         "    records.append((frame_index(frame), timestamp, [] if tracks is None else np.asarray(tracks).tolist()))",
         'camera = LiveCamera(server, "face_tracking")\ncamera.on_answer(record)\ncamera',
-        "import time\ntime.sleep(6.0)  # the kernel is busy: frames wait, the browser drops newer ones",
+        "import time\n"
+        "# Busy for 6 s: the camera's loop is held, so frames wait and the browser drops newer ones. A bare sleep is\n"
+        "# not enough where the widget manager's subshell handles comm messages beside the running cell.\n"
+        "with camera.loop._cond:\n    time.sleep(6.0)",
         'print(json.dumps({"records": list(records), "stats": camera.stats}))',
         "threads = [t.name for t in camera.threads]\n"
         "client = camera.loop.client\n"
