@@ -16,6 +16,7 @@ from ovms_notebook.calculators import (
     labels,
     openvino,
     ovms_python,
+    pose_tensors,
     recolor,
     render,
     render_shapes,
@@ -64,6 +65,10 @@ BY_CLASS_NAME: tuple[type[Calculator], ...] = (
     tensor_plumbing.PythonTensorsToLandmarksCalculator,
     hand_tensors.PythonTensorsToClassificationCalculator,
     hand_tensors.PythonLandmarkLetterboxRemovalCalculator,
+    pose_tensors.PythonRefineLandmarksFromHeatmapCalculator,
+    pose_tensors.PythonTensorsToSegmentationCalculator,
+    pose_tensors.PythonInverseMatrixCalculator,
+    pose_tensors.PythonWarpAffineCalculator,
 )
 
 

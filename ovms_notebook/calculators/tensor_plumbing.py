@@ -14,7 +14,8 @@ tensors_to_floats_calculator.cc and tensors_to_landmarks_calculator.cc):
   SIGMOID activation or NONE;
 * `PythonThresholdingCalculator`: FLOAT -> FLAG (value > threshold), ACCEPT, REJECT;
 * `PythonGateCalculator`: untagged streams passed on while ALLOW is true (or
-  DISALLOW false); options `empty_packets_as_allow` and `allow`;
+  DISALLOW false), a side packet or a stream; options `empty_packets_as_allow`
+  and `allow`;
 * `PythonTensorsToLandmarksCalculator`: TENSORS -> NORM_LANDMARKS / LANDMARKS.
 
 Tensors are `TensorValue`s (what `OpenVINOInferenceCalculator` gives on
@@ -106,28 +107,45 @@ class PythonThresholdingCalculator(Calculator):
 
 
 class PythonGateCalculator(Calculator):
-    """Untagged streams passed on while ALLOW is true / DISALLOW false (GateCalculatorOptions; streams only)."""
+    """Untagged streams passed on while allowed: by an ALLOW / DISALLOW side packet (fixed for the run; a
+    disallowed gate closes its outputs), else by ALLOW / DISALLOW streams (an empty one counts as
+    `empty_packets_as_allow`), else by the `allow` option (GateCalculatorOptions)."""
 
     inputs = (":*", "ALLOW", "DISALLOW")
     outputs = (":*",)
+    side_packets = ("ALLOW", "DISALLOW")
 
     def open(self, side_packets: Mapping[str, object]) -> None:
         options = self.options(GateCalculatorOptions)
         streams = {"ALLOW", "DISALLOW"} & set(self.input_tags)
         if len(streams) > 1:
             raise ValueError("Only one of ALLOW and DISALLOW can be connected")
-        self.by_option = options.allow if options.HasField("allow") and not streams else None
+        self.by_side_packet: bool | None = None
+        if side_packets.get("ALLOW") is not None:
+            self.by_side_packet = bool(side_packets["ALLOW"])
+        elif side_packets.get("DISALLOW") is not None:
+            self.by_side_packet = not bool(side_packets["DISALLOW"])
+        self.by_option = options.allow if self.by_side_packet is None and not streams else None
         self.empty_as_allow = options.empty_packets_as_allow
         self.data = sorted(key for key in self.input_tags if key.startswith(":"))
+        self.closed = False
 
     def process(self, timestamp: int, inputs: Mapping[str, object | None]) -> dict[str, object] | None:
-        allow = self.empty_as_allow if self.by_option is None else self.by_option
-        if self.by_option is None:
+        if self.by_side_packet is not None:
+            allow = self.by_side_packet
+        elif self.by_option is not None:
+            allow = self.by_option
+        else:
+            allow = self.empty_as_allow
             if inputs.get("ALLOW") is not None:
                 allow = bool(inputs["ALLOW"])
             if inputs.get("DISALLOW") is not None:
                 allow = not bool(inputs["DISALLOW"])
         if not allow:
+            if self.by_side_packet is not None and not self.closed:  # as MediaPipe: shut for the run, it closes
+                self.closed = True
+                for key in self.data:
+                    self.close_output(key)
             return None
         return {key: inputs[key] for key in self.data if inputs.get(key) is not None}
 

@@ -308,6 +308,7 @@ class HybridGraph:
             if self.native is not None:
                 self.native.start(side_packets)
             values = {name: packet_to_value(p) for name, p in side_packets.items()}
+            values.update(self.split.python_constants)
             values.update(self.spec.python_side_packets)
             try:
                 self.python.start_run(values)

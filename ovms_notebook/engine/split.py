@@ -27,7 +27,9 @@ class Split:
     node consumes, `to_native` the other way round; `native_inputs` and
     `python_inputs` the original graph inputs each half consumes;
     `native_outputs`/`python_outputs` the original graph outputs each produces; `cut_dependencies` the order
-    in which the cut closes (see `cut_dependencies`), derived once per graph definition.
+    in which the cut closes (see `cut_dependencies`), derived once per graph definition; `python_constants` the
+    side packets Python nodes read that native `ConstantSidePacketCalculator` nodes make, as Python values
+    (side packets do not cross the cut at run time: a constant is known when the graph is parsed).
     """
 
     native: object | None
@@ -39,6 +41,7 @@ class Split:
     native_outputs: tuple[str, ...]
     python_outputs: tuple[str, ...]
     cut_dependencies: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    python_constants: Mapping[str, object] = field(default_factory=dict)
 
 
 def _names(specs: Iterable[str]) -> list[str]:
@@ -98,7 +101,34 @@ def split_graph(config: GraphConfig, registry: Mapping[str, object]) -> Split:
     native = half("native", [*native_inputs, *to_native], [*native_outputs, *to_python])
     python = half("python", [*python_inputs, *to_python], [*python_outputs, *to_native])
     split = Split(native, python, to_python, to_native, native_inputs, python_inputs, native_outputs, python_outputs)
-    return replace(split, cut_dependencies=cut_dependencies(split))
+    read = {parse_stream(entry).name for i, node in enumerate(config.node) if i in python_nodes
+            for entry in node.input_side_packet}
+    constants = {name: value for i, node in enumerate(config.node) if i not in python_nodes
+                 for name, value in constant_side_packets(node).items() if name in read}
+    return replace(split, cut_dependencies=cut_dependencies(split), python_constants=constants)
+
+
+def constant_side_packets(node: object) -> dict[str, object]:
+    """{side packet name: Python value} of a `ConstantSidePacketCalculator` node (`PACKET:i` <- its options'
+    i-th packet: a number, bool, str or proto message); {} for any other node."""
+    if node.calculator != "ConstantSidePacketCalculator":  # type: ignore[attr-defined]
+        return {}
+    from mediapipe.calculators.core.constant_side_packet_calculator_pb2 import ConstantSidePacketCalculatorOptions
+
+    from ovms_notebook.framework.options import node_options
+
+    packets = node_options(node, ConstantSidePacketCalculatorOptions).packet
+    found: dict[str, object] = {}
+    untagged = 0
+    for entry in node.output_side_packet:  # type: ignore[attr-defined]
+        tag, index, name = parse_tag_index_name(entry)
+        if index == -1:
+            index, untagged = untagged, untagged + 1
+        if tag == "PACKET" and 0 <= index < len(packets):
+            kind = packets[index].WhichOneof("value")
+            if kind is not None:
+                found[name] = getattr(packets[index], kind)
+    return found
 
 
 def _back_edges(node: object) -> set[str]:

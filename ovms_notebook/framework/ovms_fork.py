@@ -113,11 +113,14 @@ FORK_INFERENCE: dict[str, ForkInference] = {
     "HandLandmarkCpu": ForkInference("hand_landmark_full", ("input_1",),
                                      ("Identity", "Identity_1", "Identity_2", "Identity_3")),
     "HandRecropByRoiCpu": ForkInference("hand_recrop", ("input_1",), ("output_crop",)),
+    "PoseLandmarkByRoiCpu": ForkInference("pose_landmark_full", ("input_1",),
+                                          ("Identity", "Identity_1", "Identity_2", "Identity_3", "Identity_4")),
 }
 
 #: Subgraphs nested in those whose every node reads what Python-side nodes make, so their calculators become
 #: Python twins too (FaceLandmarkCpu's `SwitchContainer` picks `TensorsToFaceLandmarks`).
-TENSOR_SUBGRAPHS = frozenset({"TensorsToFaceLandmarks"})
+TENSOR_SUBGRAPHS = frozenset({"TensorsToFaceLandmarks", "TensorsToPoseLandmarksAndSegmentation",
+                              "PoseLandmarksAndSegmentationInverseProjection"})
 
 #: Calculators of those subgraphs that handle `std::vector<mediapipe::Tensor>` (or, downstream, make packets only
 #: native nodes could read) -> the Python calculator (ovms_notebook.calculators.tensors) that stands in for them
@@ -137,6 +140,10 @@ PYTHON_TWINS: dict[str, str] = {
     "TensorsToLandmarksCalculator": "PythonTensorsToLandmarksCalculator",
     "TensorsToClassificationCalculator": "PythonTensorsToClassificationCalculator",
     "LandmarkLetterboxRemovalCalculator": "PythonLandmarkLetterboxRemovalCalculator",
+    "RefineLandmarksFromHeatmapCalculator": "PythonRefineLandmarksFromHeatmapCalculator",
+    "TensorsToSegmentationCalculator": "PythonTensorsToSegmentationCalculator",
+    "InverseMatrixCalculator": "PythonInverseMatrixCalculator",
+    "WarpAffineCalculator": "PythonWarpAffineCalculator",
 }
 
 

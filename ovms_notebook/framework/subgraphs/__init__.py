@@ -36,7 +36,7 @@ from ovms_notebook.errors import GraphLoadError
 from ovms_notebook.framework.ovms_fork import FORK_INFERENCE, TENSOR_SUBGRAPHS
 from ovms_notebook.framework.protos import GraphConfig
 from ovms_notebook.framework.subgraphs.folder import folder_subgraphs
-from ovms_notebook.framework.subgraphs.fork import fork_inference, python_twins
+from ovms_notebook.framework.subgraphs.fork import fork_inference, python_twins, twin_padding_readers
 from ovms_notebook.framework.subgraphs.graph_options import apply_option_values
 from ovms_notebook.framework.tags import split_tag_index_name
 
@@ -78,9 +78,13 @@ FORK_SUBGRAPHS: dict[str, str] = {
     "HandLandmarksFromPoseCpu": "hand_landmarks_from_pose_cpu.pbtxt",  # mediapipe/modules/holistic_landmark/
     "HandRecropByRoiCpu": "hand_recrop_by_roi_cpu.pbtxt",  # mediapipe/modules/holistic_landmark/
     "HandLandmarkCpu": "hand_landmark_cpu.pbtxt",  # mediapipe/modules/hand_landmark/
-    # pose detection (PoseLandmarkByRoiCpu inside PoseLandmarkCpu stays the wheel's native subgraph)
+    # pose detection and pose landmarks (with their segmentation mask) on their entries
     "PoseLandmarkCpu": "pose_landmark_cpu.pbtxt",  # mediapipe/modules/pose_landmark/
     "PoseDetectionCpu": "pose_detection_cpu.pbtxt",  # mediapipe/modules/pose_detection/
+    "PoseLandmarkByRoiCpu": "pose_landmark_by_roi_cpu.pbtxt",  # mediapipe/modules/pose_landmark/
+    "TensorsToPoseLandmarksAndSegmentation": "tensors_to_pose_landmarks_and_segmentation.pbtxt",  # same folder
+    "PoseLandmarksAndSegmentationInverseProjection":  # same folder
+        "pose_landmarks_and_segmentation_inverse_projection.pbtxt",
 }
 
 _MAX_DEPTH = 8
@@ -248,6 +252,8 @@ def expand_subgraphs(config: GraphConfig, extra: Mapping[str, str] | None = None
     taken: set[str] = set()
     for _ in range(_MAX_DEPTH):
         if not any(node.calculator in known for node in expanded.node):
+            if model_entries:
+                twin_padding_readers(list(expanded.node))
             return expanded
         nodes: list[Any] = []  # CalculatorGraphConfig.Node messages
         for node in expanded.node:

@@ -6,7 +6,8 @@ by a session on the model entry and the fork's `OpenVINOInferenceCalculator`
 `FaceLandmarksModelLoader`, go too, as the fork comments them out);
 `python_twins` renames the calculators around it to their Python twins
 (`PYTHON_TWINS`; `LandmarkLetterboxRemovalCalculator` only where its padding
-comes from a Python twin), folds `SsdAnchorsCalculator` into the node reading its
+comes from a Python twin, which `twin_padding_readers` decides once the whole
+graph is expanded), folds `SsdAnchorsCalculator` into the node reading its
 anchors and resolves a `SwitchContainer` whose channel no side packet picks
 into the contained node its options select.
 """
@@ -17,7 +18,7 @@ from ovms_notebook.errors import GraphLoadError
 from ovms_notebook.framework.ovms_fork import PYTHON_TWINS, ForkInference, inference_node_text, session_node_text
 from ovms_notebook.framework.tags import split_tag_index_name
 
-__all__ = ["fork_inference", "python_twins"]
+__all__ = ["fork_inference", "python_twins", "twin_padding_readers"]
 
 
 #: Twins only where the LETTERBOX_PADDING they read is made on the Python side (a native `std::array<float, 4>`
@@ -78,15 +79,8 @@ def python_twins(nodes: list[object]) -> list[object]:
             anchors[side] = options
             continue
         kept.append(inner)
-    # streams a Python twin makes: a LandmarkLetterboxRemovalCalculator becomes one only when its padding is
-    # among them (IrisLandmarkCpu's comes from the native ImageTransformationCalculator: it stays native)
-    made = {_name(entry) for inner in kept if inner.calculator in PYTHON_TWINS  # type: ignore[attr-defined]
-            for entry in inner.output_stream}  # type: ignore[attr-defined]
     for inner in kept:
-        native_padding = inner.calculator in _TWIN_IF_PADDING_MADE and any(  # type: ignore[attr-defined]
-            split_tag_index_name(entry)[0] == "LETTERBOX_PADDING" and _name(entry) not in made
-            for entry in inner.input_stream)  # type: ignore[attr-defined]
-        if not native_padding:
+        if inner.calculator not in _TWIN_IF_PADDING_MADE:  # type: ignore[attr-defined]
             inner.calculator = PYTHON_TWINS.get(inner.calculator, inner.calculator)  # type: ignore[attr-defined]
         sides = list(inner.input_side_packet)  # type: ignore[attr-defined]
         folded = [entry for entry in sides if _name(entry) in anchors]
@@ -97,6 +91,21 @@ def python_twins(nodes: list[object]) -> list[object]:
         del inner.input_side_packet[:]  # type: ignore[attr-defined]
         inner.input_side_packet.extend(entry for entry in sides if entry not in folded)  # type: ignore[attr-defined]
     return kept
+
+
+def twin_padding_readers(nodes: list[object]) -> None:
+    """Rename, in place, each `LandmarkLetterboxRemovalCalculator` of the expanded graph `nodes` whose
+    LETTERBOX_PADDING a Python twin makes to its own twin; the others (IrisLandmarkCpu's padding comes from the
+    native ImageTransformationCalculator) stay native. Run over the whole graph once every subgraph is expanded:
+    the padding may come from an enclosing subgraph (PoseLandmarkByRoiCpu's, for its inverse projection)."""
+    twins = set(PYTHON_TWINS.values())
+    made = {_name(entry) for inner in nodes if inner.calculator in twins  # type: ignore[attr-defined]
+            for entry in inner.output_stream}  # type: ignore[attr-defined]
+    for inner in nodes:
+        if inner.calculator in _TWIN_IF_PADDING_MADE and any(  # type: ignore[attr-defined]
+                split_tag_index_name(entry)[0] == "LETTERBOX_PADDING" and _name(entry) in made
+                for entry in inner.input_stream):  # type: ignore[attr-defined]
+            inner.calculator = PYTHON_TWINS[inner.calculator]  # type: ignore[attr-defined]
 
 
 def _resolve_switch(node: object) -> object:
