@@ -20,23 +20,25 @@ for, the graph is served the way OVMS serves it:
   -> `FaceDetectionShortRangeByRoiCpu`, `HolisticLandmarkCpu` ->
   `HandLandmarksLeftAndRightCpu` -> `HandLandmarksFromPoseCpu` ->
   `HandRecropByRoiCpu` and `HandLandmarkCpu`, and `PoseLandmarkCpu` ->
-  `PoseDetectionCpu`, only then) and get the fork's rewrite of their
-  inference node: a session on the model entry and an
+  `PoseDetectionCpu` and `PoseLandmarkByRoiCpu` ->
+  `TensorsToPoseLandmarksAndSegmentation` and
+  `PoseLandmarksAndSegmentationInverseProjection`, only then) and get the fork's
+  rewrite of their inference node: a session on the model entry and an
   `OpenVINOInferenceCalculator` in place of `TfLiteInferenceCalculator` or
   `InferenceCalculator`, so the folder's model is the one that runs. The
   tensor calculators around `InferenceCalculator` become their Python twins
   (`PYTHON_TWINS`: ovms_notebook.calculators.tensors, detections,
-  tensor_plumbing, hand_tensors), since `std::vector<mediapipe::Tensor>`
+  tensor_plumbing, hand_tensors, pose_tensors), since `std::vector<mediapipe::Tensor>`
   packets cannot cross to native nodes (nor can the `std::array<float, 4>` letterbox padding
-  `LandmarkLetterboxRemovalCalculator` reads); the geometry and tracking
+  `LandmarkLetterboxRemovalCalculator` reads, or the `std::array<float, 16>` matrix the
+  segmentation mask is warped back with); the geometry and tracking
   between them (`FaceDetectionFrontDetectionToRoi`, `HandTracking`, loops,
   `LandmarkProjection`, `WorldLandmarkProjection`, ...) stays native;
 * every other entry the graph's subgraphs ask for gets a session node of its
   own (`model_entry_checks`), so a missing or unloadable entry fails the
   stream at start with OVMS's `OpenVINOModelServerSessionCalculator failed to
-  load the model`. The wheel's native subgraph that is not expanded here
-  (pose landmarks, `PoseLandmarkByRoiCpu`, also inside an expanded
-  `HolisticLandmarkCpu` or `PoseLandmarkCpu`) still infers on its own .tflite file.
+  load the model`; with every subgraph above expanded, that is only a guard for
+  subgraphs the vendored table lists and this module does not rewrite.
 
 Which subgraph infers on which entry, here:
 
@@ -48,16 +50,16 @@ Which subgraph infers on which entry, here:
                                                    has no attention)
     FaceLandmarkFrontCpu          both above       both above, its glue native
     PoseDetectionCpu              pose_detection   OpenVINO on the entry (tensor calculators in Python)
-    PoseLandmarkCpu               pose_detection,  pose detection as above; PoseLandmarkByRoiCpu the wheel's
-                                  pose_landmark_full  TFLite (its entry loaded and checked only)
+    PoseLandmarkCpu               pose_detection,  both, as below
+                                  pose_landmark_full
     HandLandmarkCpu               hand_landmark_full  OpenVINO on the entry (tensor calculators, handedness and
                                                    letterbox removal in Python; projections native)
     HandRecropByRoiCpu            hand_recrop      OpenVINO on the entry (tensor calculators in Python)
     HandLandmarksLeftAndRightCpu, both above       both above, per hand; HandTracking & co. native
       HandLandmarksFromPoseCpu
-    HolisticLandmarkCpu           all six          face, pose detection and hands as above; pose landmarks the
-                                                   wheel's TFLite
-    PoseLandmarkByRoiCpu          pose_landmark_full  the wheel's TFLite file (entry loaded and checked only)
+    HolisticLandmarkCpu           all six          face, pose and hands as above
+    PoseLandmarkByRoiCpu          pose_landmark_full  OpenVINO on the entry (heatmap refinement, segmentation mask,
+                                                   inverse matrix and warp in Python; projections native)
 
 A graph whose config.json serves none of them names no model entry: it runs
 MediaPipe's subgraphs on the wheel's files, as MediaPipe does.
