@@ -4,9 +4,8 @@ ENTRIES = frames/s of a demo graph served from a folder laid out as OVMS's demo 
           model entries OVMS's MediaPipe fork infers on, each `<name>/1/<file>.tflite` copied from the wheel;
           the iris demo's face detection, face landmark and iris subgraphs then infer on their entries through
           OpenVINOInferenceCalculator, with the tensor nodes around them on the Python side, and so do the
-          holistic demo's face detection, face landmark, pose detection and hand (landmark, recrop)
-          subgraphs; its pose landmark subgraph keeps the wheel's TFLite and its entry gets a session that
-          loads it)
+          holistic demo's face detection, face landmark, pose detection, pose landmark and hand (landmark,
+          recrop) subgraphs)
         / frames/s of the same pbtxt served from the examples' config.json (no model entries: the wheel's
           files, face detection and landmarks natively on TFLite, the iris model through the Python
           TfLiteInferenceCalculator on OpenVINO),

@@ -79,7 +79,7 @@ def refine_from_heatmap(landmarks: landmark_pb2.NormalizedLandmarkList, heatmap:
     if len(landmarks.landmark) != channels:
         raise ValueError(f"RefineLandmarksFromHeatmapCalculator: expected a heatmap layer per landmark "
                          f"({len(landmarks.landmark)}), got {channels}")
-    confidence = _sigmoid(heatmap.reshape(height, width, channels))
+    heatmap = heatmap.reshape(height, width, channels)
     refined = landmark_pb2.NormalizedLandmarkList()
     refined.CopyFrom(landmarks)
     offset = (kernel_size - 1) // 2
@@ -89,7 +89,7 @@ def refine_from_heatmap(landmarks: landmark_pb2.NormalizedLandmarkList, heatmap:
             continue  # outside the heatmap: kept as it is
         rows = slice(max(0, row - offset), min(height, row + offset + 1))
         cols = slice(max(0, col - offset), min(width, col + offset + 1))
-        kernel = confidence[rows, cols, index]
+        kernel = _sigmoid(heatmap[rows, cols, index])  # only the kernel's cells: the rest is never read
         total = kernel.sum(dtype=_F)  # C++ sums in float too (in another order: ulps apart)
         weighted_col = (kernel * np.arange(cols.start, cols.stop, dtype=_F)[None, :]).sum(dtype=_F)
         weighted_row = (kernel * np.arange(rows.start, rows.stop, dtype=_F)[:, None]).sum(dtype=_F)
