@@ -51,6 +51,20 @@ class Boom(Calculator):
         raise ZeroDivisionError("no tracks to divide")
 
 
+class Scale(Calculator):
+    """Multiplies a float vector by the side packet FACTOR (read once, at open)."""
+
+    inputs = (":0",)
+    outputs = (":0",)
+    side_packets = ("FACTOR",)
+
+    def open(self, side_packets):
+        self.factor = side_packets["FACTOR"]
+
+    def process(self, timestamp, inputs):
+        return {":0": inputs[":0"].array() * self.factor}  # a TensorValue from the request
+
+
 class Ids(Calculator):
     """Per-stream state: numbers each packet it sees, starting at 1 on every new stream."""
 
@@ -108,12 +122,23 @@ output_stream: "out"
 node { calculator: "TestIds" input_stream: "in" output_stream: "out" }
 """
 
+CONSTANT_SIDE_PACKET = """
+input_stream: "in"
+output_stream: "out"
+node { calculator: "ConstantSidePacketCalculator" output_side_packet: "PACKET:0:factor"
+  output_side_packet: "PACKET:1:unused"
+  options { [mediapipe.ConstantSidePacketCalculatorOptions.ext] {
+    packet { float_value: 2.5 } packet { int_value: 7 } } } }
+node { calculator: "TestScale" input_side_packet: "FACTOR:factor" input_stream: "in" output_stream: "out" }
+"""
+
 FAILING = PYTHON_ONLY.replace('calculator: "TestIds"', 'name: "tracker" calculator: "TestBoom"')
 
 
 @pytest.fixture(autouse=True)
 def registered_calculators():
-    names = {"TestAddOne": AddOne, "TestDropOdd": DropOdd, "TestBoom": Boom, "TestIds": Ids, "TestGather": Gather}
+    names = {"TestAddOne": AddOne, "TestDropOdd": DropOdd, "TestBoom": Boom, "TestIds": Ids, "TestGather": Gather,
+             "TestScale": Scale}
     for name, cls in names.items():
         register(name)(cls)
     yield
@@ -185,6 +210,16 @@ def test_python_only_graph_keeps_state_per_stream(serve_graphs):
     second = stream(server.address, [request("g", {"in": F([0])}) for _ in range(2)])
     assert values(first) == [[1], [2], [3]] and values(second) == [[1], [2]]
     assert [r.outputs[0].datatype for r in first.outputs] == ["INT32"] * 3
+
+
+def test_a_python_node_reads_a_side_packet_a_native_constant_node_makes(serve_graphs):
+    # side packets do not cross the cut at run time; a ConstantSidePacketCalculator's are known at parse time
+    server = serve_graphs({"g": CONSTANT_SIDE_PACKET})
+    (definition,) = server.graphs
+    assert dict(definition.spec.split.python_constants) == {"factor": 2.5}  # only what a Python node reads
+    result = stream(server.address, [request("g", {"in": F([1, 2])}), request("g", {"in": F([4])})])
+    assert result.code == grpc.StatusCode.OK and result.errors == []
+    assert values(result) == [[2.5, 5.0], [10.0]]
 
 
 def test_an_exception_in_a_python_node_ends_the_stream_naming_the_node(serve_graphs):
