@@ -310,6 +310,26 @@ def test_an_inlined_subgraph_is_drawn_as_the_pbtxt_names_it_and_opens_on_demand(
     assert 'subgraph "cluster_holisticlandmarkcpu" {' in wheel.dot and 'label="HolisticLandmarkCpu"];' in wheel.dot
 
 
+def test_on_model_entries_the_forks_subgraphs_open_as_they_run_not_as_the_wheels_modules() -> None:
+    entries = ["face_detection", "face_landmark", "hand_landmark_full", "hand_recrop", "pose_detection",
+               "pose_landmark_full"]
+    spec = parse_graph((GRAPHS / "holistic_tracking" / "holistic_tracking.pbtxt").read_text(), models=entries)
+    closed = GraphView(spec)
+    # expanded here (inference on the entries): one of our subgraphs, not the wheel's compiled-in module
+    assert closed.kinds["HolisticLandmarkCpu"] == "subgraph"
+    assert 'label="HolisticLandmarkCpu\\n[subgraph: expand to open]"' in closed.dot
+    opened = GraphView(spec, expand=True)
+    # every node that runs, the fork's sessions and OpenVINO inference and the Python twins among them
+    assert sorted(boxes(opened.dot)) == sorted(node.calculator for node in spec.config.node)
+    assert boxes(opened.dot).count("OpenVINOInferenceCalculator") == 8  # face x2, pose x2, hands x2 x2
+    for twin in ("OpenVINOInferenceCalculator", "PythonRefineLandmarksFromHeatmapCalculator",
+                 "PythonLandmarkLetterboxRemovalCalculator", "PythonWarpAffineCalculator"):
+        assert opened.kinds[twin] == "python", twin
+    assert not {"TfLiteInferenceCalculator", "InferenceCalculator"} & set(boxes(opened.dot))
+    # the same pbtxt served without entries keeps the wheel's module, drawn as one box
+    assert GraphView(parse_graph(spec.text)).kinds["HolisticLandmarkCpu"] == "wheel-subgraph"
+
+
 def test_python_run_nodes_and_unknown_calculators_are_told_apart() -> None:
     tracking = GraphView(example("face_tracking"))
     assert tracking.kinds == {"FaceDetectionShortRangeCpu": "wheel-subgraph", "DetectionTrackerCalculator": "python"}

@@ -6,7 +6,11 @@ reading the pbtxt sees one node. `drawn_nodes` keeps that one node, or, when
 asked, opens it into the subgraph's own nodes grouped under the subgraph's
 name (nested ones too). `calculator_kinds` says how each calculator runs here:
 natively in MediaPipe, as a Python calculator, a subgraph (ours, the folder's,
-or the wheel's own), or unknown to all of them.
+or the wheel's own), or unknown to all of them. A graph served with the model
+entries OVMS's fork infers on runs the fork's subgraphs expanded here
+(`HolisticLandmarkCpu`, `FaceLandmarkFrontCpu`, ...): its drawing opens them as
+they run, their inference on OpenVINO and the tensor nodes in Python, not as
+the wheel's TFLite modules.
 """
 
 from __future__ import annotations
@@ -17,6 +21,19 @@ from typing import Any
 
 #: Kinds `calculator_kinds` gives: how a node's calculator runs here.
 NATIVE, PYTHON, SUBGRAPH, WHEEL_SUBGRAPH, UNKNOWN = "native", "python", "subgraph", "wheel-subgraph", "unknown"
+
+
+class SubgraphSources(dict[str, str]):
+    """The folder's subgraph texts a drawing may open (type -> pbtxt text), and `model_entries`: whether the
+    graph runs the fork's subgraphs on model entries, so they open as expanded here rather than as the wheel's."""
+
+    def __init__(self, texts: Mapping[str, str] | None = None, model_entries: bool = False) -> None:
+        super().__init__(texts or {})
+        self.model_entries = model_entries
+
+
+def _entries(subgraphs: Mapping[str, str] | None) -> bool:
+    return bool(getattr(subgraphs, "model_entries", False))
 
 
 @dataclass(frozen=True)
@@ -33,15 +50,16 @@ def is_module_name(text: str) -> bool:
     return text.isidentifier()
 
 
-def source_config(source: object, subgraphs: Mapping[str, str] | None = None) -> tuple[Any, dict[str, str]]:
+def source_config(source: object, subgraphs: Mapping[str, str] | None = None) -> tuple[Any, SubgraphSources]:
     """(the config as its pbtxt names it, the folder subgraphs it may open) for a GraphSpec (its text, not the
-    expanded config it runs), pbtxt text, the name of a module the wheel ships, or a config message."""
+    expanded config it runs; served on model entries, its fork subgraphs open as they run), pbtxt text, the
+    name of a module the wheel ships, or a config message."""
     from google.protobuf import text_format
 
     from ovms_notebook.errors import GraphLoadError
     from ovms_notebook.framework.protos import parse_graph_config
 
-    own = dict(subgraphs or {})
+    own = SubgraphSources(subgraphs, _entries(subgraphs) or bool(getattr(source, "model_entries", ())))
     if isinstance(source, str):
         if is_module_name(source):
             from ovms_notebook.framework.subgraphs.wheel import wheel_module_config
@@ -50,7 +68,7 @@ def source_config(source: object, subgraphs: Mapping[str, str] | None = None) ->
         text = source
     elif hasattr(source, "text") and hasattr(source, "config"):  # a GraphSpec: drawn as written
         text = source.text
-        own = {**getattr(source, "subgraphs", {}), **own}
+        own = SubgraphSources({**getattr(source, "subgraphs", {}), **own}, own.model_entries)
     else:
         config = getattr(source, "config", source)
         if not hasattr(config, "node"):
@@ -66,10 +84,11 @@ def source_config(source: object, subgraphs: Mapping[str, str] | None = None) ->
 
 
 def openable(subgraphs: Mapping[str, str] | None = None) -> set[str]:
-    """Subgraph types a drawing can open: the package's own and the folder's."""
-    from ovms_notebook.framework.subgraphs import SUBGRAPHS
+    """Subgraph types a drawing can open: the package's own and the folder's (with model entries, the fork's
+    subgraphs the package expands too)."""
+    from ovms_notebook.framework.subgraphs import FORK_SUBGRAPHS, SUBGRAPHS
 
-    return set(SUBGRAPHS) | set(subgraphs or {})
+    return set(SUBGRAPHS) | set(subgraphs or {}) | (set(FORK_SUBGRAPHS) if _entries(subgraphs) else set())
 
 
 def drawn_nodes(
@@ -83,11 +102,12 @@ def drawn_nodes(
     subgraph that cannot be opened stays one box.
     """
     from ovms_notebook.errors import GraphLoadError
-    from ovms_notebook.framework.subgraphs import instance_nodes
+    from ovms_notebook.framework.subgraphs import instance_nodes, twin_padding_readers
     from ovms_notebook.framework.subgraphs.wheel import wheel_module_text, wheel_modules
 
     names = None if isinstance(expand, bool) else set(expand)
-    sources = dict(subgraphs or {})
+    entries = _entries(subgraphs)
+    sources = SubgraphSources(subgraphs, entries)
     for name in sorted(names or ()):
         if name in wheel_modules() and name not in openable(sources):
             sources[name] = wheel_module_text(name)
@@ -108,7 +128,7 @@ def drawn_nodes(
                 out.append(DrawnNode(node, clusters))
                 continue
             try:
-                prefix, inner = instance_nodes(node, taken, sources)
+                prefix, inner = instance_nodes(node, taken, sources, model_entries=entries)
             except GraphLoadError:  # e.g. options on the subgraph node: drawn closed
                 out.append(DrawnNode(node, clusters))
                 continue
@@ -116,7 +136,10 @@ def drawn_nodes(
             out += walk(inner, (*clusters, (prefix, caption)))
         return out
 
-    return walk(config.node, ())
+    drawn = walk(config.node, ())
+    if entries:  # letterbox removals whose padding a Python twin makes run as twins too, as the graph runs them
+        twin_padding_readers([item.node for item in drawn if item.clusters])
+    return drawn
 
 
 def calculator_kinds(names: Iterable[str], subgraphs: Mapping[str, str] | None = None) -> dict[str, str]:

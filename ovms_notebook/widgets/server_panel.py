@@ -227,7 +227,7 @@ class ServerPanel(Composite):
         from ovms_notebook.widgets.graph_parts import calculator_kinds, drawn_nodes, source_config
 
         config, own = source_config(source, own)
-        key = (config.SerializeToString(deterministic=True), tuple(sorted(own.items())))
+        key = (config.SerializeToString(deterministic=True), tuple(sorted(own.items())), own.model_entries)
         if self._kinds_seen is None or self._kinds_seen[0] != key:
             try:
                 items = drawn_nodes(config, True, own)

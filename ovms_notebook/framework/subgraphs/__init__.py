@@ -40,7 +40,15 @@ from ovms_notebook.framework.subgraphs.fork import fork_inference, python_twins,
 from ovms_notebook.framework.subgraphs.graph_options import apply_option_values
 from ovms_notebook.framework.tags import split_tag_index_name
 
-__all__ = ["FORK_SUBGRAPHS", "SUBGRAPHS", "expand_subgraphs", "folder_subgraphs", "instance_nodes", "subgraph_config"]
+__all__ = [
+    "FORK_SUBGRAPHS",
+    "SUBGRAPHS",
+    "expand_subgraphs",
+    "folder_subgraphs",
+    "instance_nodes",
+    "subgraph_config",
+    "twin_padding_readers",
+]
 
 #: Subgraph type -> its pbtxt file here (google-ai-edge/mediapipe v0.10.21, commit cad7f3ab).
 SUBGRAPHS: dict[str, str] = {
@@ -220,11 +228,13 @@ def _instance(node: object, taken: set[str], extra: Mapping[str, str] | None = N
     return nodes
 
 
-def instance_nodes(node: object, taken: set[str], extra: Mapping[str, str] | None = None) -> tuple[str, list[object]]:
+def instance_nodes(node: object, taken: set[str], extra: Mapping[str, str] | None = None, *,
+                   model_entries: bool = False) -> tuple[str, list[object]]:
     """(the per-instance prefix, the subgraph's nodes) that one subgraph node stands for, wired to its streams and
-    not expanded further: what a drawing shows as one collapsible box. `taken` collects the prefixes in use."""
+    not expanded further: what a drawing shows as one collapsible box. `taken` collects the prefixes in use;
+    `model_entries` gives the fork's subgraphs as they run on model entries (see `expand_subgraphs`)."""
     before = set(taken)
-    nodes = _instance(node, taken, extra)
+    nodes = _instance(node, taken, extra, model_entries)
     [prefix] = taken - before
     return prefix, nodes
 
