@@ -22,6 +22,7 @@ packets) settle the native nodes downstream, as in MediaPipe.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mediapipe.calculators.core import concatenate_vector_calculator_pb2
 from mediapipe.calculators.util import rect_to_render_scale_calculator_pb2
@@ -47,13 +48,18 @@ RenderScaleOptions = rect_to_render_scale_calculator_pb2.RectToRenderScaleCalcul
 _LANDMARK_LABEL = "KEYPOINT"
 
 
-def _visible(landmark: object, options: LandmarksOptions) -> bool:
-    """MediaPipe's IsLandmarkVisibleAndPresent: only a *set* visibility/presence below its threshold hides."""
-    if (options.utilize_visibility and landmark.HasField("visibility")  # type: ignore[attr-defined]
-            and landmark.visibility < options.visibility_threshold):  # type: ignore[attr-defined]
-        return False
-    return not (options.utilize_presence and landmark.HasField("presence")  # type: ignore[attr-defined]
-                and landmark.presence < options.presence_threshold)  # type: ignore[attr-defined]
+def _shown(points: Sequence[Any], options: LandmarksOptions) -> list[bool]:
+    """MediaPipe's IsLandmarkVisibleAndPresent for each point: only a *set* visibility/presence below its
+    threshold hides (the options read once: this runs for every landmark of every frame)."""
+    by_visibility, visibility = options.utilize_visibility, options.visibility_threshold
+    by_presence, presence = options.utilize_presence, options.presence_threshold
+    if not (by_visibility or by_presence):
+        return [True] * len(points)
+    return [
+        not (by_visibility and p.HasField("visibility") and p.visibility < visibility)
+        and not (by_presence and p.HasField("presence") and p.presence < presence)
+        for p in points
+    ]
 
 
 def _remap(x: float, low: float, high: float, scale: float) -> float:
@@ -88,14 +94,15 @@ def landmarks_to_render_data(landmarks: object, options: LandmarksOptions, scale
     max_color = (options.max_depth_line_color if options.HasField("max_depth_line_color")
                  else color_pb2.Color(r=255, g=255, b=255))
     data = render_data_pb2.RenderData()
-    connections = options.landmark_connections
+    connections = list(options.landmark_connections)
+    shown = _shown(points, options)
     for i in range(0, len(connections), 2):
         start, end = connections[i], connections[i + 1]
         if start >= len(points) or end >= len(points):
             continue
-        a, b = points[start], points[end]
-        if not (_visible(a, options) and _visible(b, options)):
+        if not (shown[start] and shown[end]):
             continue
+        a, b = points[start], points[end]
         annotation = data.render_annotations.add()
         if depth:
             line = annotation.gradient_line
@@ -108,8 +115,8 @@ def landmarks_to_render_data(landmarks: object, options: LandmarksOptions, scale
         line.normalized = normalized
         annotation.thickness = thickness
     if options.render_landmarks:
-        for point in points:
-            if not _visible(point, options):
+        for point, visible in zip(points, shown, strict=True):
+            if not visible:
                 continue
             annotation = data.render_annotations.add(scene_tag=_LANDMARK_LABEL, thickness=thickness)
             annotation.color.CopyFrom(options.landmark_color)
