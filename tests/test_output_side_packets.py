@@ -87,3 +87,38 @@ def test_a_side_packet_made_by_a_node_is_not_asked_of_the_caller_but_one_made_tw
     undeclared = 'input_stream: "x" node { calculator: "AddSide" input_stream: "IN:x" output_side_packet: "S:s" }'
     with pytest.raises(GraphConfigError, match='For output side packets ValidatePacketTypeSet failed:\nTag "S"'):
         PythonGraph(undeclared, registry)
+
+
+@registry.register("AddOptional")
+class AddOptional(AddSide):
+    """AddSide whose FACTOR may be missing (MediaPipe's Optional()): then it adds 0."""
+
+    optional_side_packets = ("FACTOR",)
+
+    def open(self, side_packets: Mapping[str, object]) -> None:
+        self.factor = side_packets.get("FACTOR", 0)
+
+
+OPTIONAL = """
+input_stream: "values" output_stream: "out" input_side_packet: "factor"
+node { calculator: "AddOptional" input_stream: "IN:values" input_side_packet: "FACTOR:factor" output_stream: "OUT:out" }
+"""
+
+
+def test_an_optional_side_packet_may_be_missing_and_is_used_when_given() -> None:
+    def values(side_packets: dict[str, object] | None, graph: str = OPTIONAL) -> list[tuple[int, int]]:
+        found: list[tuple[int, int]] = []
+        python = PythonGraph(graph, registry)
+        python.observe_output_stream("out", lambda _name, value, timestamp: found.append((timestamp, value)))
+        python.start_run(side_packets)
+        python.add_packet_to_input_stream("values", 5, 0)
+        python.close()
+        return found
+
+    assert values(None) == [(0, 5)] and values({"factor": 10}) == [(0, 15)]
+    with pytest.raises(PythonGraphError, match=r'Side packet "factor" is required but was not provided\.'):
+        values(None, OPTIONAL.replace("AddOptional", "AddSide"))
+    # made by a node: an optional side packet is waited for like any other
+    made = GRAPH.replace('calculator: "AddSide"', 'calculator: "AddOptional"')
+    out, error = run(PythonGraph(made, registry), [("values", 1, 0), ("first", 100, 0)])
+    assert error is None and out == [(0, 101)]

@@ -18,6 +18,7 @@ from mediapipe.framework.formats import landmark_pb2
 from ovms_notebook.codec import StreamKind, decode_input, encode_input, parse_stream
 from ovms_notebook.codec.proto_inputs import resolve_proto_inputs
 from ovms_notebook.engine.graphconfig import parse_graph
+from ovms_notebook.engine.python.api import Calculator
 from ovms_notebook.errors import GraphLoadError
 from ovms_notebook.framework.protos import parse_graph_config
 from ovms_notebook.sources import astronaut
@@ -214,3 +215,35 @@ def test_stream_client_sends_a_message_itself_to_a_proto_input(serve_graphs) -> 
     box = detection.location_data.relative_bounding_box
     assert (box.xmin, box.ymin, box.width, box.height) == pytest.approx((0.25, 0.25, 0.5, 0.25))
     assert client.status.text == "OK"
+
+
+class _CountLandmarks(Calculator):
+    """A notebook calculator reading a landmark list: it names the message, so a PROTO: input can feed it."""
+
+    inputs = ("NORM_LANDMARKS",)
+    outputs = ("COUNT",)
+    input_messages = {"NORM_LANDMARKS": "mediapipe.NormalizedLandmarkList"}
+
+    def process(self, timestamp, inputs):
+        return {"COUNT": np.array([len(inputs["NORM_LANDMARKS"].landmark)], np.int32)}
+
+
+def test_a_proto_input_read_only_by_a_python_node_takes_the_message_it_names(serve_graphs) -> None:
+    from ovms_notebook.client.stream import StreamClient
+    from ovms_notebook.engine.python.api import register, unregister
+
+    graph = ('input_stream: "PROTO:landmarks" output_stream: "count" node { calculator: "TestCountLandmarks" '
+             'input_stream: "NORM_LANDMARKS:landmarks" output_stream: "COUNT:count" }')
+    register("TestCountLandmarks")(_CountLandmarks)
+    try:
+        assert parse_graph(graph).inputs["landmarks"].message == "mediapipe.NormalizedLandmarkList"
+        server = serve_graphs({"count": graph})
+        client = StreamClient(server.address, "count")
+        client.send({"landmarks": landmark_list((0.25, 0.5), (0.75, 0.25), (0.5, 0.5))})
+        client.close()
+        assert [e.values["count"].tolist() for e in client.responses] == [[3]] and client.status.text == "OK"
+    finally:
+        unregister("TestCountLandmarks")
+    with pytest.raises(GraphLoadError, match=r"or a Python calculator naming it in its input_messages"):
+        parse_graph(graph.replace("TestCountLandmarks", "PassThroughCalculator").replace("NORM_LANDMARKS:", "")
+                    .replace("COUNT:", ""))

@@ -66,11 +66,14 @@ def side_packet_types(config: object) -> dict[str, str]:
     return types
 
 
-def resolve_proto_inputs(inputs: Mapping[str, StreamSpec], native_config: object | None) -> dict[str, StreamSpec]:
+def resolve_proto_inputs(inputs: Mapping[str, StreamSpec], native_config: object | None,
+                         python_messages: Mapping[str, str] | None = None) -> dict[str, StreamSpec]:
     """`inputs` with each `PROTO:` stream's message name filled in from the graph's required types.
 
     `native_config` is the part of the graph MediaPipe runs (None when every
-    node runs on the Python side). GraphLoadError names the stream and what
+    node runs on the Python side); `python_messages` the message full names
+    Python-side nodes declare for the streams they read (stream name -> name),
+    used where no native node fixes the type. GraphLoadError names the stream and what
     the graph requires when no single message type can be read: the stream
     reaches only type-agnostic or Python-side nodes, or its type is not a
     message (an ImageFrame wants `IMAGE:`), or a vector of messages (which the
@@ -84,11 +87,15 @@ def resolve_proto_inputs(inputs: Mapping[str, StreamSpec], native_config: object
     for spec in wanted:
         shown = f"PROTO:{spec.index}:{spec.name}" if spec.index is not None else f"PROTO:{spec.name}"
         cpp = types.get(spec.name)
+        if cpp is None and python_messages and spec.name in python_messages:
+            resolved[spec.name] = dataclasses.replace(spec, message=python_messages[spec.name])
+            continue
         if cpp is None:
             raise GraphLoadError(
                 f"input_stream {shown!r}: the graph does not fix the message type of {spec.name!r} (it reaches only "
                 "type-agnostic or Python-side nodes); PROTO: inputs need a native node that requires one message "
-                "type, e.g. LandmarksToDetectionCalculator's NORM_LANDMARKS"
+                "type, e.g. LandmarksToDetectionCalculator's NORM_LANDMARKS, or a Python calculator naming it in "
+                "its input_messages"
             )
         found = message_name(cpp)
         if found is None:

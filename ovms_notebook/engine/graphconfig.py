@@ -16,13 +16,14 @@ from google.protobuf import text_format
 
 from ovms_notebook.codec import StreamKind, StreamSpec, parse_stream
 from ovms_notebook.codec.proto_inputs import resolve_proto_inputs
-from ovms_notebook.engine.python.api import Registry, default_registry
+from ovms_notebook.engine.python.api import Registry, default_registry, tag_key
 from ovms_notebook.engine.python.scheduler import PythonGraph
 from ovms_notebook.engine.split import Split, split_graph
 from ovms_notebook.errors import GraphLoadError
 from ovms_notebook.framework.ovms_fork import fork_servables, model_entry_checks
 from ovms_notebook.framework.protos import GraphConfig, parse_graph_config
 from ovms_notebook.framework.subgraphs import expand_subgraphs
+from ovms_notebook.framework.tags import parse_tag_index_name
 
 #: The side packet OVMS reserves for its map of Python node resources (OVMS's
 #: src/mediapipe_internal/side_packet_builder.cpp); clients cannot set it.
@@ -101,7 +102,8 @@ def parse_graph(text: str, subgraphs: Mapping[str, str] | None = None, *, models
             _dry_run(split.native)
         _check_python(split.python)
     # after the dry run: MediaPipe's validation then runs on a graph it accepts
-    inputs = resolve_proto_inputs(inputs, config if split.python is None else split.native)
+    inputs = resolve_proto_inputs(inputs, config if split.python is None else split.native,
+                                  python_messages(split.python) if split.python is not None else None)
     return GraphSpec(
         text=text,
         config=config,
@@ -120,6 +122,23 @@ def python_registry() -> Registry:
     """Calculators that run on the Python side: the library's (the default registry loads them on first
     use, see `ovms_notebook.calculators.builtin`) and those registered in a notebook."""
     return default_registry
+
+
+def python_messages(config: GraphConfig) -> dict[str, str]:
+    """{stream name: protobuf message full name} of the streams the Python half's nodes declare a message for
+    (their calculators' `input_messages`, by key, else by tag)."""
+    found: dict[str, str] = {}
+    for node in config.node:
+        cls = default_registry.get(node.calculator)
+        declared = getattr(cls, "input_messages", None)
+        if not declared:
+            continue
+        for entry in node.input_stream:
+            tag, index, name = parse_tag_index_name(entry)
+            message = declared.get(tag_key(tag, max(index, 0))) or declared.get(tag)
+            if message:
+                found.setdefault(name, message)
+    return found
 
 
 def _check_python(config: GraphConfig) -> None:

@@ -152,6 +152,11 @@ class Calculator:
 
     Class attributes declare the contract (MediaPipe's GetContract):
     `inputs`, `outputs`, `side_packets`, `output_side_packets` are `TAG:index` keys or wildcards;
+    `optional_side_packets` marks those of `side_packets` a run may lack (MediaPipe's `Optional()`:
+    a graph side packet no request gave and no node makes is then absent from `open`'s mapping);
+    `input_messages` names the protobuf message an input takes, by key or tag
+    (`{"NORM_RECT": "mediapipe.NormalizedRect"}`): a graph's `PROTO:` input that reaches only
+    Python nodes reads its message type there, as it reads a native node's from MediaPipe;
     `input_stream_handler` is Default (run at t once every input has a
     packet at t or a bound past t), Immediate (run on every arrival, other
     inputs EMPTY) or SyncSet (with `sync_sets`, groups of input keys
@@ -172,6 +177,8 @@ class Calculator:
     inputs: ClassVar[Sequence[str]] = ()
     outputs: ClassVar[Sequence[str]] = ()
     side_packets: ClassVar[Sequence[str]] = ()
+    optional_side_packets: ClassVar[Sequence[str]] = ()
+    input_messages: ClassVar[Mapping[str, str]] = {}
     output_side_packets: ClassVar[Sequence[str]] = ()
     input_stream_handler: ClassVar[str] = "DefaultInputStreamHandler"
     sync_sets: ClassVar[Sequence[Sequence[str]]] = ()
@@ -319,6 +326,7 @@ class Registry(Mapping[str, type[Calculator]]):
         check_declaration(cls.inputs, f"{cls.__name__}.inputs")
         check_declaration(cls.outputs, f"{cls.__name__}.outputs")
         check_declaration(cls.side_packets, f"{cls.__name__}.side_packets")
+        check_declaration(cls.optional_side_packets, f"{cls.__name__}.optional_side_packets")
         for sync_set in cls.sync_sets:
             check_declaration(sync_set, f"{cls.__name__}.sync_sets")
         if cls.input_stream_handler not in HANDLERS:

@@ -110,7 +110,7 @@ class NodeRuntime:
 
     def open(self, side_packets: Mapping[str, object]) -> bool:
         """Call `open()`; outputs it emitted are propagated. False (error recorded) when it raised."""
-        values = {ref.key: side_packets[ref.name] for ref in self.plan.side_packets}
+        values = {ref.key: side_packets[ref.name] for ref in self.plan.side_packets if ref.name in side_packets}
         shards = self._begin(None, {})
         try:
             self.instance.open(values)

@@ -44,7 +44,7 @@ from typing import Any
 
 from google.protobuf import text_format
 
-from ovms_notebook.engine.python.api import EMPTY, Calculator, default_registry
+from ovms_notebook.engine.python.api import EMPTY, Calculator, declares, default_registry
 from ovms_notebook.engine.python.graph_io import GraphInput, ObservedStream, Observer
 from ovms_notebook.engine.python.node import NodeRuntime, Task
 from ovms_notebook.engine.python.streams import (
@@ -65,7 +65,7 @@ from ovms_notebook.engine.python.throttle import (
     queue_bound,
 )
 from ovms_notebook.engine.python.tracing import NodeTracer
-from ovms_notebook.engine.python.validate import plan_graph
+from ovms_notebook.engine.python.validate import NodePlan, StreamRef, plan_graph
 from ovms_notebook.errors import GraphConfigError, PythonGraphArgumentError, PythonGraphError
 from ovms_notebook.framework.timestamps import debug_string
 from ovms_notebook.framework.trace import TraceEvent
@@ -113,6 +113,7 @@ class PythonGraph:
         self._errors: list[Status] = []
         self._nodes: list[NodeRuntime] = []
         self._side_values: dict[str, object] = {}  # the run's side packets: the graph's, then those nodes set
+        self._made_sides: set[str] = set()  # side packets some node of the graph sets
         self._sides_changed = False
         self._queue: list[tuple[int, int, NodeRuntime, Task]] = []
         self._sequence = itertools.count()
@@ -170,8 +171,9 @@ class PythonGraph:
             made = {ref.name for node in self._plan.nodes for ref in node.output_side_packets}
             for node in self._plan.nodes:
                 for ref in node.side_packets:
-                    if ref.name not in side_packets and ref.name not in made:
+                    if ref.name not in side_packets and ref.name not in made and not _optional(node, ref):
                         raise PythonGraphArgumentError(f'Side packet "{ref.name}" is required but was not provided.')
+            self._made_sides = made
             self._side_values = {name: value for name, value in side_packets.items() if name not in made}
             self._sides_changed = False
             self._errors = []
@@ -337,7 +339,11 @@ class PythonGraph:
             raise self._combined("Graph has errors: ")
 
     def _sides_ready(self, runtime: NodeRuntime) -> bool:
-        return all(ref.name in self._side_values for ref in runtime.plan.side_packets)
+        """Every side packet the node takes is set, or optional and neither given nor made by any node."""
+        return all(
+            ref.name in self._side_values or (ref.name not in self._made_sides and _optional(runtime.plan, ref))
+            for ref in runtime.plan.side_packets
+        )
 
     def _set_side(self, name: str, value: object) -> None:
         """A node set output side packet `name` (`OutputSidePacketImpl::Set`): once per run."""
@@ -412,6 +418,11 @@ class PythonGraph:
             if node.state == "opened":
                 node.close(propagate=False)
         self._running = False
+
+
+def _optional(plan: NodePlan, ref: StreamRef) -> bool:
+    """True when the node's calculator may run without side packet `ref` (its `optional_side_packets`)."""
+    return declares(plan.cls.optional_side_packets, ref.tag, ref.index)
 
 
 def _parse(text: str) -> Any:
