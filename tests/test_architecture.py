@@ -83,7 +83,7 @@ def test_the_builtin_calculators_register_on_first_lookup() -> None:
         "names = sorted(default_registry)\n"
         "print(before, len(names), 'DetectionTrackerCalculator' in names, 'PythonExecutorCalculator' in names)"
     )
-    assert out == "False 41 True True"
+    assert out == "False 42 True True"
 
 
 def test_a_notebook_class_replaces_a_builtin_of_the_same_name() -> None:

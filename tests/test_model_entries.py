@@ -540,15 +540,40 @@ def test_an_iris_model_under_face_landmark_fails_the_stream_as_ovms_would(tmp_pa
     ) in client.status.text
 
 
-def test_with_attention_from_the_graph_is_refused_with_entries_and_runs_without() -> None:
+def test_with_attention_on_the_entries_runs_off_and_ends_a_stream_that_turns_it_on(tmp_path: Path) -> None:
     from ovms_notebook.errors import GraphLoadError
 
     attention = FACE_MESH.replace('input_side_packet: "NUM_FACES:num_faces"',
                                   'input_side_packet: "NUM_FACES:num_faces" input_side_packet: "WITH_ATTENTION:att"')
     attention = 'input_side_packet: "att"\n' + attention
-    with pytest.raises(GraphLoadError, match=r"SwitchContainer .*picked by ENABLE:att.* at run time"):
-        parse_graph(attention, models=list(FACE_MODELS))
     assert parse_graph(attention).split is None  # no entry: the wheel's native subgraph, attention and all
+    server = ovms_notebook.serve(mesh_folder(tmp_path, dict(FACE_MODELS), attention))
+    try:
+        ends, meshes = [], []
+        for parameters in (None, {"att": False}, {"att": True}):
+            client = StreamClient(server.address, "faceMesh")
+            client.send({"image": astronaut()}, parameters=parameters)
+            ends.append(client.close().text)
+            meshes.append([len(e.values["multi_face_landmarks"][0].landmark) for e in client.responses
+                           if "multi_face_landmarks" in e.values])
+    finally:
+        server.stop()
+    # unset or false: the fork's face landmark model (no attention); true: what OVMS's fork cannot run, said so
+    assert ends[:2] == ["OK", "OK"] and meshes == [[468], [468], []]
+    assert "the side packet ENABLE = True picks channel 1 (SplitTensorVectorCalculator) of a SwitchContainer" in ends[2]
+    assert "(WITH_ATTENTION: false)" in ends[2]
+    # a channel picked by a stream, packet by packet, is refused when the graph loads
+    stream = attention.replace('input_side_packet: "WITH_ATTENTION:att"', "")
+    from ovms_notebook.framework.protos import parse_graph_config
+    from ovms_notebook.framework.subgraphs.fork import python_twins
+
+    switch = parse_graph_config(
+        'node { calculator: "SwitchContainer" input_stream: "ENABLE:flag" input_stream: "t" output_stream: "u" '
+        'options { [mediapipe.SwitchContainerOptions.ext] { contained_node { calculator: "SplitTensorVectorCalculator" '
+        "} } } }")
+    with pytest.raises(GraphLoadError, match=r"picked by the input stream ENABLE:flag, packet by packet"):
+        python_twins(list(switch.node))
+    assert parse_graph(stream, models=list(FACE_MODELS)).split is not None
 
 
 HOLISTIC_FACE = """

@@ -20,6 +20,7 @@ from ovms_notebook.calculators import (
     recolor,
     render,
     render_shapes,
+    switch,
     tensor_plumbing,
     tensors,
     tflite,
@@ -69,6 +70,7 @@ BY_CLASS_NAME: tuple[type[Calculator], ...] = (
     pose_tensors.PythonTensorsToSegmentationCalculator,
     pose_tensors.PythonInverseMatrixCalculator,
     pose_tensors.PythonWarpAffineCalculator,
+    switch.PythonSwitchChannelCheck,
 )
 
 

@@ -116,6 +116,7 @@ class PythonLandmarkLetterboxRemovalCalculator(Calculator):
     """LANDMARKS (NormalizedLandmarkList, by index) + LETTERBOX_PADDING (l, t, r, b) -> LANDMARKS, unpadded."""
 
     inputs = ("LANDMARKS:*", "LETTERBOX_PADDING")
+    input_messages = {"LANDMARKS": "mediapipe.NormalizedLandmarkList"}
     outputs = ("LANDMARKS:*",)
 
     def process(self, timestamp: int, inputs: Mapping[str, object | None]) -> dict[str, object] | None:

@@ -109,6 +109,7 @@ class PythonRefineLandmarksFromHeatmapCalculator(Calculator):
 
     inputs = ("NORM_LANDMARKS", "TENSORS")
     outputs = ("NORM_LANDMARKS",)
+    input_messages = {"NORM_LANDMARKS": "mediapipe.NormalizedLandmarkList"}
 
     def open(self, side_packets: Mapping[str, object]) -> None:
         self.settings = self.options(RefineLandmarksFromHeatmapCalculatorOptions)

@@ -114,6 +114,7 @@ class PythonGateCalculator(Calculator):
     inputs = (":*", "ALLOW", "DISALLOW")
     outputs = (":*",)
     side_packets = ("ALLOW", "DISALLOW")
+    optional_side_packets = ("ALLOW", "DISALLOW")  # a graph side packet no request gives: the streams or options
 
     def open(self, side_packets: Mapping[str, object]) -> None:
         options = self.options(GateCalculatorOptions)

@@ -128,6 +128,7 @@ class PythonImageToTensorCalculator(Calculator):
 
     inputs = ("IMAGE", "NORM_RECT")
     outputs = ("TENSORS", "TENSOR", "MATRIX", "LETTERBOX_PADDING")
+    input_messages = {"NORM_RECT": "mediapipe.NormalizedRect"}
 
     def open(self, side_packets: Mapping[str, object]) -> None:
         import cv2

@@ -46,8 +46,8 @@ Which subgraph infers on which entry, here:
     IrisLandmarkCpu               iris_landmark    OpenVINO on the entry (TfLite* calculators in Python)
     FaceDetectionShortRangeCpu    face_detection   OpenVINO on the entry (tensor calculators in Python)
     FaceLandmarkCpu               face_landmark    OpenVINO on the entry (tensor calculators in Python;
-                                                   WITH_ATTENTION must stay unconnected, as the fork's model
-                                                   has no attention)
+                                                   WITH_ATTENTION true ends the run, as the fork's model has
+                                                   no attention)
     FaceLandmarkFrontCpu          both above       both above, its glue native
     PoseDetectionCpu              pose_detection   OpenVINO on the entry (tensor calculators in Python)
     PoseLandmarkCpu               pose_detection,  both, as below

@@ -49,6 +49,10 @@ _POSE_MODELS = {0: "pose_landmark_lite.tflite", 1: "pose_landmark_full.tflite", 
 #: The wheel's subgraphs that pick a pose landmark model by their MODEL_COMPLEXITY side packet (default 1).
 _COMPLEXITY_SUBGRAPHS = frozenset({"PoseLandmarkCpu", "PoseLandmarkByRoiCpu", "HolisticLandmarkCpu"})
 _INT_VALUE = re.compile(r"int_value:\s*(-?\d+)")
+#: The face subgraphs whose side packet (by tag) switches face landmarks to the attention model, which OVMS's
+#: MediaPipe fork does not run: its FaceLandmarkCpu infers on the `face_landmark` entry, without attention.
+_ATTENTION_TAGS = {"FaceLandmarkFrontCpu": "WITH_ATTENTION", "FaceLandmarkCpu": "WITH_ATTENTION",
+                   "FaceLandmarksFromPoseCpu": "REFINE_LANDMARKS", "HolisticLandmarkCpu": "REFINE_FACE_LANDMARKS"}
 
 
 def native_part(config: object) -> object | None:
@@ -299,7 +303,7 @@ def model_findings(config: object, base_path: Path | None = None) -> list[Findin
                     else "",
                 )
             )
-    return found + _complexity_findings(config, wheel_root)
+    return found + _complexity_findings(config, wheel_root) + _attention_findings(config)
 
 
 def _complexity_findings(config: object, wheel_root: Path) -> list[Finding]:
@@ -330,6 +334,34 @@ def _complexity_findings(config: object, wheel_root: Path) -> list[Finding]:
                     f"it loads mediapipe/modules/pose_landmark/{model}, which the mediapipe wheel does not ship "
                     "(it has pose_landmark_full.tflite, model complexity 1): the graph fails when it starts",
                     fix=f"packet {{ int_value: 1 }}  # in the ConstantSidePacketCalculator making {name}",
+                )
+            )
+    return found
+
+
+def _attention_findings(config: object) -> list[Finding]:
+    """Face subgraphs given a constant true WITH_ATTENTION (or REFINE_*_LANDMARKS): OVMS's fork infers face
+    landmarks without attention, so such a graph fails on OVMS (and here, served on its model entries)."""
+    from ovms_notebook.engine.split import constant_side_packets
+
+    constants = {name: value for node in config.node  # type: ignore[attr-defined]
+                 for name, value in constant_side_packets(node).items()}
+    found = []
+    for node in config.node:  # type: ignore[attr-defined]
+        wanted = _ATTENTION_TAGS.get(node.calculator)
+        for text in node.input_side_packet if wanted else ():
+            tag, _, name = split_tag_index_name(text)
+            if tag != wanted or constants.get(name) is not True:
+                continue
+            found.append(
+                Finding(
+                    "error",
+                    "ovms-fork-attention",
+                    f"node {node.calculator} {tag} true ({name!r})",
+                    "OVMS's MediaPipe fork infers face landmarks on the face_landmark model entry, without "
+                    "attention (468 points, no irises): with attention on, the graph fails on OVMS at its first "
+                    "frame, and here too once the folder serves its model entries",
+                    fix=f"packet {{ bool_value: false }}  # in the ConstantSidePacketCalculator making {name}",
                 )
             )
     return found

@@ -8,8 +8,9 @@ by a session on the model entry and the fork's `OpenVINOInferenceCalculator`
 (`PYTHON_TWINS`; `LandmarkLetterboxRemovalCalculator` only where its padding
 comes from a Python twin, which `twin_padding_readers` decides once the whole
 graph is expanded), folds `SsdAnchorsCalculator` into the node reading its
-anchors and resolves a `SwitchContainer` whose channel no side packet picks
-into the contained node its options select.
+anchors and resolves a `SwitchContainer` into the contained node its options
+select (with a check, when a side packet may pick another channel, that fails
+such a run as its nodes open).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def python_twins(nodes: list[object]) -> list[object]:
 
     anchors: dict[str, object] = {}
     kept: list[object] = []
-    for inner in map(_resolve_switch, nodes):
+    for inner in (resolved for node in nodes for resolved in _resolve_switch(node)):
         if inner.calculator == "SsdAnchorsCalculator":  # type: ignore[attr-defined]
             options = ssd_anchors_calculator_pb2.SsdAnchorsCalculatorOptions()
             options.MergeFrom(inner.options.Extensions[options.ext])  # type: ignore[attr-defined]
@@ -108,25 +109,30 @@ def twin_padding_readers(nodes: list[object]) -> None:
             inner.calculator = PYTHON_TWINS[inner.calculator]  # type: ignore[attr-defined]
 
 
-def _resolve_switch(node: object) -> object:
-    """A `SwitchContainer` whose channel no ENABLE/SELECT stream or side packet picks, as the contained node its
-    options select (`select`, else `enable`: channel 1, else 0) wired to the container's streams; other nodes as
-    they are. GraphLoadError when a packet picks the channel: which tensors flow is then known only at run time."""
+def _resolve_switch(node: object) -> list[object]:
+    """A `SwitchContainer` as the contained node its options select (`select`, else `enable`: channel 1, else 0),
+    wired to the container's streams, so that tensor nodes inside become Python twins; other nodes as they are.
+
+    ENABLE / SELECT side packets that may pick another channel at run time get a `PythonSwitchChannelCheck`
+    beside it (ovms_notebook.calculators.switch), which fails the run when they do: OVMS's fork infers
+    on a model with the options' channel's outputs only. GraphLoadError when an input stream picks the channel
+    (it may change packet by packet)."""
     if node.calculator != "SwitchContainer":  # type: ignore[attr-defined]
-        return node
+        return [node]
+    from google.protobuf import any_pb2
     from mediapipe.framework import calculator_pb2
     from mediapipe.framework.tool.switch_container_pb2 import SwitchContainerOptions
 
     from ovms_notebook.framework.options import node_options
 
-    pickers = [entry for field in ("input_stream", "input_side_packet") for entry in getattr(node, field)
-               if split_tag_index_name(entry)[0] in ("ENABLE", "SELECT")]
-    if pickers:
-        named = node.name or "(unnamed)"  # type: ignore[attr-defined]
+    named = node.name or "(unnamed)"  # type: ignore[attr-defined]
+    picking = ("ENABLE", "SELECT")
+    streams = [entry for entry in node.input_stream if split_tag_index_name(entry)[0] in picking]  # type: ignore[attr-defined]
+    if streams:
         raise GraphLoadError(
-            f"SwitchContainer {named}: its channel is picked by {', '.join(pickers)} at run time, which "
-            "the Python-side tensor nodes of a subgraph on a model entry cannot follow; leave that input unconnected "
-            "(e.g. WITH_ATTENTION: OVMS's fork infers face landmarks without attention)"
+            f"SwitchContainer {named}: its channel is picked by the input stream {', '.join(streams)}, packet by "
+            "packet, which the Python-side tensor nodes of a subgraph on a model entry cannot follow; leave it "
+            "unconnected"
         )
     options = node_options(node, SwitchContainerOptions)
     channel = options.select if options.HasField("select") else int(options.enable)
@@ -135,6 +141,16 @@ def _resolve_switch(node: object) -> object:
     chosen = calculator_pb2.CalculatorGraphConfig.Node()
     chosen.CopyFrom(options.contained_node[channel])
     chosen.name = node.name  # type: ignore[attr-defined]
-    for field in ("input_stream", "output_stream", "input_side_packet", "output_side_packet"):
+    sides = list(node.input_side_packet)  # type: ignore[attr-defined]
+    pickers = [entry for entry in sides if split_tag_index_name(entry)[0] in picking]
+    for field in ("input_stream", "output_stream", "output_side_packet"):
         getattr(chosen, field).extend(getattr(node, field))
-    return chosen
+    chosen.input_side_packet.extend(entry for entry in sides if entry not in pickers)
+    if not pickers:
+        return [chosen]
+    check = calculator_pb2.CalculatorGraphConfig.Node(calculator="PythonSwitchChannelCheck")
+    check.input_side_packet.extend(pickers)
+    packed = any_pb2.Any()
+    packed.Pack(options)
+    check.node_options.append(packed)
+    return [chosen, check]

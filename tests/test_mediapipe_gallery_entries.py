@@ -1,0 +1,100 @@
+"""The gallery exported for OVMS and served back here: MediaPipe's graphs then infer on model entries.
+
+`export` lays the gallery out for a real OVMS, with the model entries OVMS's MediaPipe fork needs
+(`models/<name>/1/model.tflite`, from the wheel) in config.json. Served here, every graph whose
+subgraphs the fork runs on those entries (face detection and landmarks, iris, pose, hands, holistic)
+infers on them with OpenVINO, the tensor nodes around in Python. The gallery's own stream tests run
+again on that server: the same meaning (boxes on the face, landmarks on the hand, the mask over the
+person) must come out of the path a user gets after moving the folder to OVMS and back. Face
+landmarks with attention are the exception, as on OVMS: the fork's face landmark model has none, so a
+graph that turns attention on fails (here its stream ends with what to change, before any landmarks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import ovms_notebook
+from ovms_notebook.client import StreamClient
+from ovms_notebook.sources import astronaut
+from tests.test_mediapipe_gallery import (  # noqa: F401  (collected again, on the exported folder's server)
+    FACE,
+    GALLERY,
+    one_frame,
+    pixels,
+    test_detection_modules_find_one_face_or_person,
+    test_every_gallery_graph_loads,
+    test_face_detection_boxes_the_face_and_draws_nothing_on_an_empty_frame,
+    test_face_detection_by_roi_finds_the_face_inside_the_roi_only,
+    test_hand_landmark_modules_put_21_landmarks_on_the_hand,
+    test_hand_modules_fed_a_roi_or_pose_hand_points_put_21_landmarks_on_the_hand,
+    test_hand_tracking_draws_the_hand_and_labels_its_handedness_top_left,
+    test_holistic_tracking_draws_on_the_face_and_the_body,
+    test_iris_module_fed_eye_corners_puts_five_iris_points_in_each_eye,
+    test_iris_tracking_finds_both_irises_inside_the_face,
+    test_pose_and_face_landmark_modules_fed_their_rois_give_what_the_image_fed_modules_give,
+    test_pose_and_holistic_modules_find_the_astronaut,
+    test_pose_tracking_finds_the_nose_on_the_face_and_tints_the_background,
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ovms_notebook.Server]:
+    exported = tmp_path_factory.mktemp("export") / "gallery"
+    ovms_notebook.export(GALLERY, exported)
+    server = ovms_notebook.serve(exported)
+    yield server
+    server.stop()
+
+
+def test_the_exported_gallery_serves_the_forks_subgraphs_on_its_model_entries(server) -> None:
+    entries = {d.name: sorted(d.spec.model_entries) for d in server.graphs
+               if d.spec is not None and d.spec.model_entries}
+    assert Path(server.repository.config_path).parent.name == "gallery"
+    assert entries["holistic_tracking_cpu"] == ["face_detection", "face_landmark", "hand_landmark_full",
+                                                "hand_recrop", "pose_detection", "pose_landmark_full"]
+    assert entries["pose_tracking_cpu"] == ["pose_detection", "pose_landmark_full"]
+    assert entries["iris_tracking_cpu"] == ["face_detection", "face_landmark", "iris_landmark"]
+    assert entries["face_mesh_desktop_live"] == ["face_detection", "face_landmark"]
+
+
+#: What a stream gets when a side packet turns attention on for face landmarks served on the entries.
+ATTENTION = ("the side packet ENABLE = True picks channel 1 (SplitTensorVectorCalculator) of a SwitchContainer, but "
+             "on its model entry the subgraph runs channel 0 (SplitTensorVectorCalculator): OVMS's MediaPipe fork "
+             "infers this model with one set of outputs (face landmarks without attention)")
+
+
+@pytest.mark.parametrize("graph", ["face_landmark_front_cpu", "face_landmark_front_cpu_image"])
+def test_face_landmark_modules_on_the_entry_give_the_mesh_and_refuse_attention(server, graph: str) -> None:
+    (face,) = one_frame(server, graph, astronaut())["multi_face_landmarks"]  # type: ignore[misc]
+    assert len(face.landmark) == 468 and within_face(face)  # WITH_ATTENTION not sent: the fork's model
+    client = StreamClient(server.address, graph)
+    client.send({"image": astronaut()}, parameters={"with_attention": True})
+    end = client.close()
+    assert ATTENTION in end.text and "(WITH_ATTENTION: false)" in end.text, end.text
+    assert not any("multi_face_landmarks" in entry.values for entry in client.responses)  # the native pass-through
+    (face,) = one_frame(server, graph, astronaut(), with_attention=False)["multi_face_landmarks"]  # type: ignore[misc]
+    assert len(face.landmark) == 468
+
+
+def test_face_mesh_with_attention_on_ends_the_stream_and_check_says_what_to_write(server) -> None:
+    # MediaPipe's face_mesh_desktop_live makes with_attention true with a ConstantSidePacketCalculator
+    client = StreamClient(server.address, "face_mesh_desktop_live")
+    client.send({"input_video": astronaut()})
+    end = client.close()
+    assert ATTENTION in end.text
+    assert 'Calculator::Open() for node "PythonSwitchChannelCheck' in end.text
+    assert not any("multi_face_landmarks" in entry.values for entry in client.responses)
+    report = ovms_notebook.check(Path(server.repository.config_path).parent)
+    (finding,) = [f for f in report.graph("face_mesh_desktop_live").findings if f.kind == "ovms-fork-attention"]
+    assert finding.subject == "node FaceLandmarkFrontCpu WITH_ATTENTION true ('with_attention')"
+    assert finding.fix == "packet { bool_value: false }  # in the ConstantSidePacketCalculator making with_attention"
+
+
+def within_face(face: object) -> bool:
+    from tests.test_mediapipe_gallery import within
+
+    return within(pixels(face, (512, 512)), FACE)
