@@ -167,16 +167,36 @@ def test_a_detections_output_is_told_how_to_draw_it_for_ovms() -> None:
     assert "it carries ::std::vector<::mediapipe::Detection>; OVMS serializes only tensors and images" in finding.reason
     assert finding.fix == (
         '# replace: output_stream: "detections"\n'
-        'output_stream: "IMAGE:output_video"\n'
+        'output_stream: "IMAGE:detections_drawn"\n'
         'node { calculator: "DetectionsToRenderDataCalculator" input_stream: "DETECTIONS:detections" '
         'output_stream: "RENDER_DATA:detections_render" }\n'
         'node { calculator: "AnnotationOverlayCalculator" input_stream: "IMAGE:input_video" '
-        'input_stream: "detections_render" output_stream: "IMAGE:output_video" }'
+        'input_stream: "detections_render" output_stream: "IMAGE:detections_drawn" }'
     )
     lines = finding.fix.splitlines()
     fixed = apply(tagged, 'output_stream: "detections"', lines[1]) + "\n".join(lines[2:])
     spec = parse_graph(fixed)
-    assert list(spec.outputs) == ["output_video"] and findings(fixed) == []
+    assert list(spec.outputs) == ["detections_drawn"] and findings(fixed) == []
+
+
+POSE_OUTPUTS = """
+input_stream: "IMAGE:image"
+output_stream: "pose_landmarks"
+output_stream: "pose_detection"
+node { calculator: "PoseLandmarkCpu" input_stream: "IMAGE:image" output_stream: "LANDMARKS:pose_landmarks"
+  output_stream: "DETECTION:pose_detection" }
+"""
+
+
+def test_the_draw_it_fixes_of_several_outputs_go_in_together() -> None:
+    fixes = [f for f in findings(POSE_OUTPUTS) if f.kind == "unserializable-output"]
+    assert [f.subject for f in fixes] == ["output_stream 'pose_landmarks'", "output_stream 'pose_detection'"]
+    fixed = POSE_OUTPUTS
+    for finding in fixes:
+        first, declaration, *nodes = finding.fix.splitlines()
+        fixed = apply(fixed, first.removeprefix("# replace: "), declaration) + "\n".join(nodes) + "\n"
+    spec = parse_graph(fixed)  # each draws onto its own image: no output named twice
+    assert list(spec.outputs) == ["pose_landmarks_drawn", "pose_detection_drawn"] and findings(fixed) == []
 
 
 def test_a_model_file_the_wheel_lacks_is_named_with_the_ones_it_ships(tmp_path: Path) -> None:
@@ -268,3 +288,22 @@ def test_an_input_wanting_a_vector_of_protos_is_told_no_tag_carries_it() -> None
     assert "reads a ::std::vector<::mediapipe::Detection> there: a vector of messages, which no input tag" in (
         finding.reason
     )
+
+
+def test_a_graph_that_does_not_load_is_not_called_portable(tmp_path: Path) -> None:
+    twice = ('input_stream: "IMAGE:image"\noutput_stream: "IMAGE:out"\noutput_stream: "IMAGE:out"\n'
+             'node { calculator: "PassThroughCalculator" input_stream: "IMAGE:image" output_stream: "IMAGE:out" }\n')
+    report = check(write_graphs(tmp_path, {"twice": twice}))
+    [finding] = report.graph("twice").findings
+    assert (finding.severity, finding.kind) == ("error", "graph-load") and not report.portable
+    assert finding.reason == "does not load: graph output_stream name 'out' is used twice; names must be unique"
+
+
+def test_a_model_path_in_packed_node_options_is_checked_too(tmp_path: Path) -> None:
+    # MediaPipe's object detection graphs give their model as node_options Any, not an options extension
+    packed = HEAVY_POSE_MODEL.replace("options { [mediapipe.InferenceCalculatorOptions.ext] {",
+                                      "node_options { [type.googleapis.com/mediapipe.InferenceCalculatorOptions] {")
+    assert packed != HEAVY_POSE_MODEL
+    [finding] = findings(packed, tmp_path)
+    assert finding.subject == (
+        "node InferenceCalculator model_path 'mediapipe/modules/pose_landmark/pose_landmark_heavy.tflite'")

@@ -60,9 +60,12 @@ def test_each_calculator_problem_is_found_with_its_reason(tmp_path: Path) -> Non
     finally:
         unregister("CellCalculator")
     assert not report.portable
-    (wheel_only,) = report.graph("wheel_only").findings
+    wheel_only, load = report.graph("wheel_only").findings
     assert (wheel_only.severity, wheel_only.kind, wheel_only.subject) == (
         "error", "ovms-lacks-calculator", "TensorConverterCalculator")
+    # wired with one untagged stream, it does not load either: MediaPipe's contract check says why
+    assert (load.severity, load.kind) == ("error", "graph-load")
+    assert "Only one input tag of {IMAGE, IMAGE_GPU, MATRIX} may be specified" in load.reason
     assert wheel_only.reason.startswith("the mediapipe 0.10.21 wheel registers it but OVMS's build does not link it (")
     (ovms_only,) = report.graph("ovms_only").findings
     assert (ovms_only.severity, ovms_only.kind) == ("warning", "wheel-lacks-calculator")

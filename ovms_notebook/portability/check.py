@@ -290,6 +290,7 @@ def check_graph(
     report.findings += handler_findings(config, entry.base_path)
     report.findings += subgraph_findings(entry.name, calculators, set(models))
     report.findings += graph_shape_findings(config, entry.base_path, own)
+    report.findings += load_findings(entry.graph_path.read_text(), own, models)
     has_python = any(n.calculator == "PythonExecutorCalculator" for n in config.node)
     if has_python and _version(ovms_version) < _PYTHON_NODES_SINCE:
         report.findings.append(
@@ -301,6 +302,25 @@ def check_graph(
             )
         )
     return report
+
+
+#: Load errors the calculator findings already tell (a calculator neither the wheel nor this package has).
+_CALCULATOR_ERRORS = ("Unable to find Calculator", "No registered object with name")
+
+
+def load_findings(text: str, own: Mapping[str, str], models: frozenset[str] | set[str]) -> list[Finding]:
+    """The graph's own load error here, when it has one the other findings do not tell: MediaPipe validates
+    graphs the same way in OVMS (a stream produced twice, a name used twice...), and the type checks above
+    need a graph MediaPipe accepts, so without this a graph that cannot load could look portable."""
+    from ovms_notebook.engine.graphconfig import parse_graph
+
+    try:
+        parse_graph(text, own, models=models)
+    except GraphLoadError as error:
+        if any(known in str(error) for known in _CALCULATOR_ERRORS):
+            return []
+        return [Finding("error", "graph-load", "the graph", f"does not load: {error}")]
+    return []
 
 
 def used_subgraphs(config: object, own: Mapping[str, str]) -> list[str]:

@@ -222,13 +222,14 @@ def _output_findings(config: object, types: dict[str, str]) -> list[Finding]:
         fix = ""
         if renderer is not None:
             calculator, tag = renderer
+            drawn = f"{spec.name}_drawn"  # one image per output: several of these fixes can go in together
             fix = (
                 f'# replace: output_stream: "{text}"\n'
-                'output_stream: "IMAGE:output_video"\n'
+                f'output_stream: "IMAGE:{drawn}"\n'
                 f'node {{ calculator: "{calculator}" input_stream: "{tag}:{spec.name}" '
                 f'output_stream: "RENDER_DATA:{spec.name}_render" }}\n'
                 f'node {{ calculator: "AnnotationOverlayCalculator" input_stream: "IMAGE:{frame}" '
-                f'input_stream: "{spec.name}_render" output_stream: "IMAGE:output_video" }}'
+                f'input_stream: "{spec.name}_render" output_stream: "IMAGE:{drawn}" }}'
             )
         found.append(
             Finding(
@@ -274,6 +275,16 @@ def graph_advice(graph_path: Path, base_path: Path | None = None) -> list[Findin
         return []
 
 
+def _node_text(node: object) -> str:
+    """A node as pbtxt with its `node_options` Any entries spelled out (a packed `model_path` is read too)."""
+    from google.protobuf import descriptor_pool, text_format
+
+    from ovms_notebook.framework.protos import import_wheel_protos
+
+    import_wheel_protos()
+    return text_format.MessageToString(node, descriptor_pool=descriptor_pool.Default())  # type: ignore[arg-type]
+
+
 def model_findings(config: object, base_path: Path | None = None) -> list[Finding]:
     """Model files the graph's nodes name (`model_path: "..."`), or pick by a constant MODEL_COMPLEXITY, that
     neither the mediapipe wheel ships nor the graph's folder holds."""
@@ -283,7 +294,7 @@ def model_findings(config: object, base_path: Path | None = None) -> list[Findin
     found = []
     seen: set[str] = set()
     for node in config.node:  # type: ignore[attr-defined]
-        for path in _MODEL_PATH.findall(str(node)):
+        for path in _MODEL_PATH.findall(_node_text(node)):
             if path in seen:
                 continue
             seen.add(path)
@@ -311,7 +322,7 @@ def _complexity_findings(config: object, wheel_root: Path) -> list[Finding]:
     constants: dict[str, int] = {}
     for node in config.node:  # type: ignore[attr-defined]
         if node.calculator == "ConstantSidePacketCalculator" and len(node.output_side_packet) == 1:
-            values = _INT_VALUE.findall(str(node))
+            values = _INT_VALUE.findall(_node_text(node))
             if len(values) == 1:
                 constants[split_tag_index_name(node.output_side_packet[0])[2]] = int(values[0])
     found = []
