@@ -14,6 +14,7 @@ import pytest
 
 from ovms_notebook.codec import decode_output
 from ovms_notebook.engine.graphconfig import parse_graph
+from ovms_notebook.errors import GraphLoadError
 from ovms_notebook.framework.protos import parse_graph_config
 from ovms_notebook.portability import check
 from ovms_notebook.portability.check import Finding
@@ -307,3 +308,16 @@ def test_a_model_path_in_packed_node_options_is_checked_too(tmp_path: Path) -> N
     [finding] = findings(packed, tmp_path)
     assert finding.subject == (
         "node InferenceCalculator model_path 'mediapipe/modules/pose_landmark/pose_landmark_heavy.tflite'")
+
+
+def test_a_gpu_graph_and_a_video_file_graph_are_told_what_to_serve_instead() -> None:
+    with pytest.raises(GraphLoadError, match=r'Unable to find Calculator "PoseLandmarkGpu" \(PoseLandmarkGpu: GPU '
+                       r"calculators, which the mediapipe wheel does not register; serve the graph's CPU version"):
+        parse_graph('input_stream: "IMAGE:image" output_stream: "out" node { calculator: "PoseLandmarkGpu" '
+                    'input_stream: "IMAGE:image" output_stream: "LANDMARKS:out" }')
+    decoder = ('input_side_packet: "path" output_stream: "out" '
+               'node { calculator: "OpenCvVideoDecoderCalculator" input_side_packet: "INPUT_FILE_PATH:path" '
+               'output_stream: "VIDEO:out" }')
+    with pytest.raises(GraphLoadError, match=r"the graph has none \(it reads or writes a video file, as MediaPipe's "
+                       r"desktop examples do; .* serve the graph's _live version\)"):
+        parse_graph(decoder)

@@ -89,17 +89,20 @@ def parse_graph(text: str, subgraphs: Mapping[str, str] | None = None, *, models
         config = model_entry_checks(config, needed)
     inputs = _streams(config.input_stream, "input")
     outputs = _streams(config.output_stream, "output")
+    calculators = {node.calculator for node in config.node}
     if not inputs:
-        raise GraphLoadError("a graph served over KServe needs at least one input_stream; the graph has none")
+        raise GraphLoadError("a graph served over KServe needs at least one input_stream; the graph has none"
+                             + _FILE_IO_HINT * bool(calculators & _FILE_IO))
     if not outputs:
-        raise GraphLoadError("a graph served over KServe needs at least one output_stream; the graph has none")
+        raise GraphLoadError("a graph served over KServe needs at least one output_stream; the graph has none"
+                             + _FILE_IO_HINT * bool(calculators & _FILE_IO))
     side_packets = tuple(parse_stream(s).name for s in config.input_side_packet)
     split = split_graph(config, python_registry())
     if split.python is None:
-        _dry_run(config)
+        _dry_run(config, calculators)
     else:
         if split.native is not None:
-            _dry_run(split.native)
+            _dry_run(split.native, calculators)
         _check_python(split.python)
     # after the dry run: MediaPipe's validation then runs on a graph it accepts
     inputs = resolve_proto_inputs(inputs, config if split.python is None else split.native,
@@ -164,11 +167,21 @@ def _streams(declared: object, side: str) -> dict[str, StreamSpec]:
     return streams
 
 
-def _dry_run(config: GraphConfig) -> None:
-    """Build the native graph once, as OVMS's load-time `Initialize` does: unknown calculators fail here."""
+#: Nodes that read or write video files: MediaPipe's desktop (non-`_live`) example graphs.
+_FILE_IO = frozenset({"OpenCvVideoDecoderCalculator", "OpenCvVideoEncoderCalculator"})
+_FILE_IO_HINT = (" (it reads or writes a video file, as MediaPipe's desktop examples do; served over KServe, "
+                 "frames come in requests and go back in answers: serve the graph's _live version)")
+
+
+def _dry_run(config: GraphConfig, calculators: Collection[str] = ()) -> None:
+    """Build the native graph once, as OVMS's load-time `Initialize` does: unknown calculators fail here (a GPU
+    one is told to be one: the wheel, like OVMS on CPU, registers none)."""
     import mediapipe as mp
 
     try:
         mp.CalculatorGraph(graph_config=config)
     except Exception as error:
-        raise GraphLoadError(f"MediaPipe rejected the graph: {error}") from error
+        gpu = sorted(name for name in calculators if "Gpu" in name or name.endswith("GPU"))
+        hint = (f" ({', '.join(gpu)}: GPU calculators, which the mediapipe wheel does not register; serve the "
+                "graph's CPU version, e.g. ..._cpu.pbtxt)") if gpu and "Unable to find Calculator" in str(error) else ""
+        raise GraphLoadError(f"MediaPipe rejected the graph: {error}{hint}") from error

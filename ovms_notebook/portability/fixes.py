@@ -186,7 +186,8 @@ def _side_packet_findings(config: object, types: dict[str, str]) -> list[Finding
                 "side-packet-type",
                 f"input_side_packet {text!r}",
                 f"the graph needs a C++ {required} there; a request parameter becomes int64_t, bool or std::string "
-                f"(OVMS does the same), so no request can start this graph: {how}",
+                "(OVMS does the same), so a request that sets it cannot start the graph, and one that leaves it "
+                f"out starts it only where the nodes take it as optional: {how}",
                 fix=fix,
             )
         )
