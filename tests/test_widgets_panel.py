@@ -210,3 +210,28 @@ def test_open_subgraphs_is_offered_only_where_one_opens_and_the_wheels_own_are_n
     finally:
         panel.close()
         server.stop()
+
+
+UNTAGGED = ('input_stream: "input_video"\noutput_stream: "IMAGE:out"\n'
+            'node { calculator: "ImageTransformationCalculator" input_stream: "IMAGE:input_video" '
+            'output_stream: "IMAGE:out" }\n')
+
+
+def test_a_loaded_graph_whose_first_frame_fails_is_amber_and_an_edited_file_says_reload(serve_graphs) -> None:
+    from ovms_notebook.widgets.server_tables import _AMBER
+
+    server = serve_graphs({"untagged": UNTAGGED, "ok": PREVIOUS_VALUE})
+
+    def row(name: str) -> str:
+        return re.search(rf"<tr><td [^>]*><code>{name}</code>.*?</tr>", graphs_table_html(server)).group(0)
+
+    assert f'<span style="color:{_AMBER}">&#9679; AVAILABLE</span>' in row("untagged")
+    assert "[untagged-image-input]" in row("untagged") and f'color:{_GREEN}">&#9679; AVAILABLE' in row("ok")
+    path = server.repository.config_path.parent / "untagged" / "graph.pbtxt"
+    path.write_text(UNTAGGED.replace('input_stream: "input_video"', 'input_stream: "IMAGE:input_video"', 1))
+    # the file is fixed, the served graph is not yet: the panel says so, beside the file's (now empty) notes
+    assert "graph.pbtxt changed since it was loaded" in row("untagged") and "<code>input_video</code>" in row(
+        "untagged")
+    assert server.reload()["untagged"] == "reloaded"
+    assert "changed since it was loaded" not in row("untagged")
+    assert f'color:{_GREEN}">&#9679; AVAILABLE' in row("untagged") and "IMAGE:input_video" in row("untagged")

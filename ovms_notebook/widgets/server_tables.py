@@ -11,7 +11,7 @@ from typing import Any
 
 from ovms_notebook.errors import GraphLoadError
 
-_GREEN, _RED, _GREY = "#15803d", "#b91c1c", "#6b7280"
+_GREEN, _RED, _GREY, _AMBER = "#15803d", "#b91c1c", "#6b7280", "#b45309"
 
 
 def _stream_text(spec: Any) -> str:
@@ -61,6 +61,8 @@ def graphs_table_html(server: Any, graphs: Sequence[Any] | None = None) -> str:
     for definition in server.graphs if graphs is None else graphs:
         state = _state_of(definition)
         colour = _GREEN if definition.available and not stopped else _GREY if state == "RETIRED" or stopped else _RED
+        if colour == _GREEN and fails_here(definition):
+            colour = _AMBER  # loaded, but its first request fails for a reason shown below
         status = f'<span style="color:{colour}">&#9679; {html.escape(state)}</span>'
         if stopped:
             status += f' <span style="color:{_GREY}">(server {html.escape(server.state)})</span>'
@@ -106,18 +108,28 @@ def ovms_findings(entry: Any, models: frozenset[str]) -> list[Any]:
     return list(_checks[key])
 
 
+def fails_here(definition: Any) -> list[Any]:
+    """The fixable shapes of a graph's file that fail here too (an untagged image input...), found before it runs."""
+    from ovms_notebook.portability.fixes import graph_advice
+
+    entry = getattr(definition, "entry", None)
+    if entry is None:
+        return []
+    return [f for f in graph_advice(entry.graph_path, entry.base_path) if f.kind in FAILS_HERE]
+
+
 def advice_html(definition: Any, models: frozenset[str] = frozenset()) -> str:
     """What to change in the graph's pbtxt: what fails here (fixable shapes found before it runs) in the open,
     what a stock OVMS would refuse or do otherwise (`check`'s findings) folded, each with the lines to write."""
-    from ovms_notebook.portability.fixes import graph_advice
     from ovms_notebook.portability.report import finding_html
 
     entry = getattr(definition, "entry", None)
     if entry is None:
         return ""
-    here = [f for f in graph_advice(entry.graph_path, entry.base_path) if f.kind in FAILS_HERE]
-    ovms = [f for f in ovms_findings(entry, models) if f.kind not in FAILS_HERE]
-    html_text = ""
+    here = fails_here(definition)
+    # a load error is the status's own text already
+    ovms = [f for f in ovms_findings(entry, models) if f.kind not in FAILS_HERE and f.kind != "graph-load"]
+    html_text = _changed_html(definition, entry)
     if here:
         html_text += '<ul style="margin:2px 0;padding-left:1.2em">' + "".join(finding_html(f) for f in here) + "</ul>"
     if ovms:  # runs here, fails or differs on OVMS: folded
@@ -129,6 +141,22 @@ def advice_html(definition: Any, models: frozenset[str] = frozenset()) -> str:
             '<ul style="margin:2px 0;padding-left:1.2em">' + "".join(finding_html(f) for f in ovms) + "</ul></details>"
         )
     return html_text
+
+
+def _changed_html(definition: Any, entry: Any) -> str:
+    """A note when the graph file on disk is not the version being served: the findings below are the file's,
+    and only a reload serves it (as OVMS's config reload does)."""
+    import hashlib
+
+    spec = definition.spec
+    try:
+        text = entry.graph_path.read_text()
+    except OSError:
+        return ""
+    if spec is None or not spec.md5 or hashlib.md5(text.encode()).hexdigest() == spec.md5:
+        return ""
+    return (f'<br><span style="color:{_AMBER}">{html.escape(entry.graph_path.name)} changed since it was loaded; '
+            "the notes below are the file's: <code>server.reload()</code> serves it</span>")
 
 
 def graph_source(definition: Any) -> tuple[Any, dict[str, str]] | None:
