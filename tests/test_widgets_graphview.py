@@ -379,3 +379,13 @@ def test_the_server_panel_draws_a_folders_subgraph_closed_and_opens_it_with_the_
     finally:
         panel.close()
         server.stop()
+
+
+def test_graph_view_draws_a_pbtxt_file_by_its_path_and_says_what_it_cannot_read(tmp_path: Path) -> None:
+    path = GRAPHS / "face_tracking" / "graph.pbtxt"
+    for source in (path, str(path)):
+        assert boxes(GraphView(source).dot) == boxes(GraphView(path.read_text()).dot)
+    from ovms_notebook.errors import GraphLoadError
+
+    with pytest.raises(GraphLoadError, match=r"cannot read the graph file '.*missing.pbtxt': No such file"):
+        GraphView(str(tmp_path / "missing.pbtxt"))

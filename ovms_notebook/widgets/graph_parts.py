@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 #: Kinds `calculator_kinds` gives: how a node's calculator runs here.
@@ -52,14 +53,24 @@ def is_module_name(text: str) -> bool:
 
 def source_config(source: object, subgraphs: Mapping[str, str] | None = None) -> tuple[Any, SubgraphSources]:
     """(the config as its pbtxt names it, the folder subgraphs it may open) for a GraphSpec (its text, not the
-    expanded config it runs; served on model entries, its fork subgraphs open as they run), pbtxt text, the
-    name of a module the wheel ships, or a config message."""
+    expanded config it runs; served on model entries, its fork subgraphs open as they run), pbtxt text, a
+    `.pbtxt` file (its folder's subgraphs beside it), the name of a module the wheel ships, or a config
+    message."""
     from google.protobuf import text_format
 
     from ovms_notebook.errors import GraphLoadError
     from ovms_notebook.framework.protos import parse_graph_config
 
     own = SubgraphSources(subgraphs, _entries(subgraphs) or bool(getattr(source, "model_entries", ())))
+    if isinstance(source, Path) or (isinstance(source, str) and source.endswith(".pbtxt") and "\n" not in source):
+        path = Path(source)
+        try:
+            source = path.read_text()
+        except OSError as error:
+            raise GraphLoadError(f"cannot read the graph file {str(path)!r}: {error.strerror}") from None
+        from ovms_notebook.framework.subgraphs import folder_subgraphs
+
+        own = SubgraphSources({**folder_subgraphs(path.parent, path), **own}, own.model_entries)
     if isinstance(source, str):
         if is_module_name(source):
             from ovms_notebook.framework.subgraphs.wheel import wheel_module_config
@@ -73,7 +84,7 @@ def source_config(source: object, subgraphs: Mapping[str, str] | None = None) ->
         config = getattr(source, "config", source)
         if not hasattr(config, "node"):
             raise TypeError(
-                f"expected a GraphSpec, a CalculatorGraphConfig, pbtxt text or a wheel module name, "
+                f"expected a GraphSpec, a CalculatorGraphConfig, pbtxt text, a .pbtxt file or a wheel module name, "
                 f"got {type(source).__name__}"
             )
         return config, own

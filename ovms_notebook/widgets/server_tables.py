@@ -33,17 +33,21 @@ def graphs_key(server: Any) -> tuple[str, tuple[tuple[str, str, str], ...]]:
 
 
 def header_html(server: Any, graphs: Sequence[Any] | None = None) -> str:
-    """One line: address, state, open streams, available graphs (of `graphs`, default the server's)."""
+    """One line: address, state, open streams, available graphs (of `graphs`, default the server's), the model
+    entries config.json serves (what a graph's subgraphs may infer on)."""
     graphs = list(server.graphs if graphs is None else graphs)
     available = sum(1 for d in graphs if d.available)
     open_streams = len(server.sessions)
     colour = _GREEN if server.state == "running" else _GREY
+    models = sorted(server.repository.models.names)
+    served = (f' · <span title="{html.escape(", ".join(models))}">{len(models)} model{"" if len(models) == 1 else "s"}'
+              f" ({html.escape(', '.join(models[:3]))}{', …' if len(models) > 3 else ''})</span>") if models else ""
     return (
         f'<div style="font-size:13px"><b>ovms_notebook server</b> on <code>{html.escape(server.address)}</code>'
         f' · <span style="color:{colour}"><b>{html.escape(server.state)}</b></span>'
         f"{'' if getattr(server, 'tls', 'off') == 'off' else ' · ' + html.escape(server.tls)}"
         f" · {open_streams} open stream{'' if open_streams == 1 else 's'}"
-        f" · {available} of {len(graphs)} graph{'' if len(graphs) == 1 else 's'} available</div>"
+        f" · {available} of {len(graphs)} graph{'' if len(graphs) == 1 else 's'} available{served}</div>"
     )
 
 
