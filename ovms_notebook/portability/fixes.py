@@ -283,7 +283,7 @@ def _node_text(node: object) -> str:
     from ovms_notebook.framework.protos import import_wheel_protos
 
     import_wheel_protos()
-    return text_format.MessageToString(node, descriptor_pool=descriptor_pool.Default())  # type: ignore[arg-type]
+    return text_format.MessageToString(node, descriptor_pool=descriptor_pool.Default())
 
 
 def model_findings(config: object, base_path: Path | None = None) -> list[Finding]:
