@@ -381,3 +381,16 @@ def test_an_empty_values_field_shows_an_example_and_send_refuses_saying_what_to_
     console.send_button.click()
     (answer,) = console.wait_for(1)
     assert answer.values["out"].tolist() == []
+
+
+def test_an_untagged_image_input_says_what_to_write_before_anything_is_sent(serve_graphs, console_for) -> None:
+    untagged = ('input_stream: "input_video"\noutput_stream: "IMAGE:out"\n'
+                'node { calculator: "ImageTransformationCalculator" input_stream: "IMAGE:input_video" '
+                'output_stream: "IMAGE:out" }\n')
+    server = serve_graphs({"untagged": untagged, "tagged": untagged.replace('"input_video"', '"IMAGE:input_video"', 1)})
+    console = console_for(server, "untagged")
+    (hint,) = [w.value for w in console.editors["input_video"]._extra]
+    assert "but an untagged input carries a tensor" in hint
+    assert "write input_stream: &quot;IMAGE:input_video&quot;" in hint
+    tagged = console_for(server, "tagged")
+    assert not any("untagged" in getattr(w, "value", "") for w in tagged.editors["input_video"]._extra)

@@ -66,7 +66,9 @@ def describe_graph(
         if spec is None:
             reason = getattr(definition, "error", None) or "unknown graph"
             return {}, {}, f"{graph}: no stream specs ({reason})"
-        editors = {name: InputEditor(name, s.kind, tag=stream_text(s)) for name, s in spec.inputs.items()}
+        hints = _input_hints(definition)
+        editors = {name: InputEditor(name, s.kind, tag=stream_text(s), hint=hints.get(name, ""))
+                   for name, s in spec.inputs.items()}
         return editors, {name: s.kind for name, s in spec.outputs.items()}, ""
     try:
         metadata = model_metadata(target, graph, credentials=credentials, timeout=_TIMEOUT)
@@ -79,6 +81,21 @@ def describe_graph(
             tensor["name"], kind, tag=str(tensor.get("datatype", "")), datatype=datatype
         )
     return editors, {t["name"]: StreamKind.UNKNOWN for t in metadata["outputs"]}, ""
+
+
+def _input_hints(definition: Any) -> dict[str, str]:
+    """{input stream: what to change} for the inputs the graph's file shapes so that a request fails (an image
+    input left untagged, ...): said beside the editor, before anything is sent."""
+    import re
+
+    from ovms_notebook.widgets.server_tables import fails_here
+
+    hints = {}
+    for finding in fails_here(definition):
+        named = re.fullmatch(r"input_stream '(?:[A-Z0-9_]+:(?:\d+:)?)?(\w+)'", finding.subject)
+        if named:
+            hints[named.group(1)] = f"{finding.reason}" + (f"; write {finding.fix}" if finding.fix else "")
+    return hints
 
 
 class GraphChoice:

@@ -247,7 +247,9 @@ def wait_answers(
                               f"{count} answers waited for")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise TimeoutError(f"{len(found)} of the {count} answers waited for arrived within {timeout} s")
+            raise TimeoutError(f"{len(found)} of the {count} answers waited for arrived within {timeout} s "
+                               "(a graph may answer a request with nothing: a FlowLimiterCalculator drops what "
+                               "comes while a frame is in flight, and a node may emit nothing at a timestamp)")
         try:
             client.wait_for(delivered + 1, remaining)
         except (ClientError, TimeoutError):

@@ -26,7 +26,7 @@ from ovms_notebook.widgets.lifecycle import Composite, close_all
 
 __all__ = ["IMAGE_SOURCES", "InputEditor", "kind_from_metadata", "parse_values"]
 
-_RED, _GREY = "#b91c1c", "#6b7280"
+_RED, _GREY, _AMBER = "#b91c1c", "#6b7280", "#b45309"
 
 #: Scalar tags and the numpy type of the value the number box gives.
 NUMBER_KINDS: dict[StreamKind, type[np.generic]] = {
@@ -167,11 +167,12 @@ class InputEditor(Composite):
     Text: STRING. Comma-separated values with a datatype: vectors, matrices (rows split by `;`) and
     tensors, untagged included (an empty field holds no value: its grey text is only an example, and
     `[]` sends an empty tensor). Image picker: IMAGE and MP_IMAGE (test pattern, astronaut photo,
-    a file by path or upload, or an array from `set_array`), with a thumbnail. `box` is what shows.
+    a file by path or upload, or an array from `set_array`), with a thumbnail. `hint` (what the graph's
+    file needs changed before this input can work) shows under it. `box` is what shows.
     """
 
     def __init__(self, name: str, kind: StreamKind | str = StreamKind.UNKNOWN, *, tag: str = "",
-                 datatype: str | None = None, **kwargs: Any) -> None:
+                 datatype: str | None = None, hint: str = "", **kwargs: Any) -> None:
         self.name = name
         self.kind = kind if isinstance(kind, StreamKind) else StreamKind(kind)
         self.tag = tag
@@ -191,6 +192,8 @@ class InputEditor(Composite):
         self._error = ""
         self._setting = False
         self._extra: list[widgets.Widget] = []
+        if hint:  # what the graph's file needs changed before a request to this input can work
+            self._extra.append(widgets.HTML(f'<span style="color:{_AMBER};font-size:12px">{html.escape(hint)}</span>'))
         if self.kind in IMAGE_KINDS:
             row = self._build_image()
         elif self.kind in NUMBER_KINDS:
