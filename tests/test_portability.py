@@ -206,6 +206,10 @@ def test_export_writes_an_ovms_folder(tmp_path: Path) -> None:
                              "openvino/model_server:2026.3-py --config_path /models/config.json --port 9000")
     assert "kind: InferenceService" in result.manifest
     assert "image: openvino/model_server:2026.3-py" in result.manifest
+    # in a notebook: one line as the cell's value, the whole story as HTML
+    assert repr(result) == f"<Exported 1 graph(s) to {out}: 1 handler(s), 0 left behind, portable>"
+    shown = result._repr_html_()
+    assert "<b>exported 1 graph(s)</b>" in shown and "[shared-state]" in shown and "docker run --rm" in shown
 
 
 def test_what_cannot_be_exported_is_listed_with_reasons(tmp_path: Path) -> None:

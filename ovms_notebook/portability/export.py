@@ -69,6 +69,26 @@ class Exported:
                   "or on KServe (InferenceService):", self.manifest]
         return "\n".join(lines)
 
+    def __repr__(self) -> str:
+        left = sum(p.severity == "error" for p in self.problems)
+        return (f"<Exported {len(self.graphs)} graph(s) to {self.out_dir}: {len(self.handlers)} handler(s), "
+                f"{left} left behind, {'portable' if self.portable else 'NOT portable'}>")
+
+    def _repr_html_(self) -> str:
+        """In a notebook: what was written, what was left behind, the check of the result, how to serve it."""
+        import html
+
+        from ovms_notebook.portability.report import finding_html
+
+        handlers = "".join(f"<li>handler <code>{html.escape(key)}</code>: <code>{html.escape(str(path))}</code></li>"
+                           for key, path in self.handlers.items())
+        problems = "".join(finding_html(p) for p in self.problems)
+        check = self.report._repr_html_() if self.report is not None else ""
+        return (f"<div><p><b>exported {len(self.graphs)} graph(s)</b> to <code>{html.escape(str(self.out_dir))}"
+                f"</code></p><ul>{handlers}{problems}</ul>{check}<p>serve it with OVMS's container image:</p>"
+                f"<pre>{html.escape(self.docker)}</pre><details><summary>or on KServe (InferenceService)</summary>"
+                f"<pre>{html.escape(self.manifest)}</pre></details></div>")
+
 
 def _entries(source: Path) -> tuple[list[GraphEntry], dict]:
     """Graph entries and the config document of a config.json/folder, or of a single graph pbtxt."""
