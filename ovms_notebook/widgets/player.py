@@ -265,7 +265,7 @@ class FramePlayer(Composite):
     def _progress_text(self) -> str:
         total = f" / {self._length}" if self._length is not None else ""
         state = " · done" if self.finished else ""
-        return f'<span style="font-size:12px">{self.sent}{total} frames{state}</span>'
+        return f'<span style="font-size:12px">{self.sent}{total} frames sent{state}</span>'
 
     def _show_progress(self) -> None:
         with self.box.hold_sync():
