@@ -37,8 +37,8 @@ def switch_channel(options: SwitchContainerOptions, side_packets: Mapping[str, o
 
 
 class PythonSwitchChannelCheck(Calculator):
-    """Fails the run's start when its ENABLE / SELECT side packets pick another channel than the one resolved
-    when the graph loaded (the options' channel); no streams."""
+    """Fails the run (as its nodes open) when its ENABLE / SELECT side packets pick another channel than the one
+    resolved when the graph loaded (the options' channel); no streams."""
 
     side_packets = ("ENABLE", "SELECT")
     optional_side_packets = ("ENABLE", "SELECT")
