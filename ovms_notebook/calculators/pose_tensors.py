@@ -82,21 +82,32 @@ def refine_from_heatmap(landmarks: landmark_pb2.NormalizedLandmarkList, heatmap:
     heatmap = heatmap.reshape(height, width, channels)
     refined = landmark_pb2.NormalizedLandmarkList()
     refined.CopyFrom(landmarks)
+    points = list(refined.landmark)
+    if not points:
+        return refined
+    # every landmark's kernel at once: cells off the heatmap count as zero confidence (C++ clips the kernel)
+    xy = np.array([[p.x, p.y] for p in points], _F) * np.array([width, height], _F)
+    cols, rows = xy[:, 0].astype(np.int64), xy[:, 1].astype(np.int64)  # C++ float -> int truncates toward 0
     offset = (kernel_size - 1) // 2
-    for index, point in enumerate(refined.landmark):
-        col, row = int(_F(point.x) * _F(width)), int(_F(point.y) * _F(height))  # C++ float -> int truncates
-        if col < 0 or col >= width or row < 0 or row >= height:
-            continue  # outside the heatmap: kept as it is
-        rows = slice(max(0, row - offset), min(height, row + offset + 1))
-        cols = slice(max(0, col - offset), min(width, col + offset + 1))
-        kernel = _sigmoid(heatmap[rows, cols, index])  # only the kernel's cells: the rest is never read
-        total = kernel.sum(dtype=_F)  # C++ sums in float too (in another order: ulps apart)
-        weighted_col = (kernel * np.arange(cols.start, cols.stop, dtype=_F)[None, :]).sum(dtype=_F)
-        weighted_row = (kernel * np.arange(rows.start, rows.stop, dtype=_F)[:, None]).sum(dtype=_F)
-        peak = float(kernel.max(initial=0.0))
+    steps = np.arange(-offset, offset + 1)
+    window_rows, window_cols = rows[:, None] + steps, cols[:, None] + steps  # (landmarks, window)
+    inside = (((window_rows >= 0) & (window_rows < height))[:, :, None]
+              & ((window_cols >= 0) & (window_cols < width))[:, None, :])
+    cells = heatmap[np.clip(window_rows, 0, height - 1)[:, :, None], np.clip(window_cols, 0, width - 1)[:, None, :],
+                    np.arange(len(points))[:, None, None]]
+    confidence = np.where(inside, _sigmoid(cells), _F(0.0))  # (landmarks, window, window)
+    totals = confidence.sum(axis=(1, 2), dtype=_F)  # C++ sums in float too (in another order: ulps apart)
+    weighted_cols = (confidence * window_cols[:, None, :].astype(_F)).sum(axis=(1, 2), dtype=_F)
+    weighted_rows = (confidence * window_rows[:, :, None].astype(_F)).sum(axis=(1, 2), dtype=_F)
+    peaks = confidence.max(axis=(1, 2), initial=_F(0.0))
+    on_map = (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)  # outside: kept as it is
+    for index, point in enumerate(points):
+        total, peak = totals[index], float(peaks[index])
+        if not on_map[index]:
+            continue
         if peak >= min_confidence and total > 0:
-            point.x = float(weighted_col / _F(width) / total)
-            point.y = float(weighted_row / _F(height) / total)
+            point.x = float(weighted_cols[index] / _F(width) / total)
+            point.y = float(weighted_rows[index] / _F(height) / total)
         if refine_presence and total > 0 and point.HasField("presence"):
             point.presence = min(point.presence, peak)
         if refine_visibility and total > 0 and point.HasField("visibility"):
