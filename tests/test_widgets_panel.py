@@ -229,9 +229,17 @@ def test_a_loaded_graph_whose_first_frame_fails_is_amber_and_an_edited_file_says
     assert "[untagged-image-input]" in row("untagged") and f'color:{_GREEN}">&#9679; AVAILABLE' in row("ok")
     path = server.repository.config_path.parent / "untagged" / "graph.pbtxt"
     path.write_text(UNTAGGED.replace('input_stream: "input_video"', 'input_stream: "IMAGE:input_video"', 1))
-    # the file is fixed, the served graph is not yet: the panel says so, beside the file's (now empty) notes
+    # the file is fixed, the served graph is not yet: the row still tells the served version, and says so
     assert "graph.pbtxt changed since it was loaded" in row("untagged") and "<code>input_video</code>" in row(
         "untagged")
-    assert server.reload()["untagged"] == "reloaded"
+    assert f'<span style="color:{_AMBER}">&#9679; AVAILABLE</span>' in row("untagged")
+    assert "[untagged-image-input]" in row("untagged")
+    panel = ServerPanel(server)
+    try:
+        panel.start_live(interval=0.05)
+        assert server.reload()["untagged"] == "reloaded"
+        wait_for(lambda: "IMAGE:input_video" in panel.table.value)  # the live panel follows a reload by itself
+    finally:
+        panel.close()
     assert "changed since it was loaded" not in row("untagged")
     assert f'color:{_GREEN}">&#9679; AVAILABLE' in row("untagged") and "IMAGE:input_video" in row("untagged")

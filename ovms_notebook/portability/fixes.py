@@ -276,6 +276,22 @@ def graph_advice(graph_path: Path, base_path: Path | None = None) -> list[Findin
         return []
 
 
+def text_advice(text: str, base_path: Path | None = None, own: Mapping[str, str] | None = None) -> list[Finding]:
+    """The fixable shapes of pbtxt `text` (a graph version being served), cached per text; [] when it does not
+    parse."""
+    from ovms_notebook.framework.protos import parse_graph_config
+
+    key = (text, str(base_path), tuple(sorted((own or {}).items())))
+    try:
+        if key not in _advice_cache:
+            if len(_advice_cache) >= _ADVICE_CACHE_MAX:
+                _advice_cache.clear()
+            _advice_cache[key] = graph_shape_findings(parse_graph_config(text), base_path, own)
+        return list(_advice_cache[key])
+    except Exception:  # unparsable: the graph's load error already says so
+        return []
+
+
 def _node_text(node: object) -> str:
     """A node as pbtxt with its `node_options` Any entries spelled out (a packed `model_path` is read too)."""
     from google.protobuf import descriptor_pool, text_format

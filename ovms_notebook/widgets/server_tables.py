@@ -26,10 +26,12 @@ def _state_of(definition: Any) -> str:
     return str(getattr(definition.state, "value", definition.state))
 
 
-def graphs_key(server: Any) -> tuple[str, tuple[tuple[str, str, str], ...]]:
-    """What the header's count and the table show of the graphs: the server state, each graph's name, state and
-    error. When it changes (a reload added or retired a graph), header, table and graph picker change together."""
-    return server.state, tuple((d.name, _state_of(d), str(d.error or "")) for d in server.graphs)
+def graphs_key(server: Any) -> tuple[str, tuple[tuple[str, str, str, str], ...]]:
+    """What the header's count and the table show of the graphs: the server state, each graph's name, state,
+    error and served version. When it changes (a reload added, retired or replaced a graph), header, table and
+    graph picker change together."""
+    return server.state, tuple((d.name, _state_of(d), str(d.error or ""), d.spec.md5 if d.spec else "")
+                               for d in server.graphs)
 
 
 def header_html(server: Any, graphs: Sequence[Any] | None = None) -> str:
@@ -113,13 +115,17 @@ def ovms_findings(entry: Any, models: frozenset[str]) -> list[Any]:
 
 
 def fails_here(definition: Any) -> list[Any]:
-    """The fixable shapes of a graph's file that fail here too (an untagged image input...), found before it runs."""
-    from ovms_notebook.portability.fixes import graph_advice
+    """The fixable shapes that fail here too (an untagged image input...), found before the graph runs: of the
+    version being served when there is one (the file may have changed since), else of the file."""
+    from ovms_notebook.portability.fixes import graph_advice, text_advice
 
     entry = getattr(definition, "entry", None)
     if entry is None:
         return []
-    return [f for f in graph_advice(entry.graph_path, entry.base_path) if f.kind in FAILS_HERE]
+    spec = definition.spec
+    found = (text_advice(spec.text, entry.base_path, spec.subgraphs) if spec is not None
+             else graph_advice(entry.graph_path, entry.base_path))
+    return [f for f in found if f.kind in FAILS_HERE]
 
 
 def advice_html(definition: Any, models: frozenset[str] = frozenset()) -> str:
@@ -148,8 +154,8 @@ def advice_html(definition: Any, models: frozenset[str] = frozenset()) -> str:
 
 
 def _changed_html(definition: Any, entry: Any) -> str:
-    """A note when the graph file on disk is not the version being served: the findings below are the file's,
-    and only a reload serves it (as OVMS's config reload does)."""
+    """A note when the graph file on disk is not the version being served: what the row says is the served
+    version's, and only a reload serves the file (as OVMS's config reload does)."""
     import hashlib
 
     spec = definition.spec
@@ -159,8 +165,8 @@ def _changed_html(definition: Any, entry: Any) -> str:
         return ""
     if spec is None or not spec.md5 or hashlib.md5(text.encode()).hexdigest() == spec.md5:
         return ""
-    return (f'<br><span style="color:{_AMBER}">{html.escape(entry.graph_path.name)} changed since it was loaded; '
-            "the notes below are the file's: <code>server.reload()</code> serves it</span>")
+    return (f'<br><span style="color:{_AMBER}">{html.escape(entry.graph_path.name)} changed since it was loaded: '
+            "the status and notes are the served version's; <code>server.reload()</code> serves the file</span>")
 
 
 def graph_source(definition: Any) -> tuple[Any, dict[str, str]] | None:
