@@ -18,10 +18,13 @@ tensor-count error deeper in the subgraph.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from mediapipe.framework.tool.switch_container_pb2 import SwitchContainerOptions
 
 from ovms_notebook.engine.python.api import STOP, Calculator
+from ovms_notebook.framework.options import node_options
+from ovms_notebook.framework.tags import split_tag_index_name
 
 __all__ = ["PythonSwitchChannelCheck", "switch_channel"]
 
@@ -38,26 +41,41 @@ def switch_channel(options: SwitchContainerOptions, side_packets: Mapping[str, o
 
 class PythonSwitchChannelCheck(Calculator):
     """Fails the run (as its nodes open) when its ENABLE / SELECT side packets pick another channel than the one
-    resolved when the graph loaded (the options' channel); no streams."""
+    resolved when the graph loaded (the options' channel); no streams. A side packet the graph makes with a
+    `ConstantSidePacketCalculator` is checked when the graph loads (`check_constants`)."""
 
     side_packets = ("ENABLE", "SELECT")
     optional_side_packets = ("ENABLE", "SELECT")
     timestamp_offset = None
 
+    @classmethod
+    def check_constants(cls, node: Any, constants: Mapping[str, tuple[str, object]]) -> None:
+        """ValueError, when the graph loads, if constant side packets ({key: (name, value)}) pick another channel."""
+        options = node_options(node, SwitchContainerOptions)
+        picked = switch_channel(options, {key: value for key, (_name, value) in constants.items()})
+        if picked != switch_channel(options, {}):
+            name, value = next(iter(constants.values()))
+            raise ValueError(_refusal(name, value, picked, options) + f"; in the ConstantSidePacketCalculator making "
+                             f"{name}, write: packet {{ bool_value: false }}")
+
     def open(self, side_packets: Mapping[str, object]) -> None:
         options = self.options(SwitchContainerOptions)
-        resolved, picked = switch_channel(options, {}), switch_channel(options, side_packets)
-        if picked == resolved:
+        picked = switch_channel(options, side_packets)
+        if picked == switch_channel(options, {}):
             return
-        names = [node.calculator for node in options.contained_node]
-        wanted = f"channel {picked}" + (f" ({names[picked]})" if 0 <= picked < len(names) else f" of {len(names)}")
-        given = ", ".join(f"{key} = {value!r}" for key, value in side_packets.items() if key in ("ENABLE", "SELECT"))
-        raise ValueError(
-            f"the side packet {given} picks {wanted} of a SwitchContainer, but on its model entry the subgraph "
-            f"runs channel {resolved} ({names[resolved]}): OVMS's MediaPipe fork infers this model with one set of "
-            "outputs (face landmarks without attention), and the same graph fails on OVMS. Leave the side packet "
-            "unset or give the value that picks that channel (WITH_ATTENTION: false)"
-        )
+        names = {split_tag_index_name(entry)[0]: split_tag_index_name(entry)[2]
+                 for entry in self.node.input_side_packet}
+        key = next(key for key in ("SELECT", "ENABLE") if side_packets.get(key) is not None)
+        raise ValueError(_refusal(names.get(key, key), side_packets[key], picked, options)
+                         + "; give it false, or leave it out of the request")
 
     def process(self, timestamp: int, inputs: Mapping[str, object | None]) -> object:
         return STOP
+
+
+def _refusal(name: str, value: object, picked: int, options: SwitchContainerOptions) -> str:
+    resolved = switch_channel(options, {})
+    return (f"the side packet {name!r} = {value!r} picks channel {picked} of {len(options.contained_node)} of a "
+            f"SwitchContainer (attention on, for face landmarks), but on its model entry the subgraph runs channel "
+            f"{resolved}: OVMS's MediaPipe fork infers face landmarks with one set of outputs, without attention, "
+            "and the same graph fails on OVMS")

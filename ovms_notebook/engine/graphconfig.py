@@ -104,6 +104,7 @@ def parse_graph(text: str, subgraphs: Mapping[str, str] | None = None, *, models
         if split.native is not None:
             _dry_run(split.native, calculators)
         _check_python(split.python)
+        _check_constants(split.python, split.python_constants)
     # after the dry run: MediaPipe's validation then runs on a graph it accepts
     inputs = resolve_proto_inputs(inputs, config if split.python is None else split.native,
                                   python_messages(split.python) if split.python is not None else None)
@@ -142,6 +143,26 @@ def python_messages(config: GraphConfig) -> dict[str, str]:
             if message:
                 found.setdefault(name, message)
     return found
+
+
+def _check_constants(config: GraphConfig, constants: Mapping[str, object]) -> None:
+    """Let each Python node whose calculator has a `check_constants(node, {key: (name, value)})` classmethod
+    refuse, when the graph loads, the side packets the graph makes as constants (rather than when a run opens
+    it, after the first frame went through the native part); GraphLoadError with its reason."""
+    for node in config.node:
+        check = getattr(default_registry.get(node.calculator), "check_constants", None)
+        if check is None:
+            continue
+        given = {}
+        for entry in node.input_side_packet:
+            tag, index, name = parse_tag_index_name(entry)
+            if name in constants:
+                given[tag_key(tag, max(index, 0))] = (name, constants[name])
+        if given:
+            try:
+                check(node, given)
+            except ValueError as error:
+                raise GraphLoadError(str(error)) from None
 
 
 def _check_python(config: GraphConfig) -> None:

@@ -101,7 +101,7 @@ class ServerPanel(Composite):
         self._drawn: tuple[str | None, dict[str, int]] | None = None
         self._kinds_seen: tuple[object, dict[str, str]] | None = None
         self._syncing = False
-        self._graphs_shown: tuple[str, tuple[tuple[str, str, str], ...]] | None = None
+        self._graphs_shown: tuple[str, tuple[tuple[str, str, str, str], ...]] | None = None
         self.refresh()
         self.graph_picker.observe(self._on_pick, names="value")
         self.expand.observe(self._on_pick, names="value")
