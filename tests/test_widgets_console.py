@@ -394,3 +394,18 @@ def test_an_untagged_image_input_says_what_to_write_before_anything_is_sent(serv
     assert "write input_stream: &quot;IMAGE:input_video&quot;" in hint
     tagged = console_for(server, "tagged")
     assert not any("untagged" in getattr(w, "value", "") for w in tagged.editors["input_video"]._extra)
+
+
+def test_new_stream_after_a_reload_builds_the_editors_of_the_graph_now_served(serve_graphs, console_for) -> None:
+    untagged = ('input_stream: "input_video"\noutput_stream: "IMAGE:out"\n'
+                'node { calculator: "ImageTransformationCalculator" input_stream: "IMAGE:input_video" '
+                'output_stream: "IMAGE:out" }\n')
+    server = serve_graphs({"g": untagged})
+    console = console_for(server, "g")
+    assert console.editors["input_video"].kind is StreamKind.UNKNOWN and console.editors["input_video"]._extra
+    path = server.repository.config_path.parent / "g" / "graph.pbtxt"
+    path.write_text(untagged.replace('input_stream: "input_video"', 'input_stream: "IMAGE:input_video"', 1))
+    assert server.reload()["g"] == "reloaded"
+    console.new_button.click()
+    editor = console.editors["input_video"]
+    assert editor.kind is StreamKind.IMAGE and not any("untagged" in getattr(w, "value", "") for w in editor._extra)

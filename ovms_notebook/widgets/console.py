@@ -107,6 +107,7 @@ class StreamConsole(Composite):
         self.graph_names = self._graphs.names
         self.stream_status = widgets.HTML()
         self.editors: dict[str, InputEditor] = {}
+        self._described: tuple[str | None, str | None] = (None, None)  # graph and served version the editors fit
         self.editors_box = widgets.VBox()
         self.mode = widgets.ToggleButtons(
             options=["auto", "manual"],
@@ -352,7 +353,16 @@ class StreamConsole(Composite):
         self._guard(lambda: self._send_n(int(self.send_count.value)))
 
     def _on_new(self, _button: widgets.Button) -> None:
-        self._guard(self.new_stream)
+        graph = self.graph_picker.value
+        if graph and (graph, self._served_version(graph)) != self._described:
+            self._guard(lambda: self._select(graph))  # reloaded since the editors were built: build them anew
+        else:
+            self._guard(self.new_stream)
+
+    def _served_version(self, graph: str) -> str | None:
+        """The served version (pbtxt md5) of `graph` on an in-kernel server; None for a remote one."""
+        definition = next((d for d in self.server.graphs if d.name == graph), None) if self.server else None
+        return definition.spec.md5 if definition is not None and definition.spec is not None else None
 
     def _on_close_click(self, _button: widgets.Button) -> None:
         """The button must not block the kernel while outputs drain: close on a console thread."""
@@ -381,6 +391,7 @@ class StreamConsole(Composite):
             editors, outputs, note = {}, {}, "no graph selected"
         old = self.editors
         self.editors, self._output_names = editors, dict(outputs)
+        self._described = (graph, self._served_version(graph) if graph else None)
         children: list[widgets.Widget] = [editor.box for editor in editors.values()]
         if note:
             children.append(widgets.HTML(f'<span style="color:{_GREY}">{html.escape(note)}</span>'))
