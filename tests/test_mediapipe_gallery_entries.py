@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,12 +43,24 @@ from tests.test_mediapipe_gallery import (  # noqa: F401  (collected again, on t
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ovms_notebook.Server]:
-    exported = tmp_path_factory.mktemp("export") / "gallery"
-    ovms_notebook.export(GALLERY, exported)
-    server = ovms_notebook.serve(exported)
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return ovms_notebook.export(GALLERY, tmp_path_factory.mktemp("export") / "gallery")
+
+
+@pytest.fixture(scope="module")
+def server(exported: Any) -> Iterator[ovms_notebook.Server]:
+    server = ovms_notebook.serve(exported.out_dir)
     yield server
     server.stop()
+
+
+def test_export_leaves_the_calculators_ovms_links_alone_and_names_only_what_it_cannot_carry(exported: Any) -> None:
+    # the render calculators ovms_notebook runs in Python stand in for OVMS's native ones: they stay as written
+    left = {problem.subject for problem in exported.problems if problem.kind == "not-exported"}
+    assert left == {"graph iris_depth_cpu, node 'ImageFilePropertiesCalculator'",
+                    "graph selfie_segmentation_cpu, node 'RecolorCalculator'"}
+    graph = (exported.out_dir / "holistic_tracking_cpu" / "graph.pbtxt").read_text()
+    assert 'calculator: "HolisticTrackingToRenderData"' in graph and "PythonExecutorCalculator" not in graph
 
 
 def test_every_exported_graph_loads_but_the_face_mesh_that_turns_attention_on(server) -> None:

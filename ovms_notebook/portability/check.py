@@ -129,6 +129,22 @@ def _python_calculator(name: str, cls: type) -> Finding:
     )
 
 
+def package_stand_ins(names: Iterable[str]) -> set[str]:
+    """Of `names`, what ovms_notebook itself runs in place of a calculator or subgraph OVMS's build links and the
+    wheel lacks (the render calculators, the holistic render subgraph): portable as they stand, and exported
+    under their own names, for OVMS's native ones."""
+    from ovms_notebook.engine.graphconfig import python_registry
+    from ovms_notebook.framework.subgraphs import SUBGRAPHS
+
+    registry, ovms = python_registry(), ovms_calculators()
+    return {
+        name
+        for name in names
+        if name in ovms
+        and (name in SUBGRAPHS or getattr(registry.get(name), "__module__", "").startswith("ovms_notebook."))
+    }
+
+
 def calculator_findings(calculators: Iterable[str]) -> list[Finding]:
     """For each calculator name: is it in OVMS's build, in the wheel, or a Python calculator of ours?"""
     from ovms_notebook.engine.graphconfig import python_registry
@@ -138,14 +154,7 @@ def calculator_findings(calculators: Iterable[str]) -> list[Finding]:
     names = list(dict.fromkeys(calculators))
     registry = python_registry()
     ovms = ovms_calculators()
-    # What ovms_notebook itself runs in place of a calculator or subgraph OVMS links and the wheel lacks (the
-    # render calculators, the holistic render subgraph): portable as it stands.
-    stand_ins = {
-        name
-        for name in names
-        if name in ovms
-        and (name in SUBGRAPHS or getattr(registry.get(name), "__module__", "").startswith("ovms_notebook."))
-    }
+    stand_ins = package_stand_ins(names)
     native = [n for n in names if n not in registry and n not in stand_ins]
     in_wheel = wheel_has(native) if native else {}
     wheel = f"the mediapipe {mediapipe_version()} wheel"

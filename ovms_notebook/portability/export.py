@@ -24,7 +24,7 @@ from ovms_notebook.codec.streams import TENSOR_KINDS, StreamKind, parse_stream
 from ovms_notebook.engine.python.api import Calculator
 from ovms_notebook.errors import ConfigError
 from ovms_notebook.framework.protos import GraphConfig
-from ovms_notebook.portability.check import DEFAULT_OVMS_VERSION, Finding, check
+from ovms_notebook.portability.check import DEFAULT_OVMS_VERSION, Finding, check, package_stand_ins
 from ovms_notebook.portability.handler import NotExportable, handler_source
 from ovms_notebook.portability.registry import OVMS_EMULATED
 from ovms_notebook.portability.report import Report
@@ -143,8 +143,9 @@ def _convert(graph: str, config: GraphConfig, folder: Path, exported: Exported) 
     from ovms_notebook.engine.graphconfig import python_registry
 
     registry = python_registry()
-    python_nodes = {i for i, n in enumerate(config.node)
-                    if n.calculator in _PYTHON_SIDE or (n.calculator in registry and n.calculator not in OVMS_EMULATED)}
+    native_on_ovms = OVMS_EMULATED | package_stand_ins(node.calculator for node in config.node)
+    python_nodes = {i for i, n in enumerate(config.node) if n.calculator in _PYTHON_SIDE
+                    or (n.calculator in registry and n.calculator not in native_on_ovms)}
     producers: dict[str, str] = {parse_stream(s).name: "graph input" for s in config.input_stream}
     consumers: dict[str, list[str]] = {}
     for i, node in enumerate(config.node):
@@ -159,8 +160,8 @@ def _convert(graph: str, config: GraphConfig, folder: Path, exported: Exported) 
             consumers.setdefault(parse_stream(text).name, []).append(side)
     changed = False
     for index, node in enumerate(config.node):
-        if node.calculator not in registry or node.calculator in OVMS_EMULATED:
-            continue
+        if node.calculator not in registry or node.calculator in native_on_ovms:
+            continue  # OVMS runs it natively: it stays as it is
         subject = f"graph {graph}, node {node.name or node.calculator!r}"
         reasons = []
         if node.input_side_packet:
