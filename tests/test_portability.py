@@ -228,8 +228,16 @@ def test_what_cannot_be_exported_is_listed_with_reasons(tmp_path: Path) -> None:
         "process() reads its timestamp argument 'timestamp'; OVMS's execute() gets no timestamp",
     ]
     assert not result.report.graph("stamped").portable  # the node stays as it was; check says so too
-    with pytest.raises(ovms_notebook.ConfigError, match="export needs an empty or new output folder"):
-        export(tmp_path / "src", tmp_path / "out")
+    # exporting again (a re-run cell) replaces what the last export wrote, and only that
+    (tmp_path / "out" / "stale.txt").write_text("from an earlier export")
+    again = export(tmp_path / "src", tmp_path / "out")
+    assert not (tmp_path / "out" / "stale.txt").exists() and again.graphs == result.graphs
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("not an export")
+    with pytest.raises(ovms_notebook.ConfigError, match="export needs an empty or new output folder, or one an "
+                       r"earlier export wrote, got '.*mine' \(not empty, and no \.ovms_notebook_export in it\)"):
+        export(tmp_path / "src", tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").exists()
 
 
 def test_the_exported_folder_answers_a_recorded_session_the_same(tmp_path: Path) -> None:

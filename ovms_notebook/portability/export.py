@@ -244,20 +244,31 @@ def _retag_graph_streams(config: GraphConfig, consumers: dict, producers: dict) 
         streams.extend(retagged)
 
 
+#: The file export leaves in a folder it wrote, so that exporting there again replaces it.
+_MARKER = ".ovms_notebook_export"
+
+
 def export(source: str | Path, out_dir: str | Path, *, image: str | None = None,
            ovms_version: str = DEFAULT_OVMS_VERSION) -> Exported:
     """Write an OVMS-ready folder for `source` (config.json, its folder, or a graph .pbtxt) into `out_dir`.
 
-    `out_dir` must be empty or absent. Returns what was written, what could not be exported (with
+    `out_dir` must be empty, absent, or a folder an earlier export wrote (re-running the cell replaces it;
+    export leaves `_MARKER` there to know). Returns what was written, what could not be exported (with
     reasons), the check of the written folder, the `docker run` line and a KServe manifest.
     """
     from google.protobuf import text_format
 
     source, out_dir = Path(source), Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
-        raise ConfigError(f"export needs an empty or new output folder, got {str(out_dir)!r} (not empty)")
+        if not (out_dir / _MARKER).is_file():
+            raise ConfigError(f"export needs an empty or new output folder, or one an earlier export wrote, got "
+                              f"{str(out_dir)!r} (not empty, and no {_MARKER} in it)")
+        if source.resolve() == out_dir.resolve() or out_dir.resolve() in source.resolve().parents:
+            raise ConfigError(f"export would replace its own source: {str(out_dir)!r} holds {str(source)!r}")
+        shutil.rmtree(out_dir)
     entries, document = _entries(source)
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / _MARKER).write_text(f"written by ovms_notebook.export from {source.resolve()}\n")
     root = find_config(source).parent if source.suffix != ".pbtxt" else source.parent
     models = _copy_models(document, root, out_dir, {e.name for e in entries})
     present = {m["config"]["name"] for m in models}
