@@ -206,7 +206,8 @@ def test_a_model_file_the_wheel_lacks_is_named_with_the_ones_it_ships(tmp_path: 
         "model-file-missing",
         "node InferenceCalculator model_path 'mediapipe/modules/pose_landmark/pose_landmark_heavy.tflite'",
     )
-    assert re.search(r"wheel does not ship it .*; the wheel has pose_landmark_full.tflite there$", finding.reason)
+    assert re.search(r"wheel does not ship it .*; the wheel has pose_landmark_full.tflite there; a copy at "
+                     r".*/mediapipe/modules/pose_landmark/pose_landmark_heavy.tflite would be used$", finding.reason)
     assert finding.fix == 'model_path: "mediapipe/modules/pose_landmark/pose_landmark_full.tflite"'
     (tmp_path / "mediapipe/modules/pose_landmark").mkdir(parents=True)
     (tmp_path / "mediapipe/modules/pose_landmark/pose_landmark_heavy.tflite").write_bytes(b"model")

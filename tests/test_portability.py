@@ -60,7 +60,7 @@ def test_each_calculator_problem_is_found_with_its_reason(tmp_path: Path) -> Non
     finally:
         unregister("CellCalculator")
     assert not report.portable
-    wheel_only, load = report.graph("wheel_only").findings
+    load, wheel_only = report.graph("wheel_only").findings  # the load error first
     assert (wheel_only.severity, wheel_only.kind, wheel_only.subject) == (
         "error", "ovms-lacks-calculator", "TensorConverterCalculator")
     # wired with one untagged stream, it does not load either: MediaPipe's contract check says why

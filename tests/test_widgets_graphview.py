@@ -326,6 +326,8 @@ def test_on_model_entries_the_forks_subgraphs_open_as_they_run_not_as_the_wheels
                  "PythonLandmarkLetterboxRemovalCalculator", "PythonWarpAffineCalculator"):
         assert opened.kinds[twin] == "python", twin
     assert not {"TfLiteInferenceCalculator", "InferenceCalculator"} & set(boxes(opened.dot))
+    # each session box names the model entry its inference runs on
+    assert sorted(set(re.findall(r"model entry: (\w+)", opened.dot))) == sorted(entries)
     # the same pbtxt served without entries keeps the wheel's module, drawn as one box
     assert GraphView(parse_graph(spec.text)).kinds["HolisticLandmarkCpu"] == "wheel-subgraph"
 

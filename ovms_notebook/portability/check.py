@@ -299,7 +299,8 @@ def check_graph(
     report.findings += handler_findings(config, entry.base_path)
     report.findings += subgraph_findings(entry.name, calculators, set(models))
     report.findings += graph_shape_findings(config, entry.base_path, own)
-    report.findings += load_findings(entry.graph_path.read_text(), own, models)
+    # the graph's own load error first: nothing else matters until it loads
+    report.findings[:0] = load_findings(entry.graph_path.read_text(), own, models)
     has_python = any(n.calculator == "PythonExecutorCalculator" for n in config.node)
     if has_python and _version(ovms_version) < _PYTHON_NODES_SINCE:
         report.findings.append(

@@ -292,7 +292,7 @@ def text_advice(text: str, base_path: Path | None = None, own: Mapping[str, str]
         return []
 
 
-def _node_text(node: object) -> str:
+def node_text(node: object) -> str:
     """A node as pbtxt with its `node_options` Any entries spelled out (a packed `model_path` is read too)."""
     from google.protobuf import descriptor_pool, text_format
 
@@ -311,7 +311,7 @@ def model_findings(config: object, base_path: Path | None = None) -> list[Findin
     found = []
     seen: set[str] = set()
     for node in config.node:  # type: ignore[attr-defined]
-        for path in _MODEL_PATH.findall(_node_text(node)):
+        for path in _MODEL_PATH.findall(node_text(node)):
             if path in seen:
                 continue
             seen.add(path)
@@ -325,7 +325,8 @@ def model_findings(config: object, base_path: Path | None = None) -> list[Findin
                     "model-file-missing",
                     f"node {node.calculator} model_path {path!r}",
                     f"the mediapipe {mp.__version__} wheel does not ship it (and the graph's folder does not hold it)"
-                    + (f"; the wheel has {', '.join(shipped)} there" if shipped else ""),
+                    + (f"; the wheel has {', '.join(shipped)} there" if shipped else "")
+                    + (f"; a copy at {base_path / path} would be used" if base_path is not None else ""),
                     fix=f'model_path: "{(wheel_root / path).parent.relative_to(wheel_root) / shipped[0]}"'
                     if shipped
                     else "",
@@ -339,7 +340,7 @@ def _complexity_findings(config: object, wheel_root: Path) -> list[Finding]:
     constants: dict[str, int] = {}
     for node in config.node:  # type: ignore[attr-defined]
         if node.calculator == "ConstantSidePacketCalculator" and len(node.output_side_packet) == 1:
-            values = _INT_VALUE.findall(_node_text(node))
+            values = _INT_VALUE.findall(node_text(node))
             if len(values) == 1:
                 constants[split_tag_index_name(node.output_side_packet[0])[2]] = int(values[0])
     found = []

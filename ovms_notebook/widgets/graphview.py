@@ -127,6 +127,18 @@ def _edge_label(name: str, producer: _Ref | None, consumer: _Ref | None) -> str:
     return f"{port}:{name}" if port else name
 
 
+def _servable(node: Any) -> str:
+    """"model entry: <name>" for an OVMS session node (what its inference runs on), else ""."""
+    if node.calculator != "OpenVINOModelServerSessionCalculator":
+        return ""
+    import re
+
+    from ovms_notebook.portability.fixes import node_text
+
+    found = re.search(r'servable_name:\s*"([^"]*)"', node_text(node))
+    return f"model entry: {found.group(1)}" if found else ""
+
+
 def _shown(name: str) -> str:
     """A stream or node name inside an opened subgraph without its per-instance prefix (`a__b__render` -> `render`)."""
     return name.rsplit("__", 1)[-1]
@@ -218,6 +230,7 @@ def graph_dot(
         label = _label(
             node.calculator,
             f"name: {_shown(node.name) if opened else node.name}" if node.name else "",
+            _servable(node),
             f"handler: {handler}" if handler not in DEFAULT_HANDLERS else "",
             _KIND_CAPTIONS.get(kind, ""),
         )
