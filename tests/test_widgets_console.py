@@ -409,3 +409,18 @@ def test_new_stream_after_a_reload_builds_the_editors_of_the_graph_now_served(se
     console.new_button.click()
     editor = console.editors["input_video"]
     assert editor.kind is StreamKind.IMAGE and not any("untagged" in getattr(w, "value", "") for w in editor._extra)
+
+
+def test_the_end_of_a_stream_counts_the_requests_that_got_no_output(serve_graphs, console_for) -> None:
+    gate = ('input_stream: "in" input_stream: "BOOL:allow" output_stream: "out"\n'
+            'node { calculator: "GateCalculator" input_stream: "in" input_stream: "ALLOW:allow" '
+            'output_stream: "out" }\n')
+    console = console_for(serve_graphs({"gate": gate}), "gate")
+    for value, allow in ((1.0, True), (2.0, False), (3.0, True), (4.0, False)):
+        console.send({"in": np.float32([value]), "allow": allow})
+    console.close_stream()
+    assert [line for line in lines(console) if line.startswith("response")] == [
+        "response out @0: [1]", "response out @2: [3]"]
+    assert lines(console)[-1] == (
+        "stream ended: OK · 2 of 4 requests got no output at their timestamp (@1, @3): a graph may answer a "
+        "request with nothing, e.g. a FlowLimiterCalculator dropping frames")

@@ -62,6 +62,9 @@ def log_lines(entries: Sequence[Any], request_numbers: Mapping[int, int],
     items += [(n.time, 1, n) for n in notes]
     items.sort(key=lambda item: (item[0], item[1]))
     lines: list[tuple[str, str]] = []
+    asked: dict[int, int | None] = {}  # request number -> its timestamp
+    answered: set[int | None] = set()  # timestamps with an output
+    failed: set[int] = set()  # request numbers answered by an in-band error
     for _, _, item in items:
         if isinstance(item, LogNote):
             lines.append((f"not sent: {item.text}", _RED))
@@ -76,15 +79,25 @@ def log_lines(entries: Sequence[Any], request_numbers: Mapping[int, int],
             values = " ".join(f"{name}={summarize(value)}" for name, value in item.values.items()) or "(no inputs)"
             label = f"#{number}" if number is not None else f"(log #{item.seq})"
             lines.append((f"request {label} {_stamp(timestamp)} ({mode}) {values}", ""))
+            if number is not None:
+                asked[number] = timestamp
         elif kind == "response":
+            answered.add(item.timestamp)
             for name, value in item.values.items():
                 lines.append((f"response {name} {_stamp(item.timestamp)}: {summarize(value)}", ""))
         elif kind == "error":
             number = request_numbers.get(item.request_seq) if item.request_seq is not None else None
             target = f" → request #{number}" if number is not None else ""
             lines.append((f"error{target}: {item.text}", _RED))
+            if number is not None:
+                failed.add(number)
         elif kind == "end":
-            lines.append((f"stream ended: {item.text}", _GREEN if item.text == "OK" else _RED))
+            silent = [t for n, t in asked.items() if n not in failed and t not in answered]
+            said = (f" · {len(silent)} of {len(asked)} requests got no output at their timestamp ("
+                    + ", ".join(_stamp(t) for t in silent[:5]) + (", …" if len(silent) > 5 else "")
+                    + "): a graph may answer a request with nothing, e.g. a FlowLimiterCalculator dropping frames"
+                    ) if silent and item.text == "OK" else ""
+            lines.append((f"stream ended: {item.text}{said}", _GREEN if item.text == "OK" else _RED))
     return lines
 
 
