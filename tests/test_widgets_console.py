@@ -250,7 +250,9 @@ def test_editors_fit_their_stream_kinds(tmp_path) -> None:
     image = InputEditor("img", StreamKind.IMAGE)
     assert image.value.shape == (240, 320, 3) and bytes(image.thumbnail.value).startswith(PNG_SIGNATURE)
     image.source.value = "checker"
-    assert set(np.unique(image.value)) == {0, 255}
+    assert set(np.unique(image.value)) == {0, 255} and not image.height.disabled
+    image.source.value = "astronaut"  # a photo has its own size: H and W do not apply
+    assert image.value.shape == (512, 512, 3) and image.height.disabled and image.width.disabled
     picture = np.full((20, 30, 3), 7, np.uint8)
     Image.fromarray(picture).save(tmp_path / "seven.png")
     image.source.value = "file"

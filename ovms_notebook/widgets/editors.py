@@ -326,6 +326,8 @@ class InputEditor(Composite):
         if self._setting:
             return
         source = self.source.value
+        # H and W size only the test patterns; a photo, file or array has its own size (the status line says it)
+        self.height.disabled = self.width.disabled = source not in _PATTERNS
         if source == "array":
             if self._array is None:
                 self._fail("no array yet: call set_array(a) from code")
