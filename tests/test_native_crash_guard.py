@@ -47,13 +47,16 @@ class Misuse:
     id: str
     code: str  # raw MediaPipe calls after PREAMBLE (graph `g` on PASSTHROUGH: "in" -> "out")
     may_hang: bool = False  # the probes saw a segfault; on this machine the child can also hang in close()
+    #: children run: a misuse whose outcome is a race is tried more than once and must be fatal in at least one
+    runs: int = 1
 
 
 MISUSES = [
     Misuse("add-to-unknown-stream", "g.start_run()\ng.add_packet_to_input_stream('nope', mp.packet_creator."
                                     "create_int(1), 0)\ng.close()"),
     Misuse("close-unknown-input-stream", "g.start_run()\ng.close_input_stream('nope')\ng.close()"),
-    Misuse("start-run-twice", "g.start_run()\ng.start_run()\ng.close()", may_hang=True),
+    # a race: 16 of 16 children hung here, and one CI run saw a child come through alive; two must not both
+    Misuse("start-run-twice", "g.start_run()\ng.start_run()\ng.close()", may_hang=True, runs=2),
     Misuse("observe-after-start", "g.start_run()\ng.observe_output_stream('out', lambda s, p: None)\ng.close()"),
     Misuse("observer-raises", "def cb(stream, packet):\n    raise ValueError('boom')\n"
                               "g.observe_output_stream('out', cb)\ng.start_run()\n"
@@ -74,7 +77,7 @@ MISUSES = [
 
 
 @pytest.fixture(scope="module")
-def children() -> dict[str, subprocess.CompletedProcess]:
+def children() -> dict[str, list[subprocess.CompletedProcess]]:
     """Run every misuse in its own child process, as many at once as there are cores, each bounded by CHILD_TIMEOUT.
 
     Starting all of them at once made the first ones time out on a loaded 2-core machine while they were still
@@ -93,16 +96,21 @@ def children() -> dict[str, subprocess.CompletedProcess]:
             out, err = child.communicate()
         return subprocess.CompletedProcess(child.args, child.returncode, out, err)
 
+    tries = [misuse for misuse in MISUSES for _ in range(misuse.runs)]
+    found: dict[str, list[subprocess.CompletedProcess]] = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        return dict(zip((m.id for m in MISUSES), pool.map(run, MISUSES), strict=True))
+        for misuse, result in zip(tries, pool.map(run, tries), strict=True):
+            found.setdefault(misuse.id, []).append(result)
+    return found
 
 
 @pytest.mark.parametrize("misuse", MISUSES, ids=lambda m: m.id)
 def test_the_raw_misuse_kills_a_child_process(misuse: Misuse, children):
-    result = children[misuse.id]
-    assert "SURVIVED" not in result.stdout
     fatal = {-signal.SIGABRT, -signal.SIGSEGV} | ({-signal.SIGKILL} if misuse.may_hang else set())
-    assert result.returncode in fatal, (result.returncode, result.stderr[-2000:])
+    outcomes = [(result.returncode, "SURVIVED" in result.stdout) for result in children[misuse.id]]
+    # fatal at least once (every time, for a misuse run once); a child that dies prints nothing after it
+    assert any(code in fatal and not survived for code, survived in outcomes), (
+        outcomes, children[misuse.id][-1].stderr[-2000:])
 
 
 # -- the same misuses through ovms_notebook ------------------------------------------------------------------
