@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from mediapipe.framework.formats import landmark_pb2, rect_pb2
 
-from ovms_notebook.calculators.pose_tensors import mask_pixels, refine_from_heatmap
+from ovms_notebook.calculators.pose_tensors import refine_from_heatmap
+from ovms_notebook.calculators.tensors import pixels_of
 from ovms_notebook.engine.python.scheduler import PythonGraph, PythonGraphError
 
 CHAIN = """
@@ -80,7 +81,7 @@ def python_warp(border: str) -> np.ndarray:
         graph.add_packet_to_input_stream(name, value, 0)
     graph.close()
     (warped,) = found
-    return mask_pixels(warped)[..., 0]
+    return pixels_of(warped)[..., 0]
 
 
 @pytest.mark.parametrize("border", ["BORDER_ZERO", "BORDER_REPLICATE"])

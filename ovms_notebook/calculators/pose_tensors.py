@@ -40,7 +40,7 @@ from mediapipe.calculators.util.refine_landmarks_from_heatmap_calculator_pb2 imp
 )
 from mediapipe.framework.formats import landmark_pb2
 
-from ovms_notebook.calculators.tensors import tensor_array
+from ovms_notebook.calculators.tensors import pixels_of, tensor_array
 from ovms_notebook.engine.python.api import Calculator
 
 __all__ = [
@@ -48,7 +48,6 @@ __all__ = [
     "PythonRefineLandmarksFromHeatmapCalculator",
     "PythonTensorsToSegmentationCalculator",
     "PythonWarpAffineCalculator",
-    "mask_pixels",
     "refine_from_heatmap",
 ]
 
@@ -138,23 +137,6 @@ class PythonRefineLandmarksFromHeatmapCalculator(Calculator):
         return {"NORM_LANDMARKS": refine_from_heatmap(landmarks, tensor_array(tensors[0]), s.kernel_size,
                                                       s.min_confidence_to_refine, s.refine_presence,
                                                       s.refine_visibility)}
-
-
-def mask_pixels(value: object) -> np.ndarray:
-    """float32 [H, W, C] pixels of a mask: a `mediapipe::Image` / ImageFrame packet or object, or a numpy array."""
-    if isinstance(value, mp.Packet):
-        try:
-            value = mp.packet_getter.get_image(value)
-        except (TypeError, ValueError, RuntimeError):
-            value = mp.packet_getter.get_image_frame(value)
-    if isinstance(value, mp.Image | mp.ImageFrame):
-        value = value.numpy_view()
-    pixels = np.asarray(value)
-    if pixels.ndim == 2:
-        pixels = pixels[..., None]
-    if pixels.ndim != 3:
-        raise ValueError(f"expected an image [H, W] or [H, W, C], got shape {list(pixels.shape)}")
-    return pixels
 
 
 def _image_packet(pixels: np.ndarray) -> mp.Packet:
@@ -258,7 +240,7 @@ class PythonWarpAffineCalculator(Calculator):
         image, matrix, size = (inputs.get(tag) for tag in ("IMAGE", "MATRIX", "OUTPUT_SIZE"))
         if image is None or matrix is None or size is None:
             return None  # as MediaPipe: nothing unless all three came
-        pixels = mask_pixels(image)
+        pixels = pixels_of(image)
         out_w, out_h = (int(v) for v in size)  # type: ignore[attr-defined]
         in_h, in_w = pixels.shape[:2]
         transform = np.asarray(matrix, _F).reshape(4, 4)

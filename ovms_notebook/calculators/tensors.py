@@ -44,6 +44,7 @@ __all__ = [
     "PythonImageToTensorCalculator",
     "PythonTensorsToDetectionsCalculator",
     "image_pixels",
+    "pixels_of",
     "roi_to_tensor",
     "ssd_anchors",
     "tensor_array",
@@ -52,9 +53,10 @@ __all__ = [
 _F = np.float32
 
 
-def image_pixels(value: object) -> np.ndarray:
-    """uint8 [H, W, C] pixels of an image input: a numpy array (an ImageFrame that crossed), an mp.Image or
-    ImageFrame, or a packet holding either (a multi-backend `mediapipe::Image` stays a packet on this side)."""
+def pixels_of(value: object) -> np.ndarray:
+    """[H, W, C] pixels, any dtype, of a numpy array (an ImageFrame that crossed), an mp.Image or ImageFrame, or
+    a packet holding either (a multi-backend `mediapipe::Image` stays a packet on this side); ValueError when
+    that is not an image."""
     if isinstance(value, mp.Packet):
         try:
             value = mp.packet_getter.get_image(value)
@@ -65,7 +67,15 @@ def image_pixels(value: object) -> np.ndarray:
     pixels = np.asarray(value)
     if pixels.ndim == 2:
         pixels = pixels[..., None]
-    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] not in (1, 3, 4):
+    if pixels.ndim != 3:
+        raise ValueError(f"expected an image [H, W] or [H, W, C], got shape {list(pixels.shape)}")
+    return pixels
+
+
+def image_pixels(value: object) -> np.ndarray:
+    """uint8 [H, W, C] pixels of an image input (see `pixels_of`)."""
+    pixels = pixels_of(value)
+    if pixels.dtype != np.uint8 or pixels.shape[2] not in (1, 3, 4):
         raise ValueError(f"expected a uint8 image [H, W, 1|3|4], got {pixels.dtype} {pixels.shape}")
     return pixels
 
