@@ -279,7 +279,8 @@ def check_graph(
 
     report = GraphReport(entry.name, entry.graph_path)
     try:
-        config: Any = parse_graph_config(entry.graph_path.read_text())
+        text = entry.graph_path.read_text()
+        config: Any = parse_graph_config(text)
     except (OSError, text_format.ParseError) as error:
         report.findings.append(Finding("error", "graph-file", str(entry.graph_path), f"cannot be read: {error}"))
         return report
@@ -300,7 +301,7 @@ def check_graph(
     report.findings += subgraph_findings(entry.name, calculators, set(models))
     report.findings += graph_shape_findings(config, entry.base_path, own)
     # the graph's own load error first: nothing else matters until it loads
-    report.findings[:0] = load_findings(entry.graph_path.read_text(), own, models)
+    report.findings[:0] = load_findings(text, own, models)
     has_python = any(n.calculator == "PythonExecutorCalculator" for n in config.node)
     if has_python and _version(ovms_version) < _PYTHON_NODES_SINCE:
         report.findings.append(

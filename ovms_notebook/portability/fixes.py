@@ -48,7 +48,6 @@ _MODEL_PATH = re.compile(r'model_path:\s*"([^"]+)"')
 _POSE_MODELS = {0: "pose_landmark_lite.tflite", 1: "pose_landmark_full.tflite", 2: "pose_landmark_heavy.tflite"}
 #: The wheel's subgraphs that pick a pose landmark model by their MODEL_COMPLEXITY side packet (default 1).
 _COMPLEXITY_SUBGRAPHS = frozenset({"PoseLandmarkCpu", "PoseLandmarkByRoiCpu", "HolisticLandmarkCpu"})
-_INT_VALUE = re.compile(r"int_value:\s*(-?\d+)")
 #: The face subgraphs whose side packet (by tag) switches face landmarks to the attention model, which OVMS's
 #: MediaPipe fork does not run: its FaceLandmarkCpu infers on the `face_landmark` entry, without attention.
 _ATTENTION_TAGS = {"FaceLandmarkFrontCpu": "WITH_ATTENTION", "FaceLandmarkCpu": "WITH_ATTENTION",
@@ -335,14 +334,18 @@ def model_findings(config: object, base_path: Path | None = None) -> list[Findin
     return found + _complexity_findings(config, wheel_root) + _attention_findings(config)
 
 
+def _constants(config: object) -> dict[str, object]:
+    """{side packet name: value} of the graph's `ConstantSidePacketCalculator` nodes."""
+    from ovms_notebook.engine.split import constant_side_packets
+
+    return {name: value for node in config.node  # type: ignore[attr-defined]
+            for name, value in constant_side_packets(node).items()}
+
+
 def _complexity_findings(config: object, wheel_root: Path) -> list[Finding]:
     """Pose subgraphs given a constant MODEL_COMPLEXITY whose model the wheel does not ship (it has only 1)."""
-    constants: dict[str, int] = {}
-    for node in config.node:  # type: ignore[attr-defined]
-        if node.calculator == "ConstantSidePacketCalculator" and len(node.output_side_packet) == 1:
-            values = _INT_VALUE.findall(node_text(node))
-            if len(values) == 1:
-                constants[split_tag_index_name(node.output_side_packet[0])[2]] = int(values[0])
+    constants = {name: value for name, value in _constants(config).items()
+                 if isinstance(value, int) and not isinstance(value, bool)}
     found = []
     for node in config.node:  # type: ignore[attr-defined]
         if node.calculator not in _COMPLEXITY_SUBGRAPHS:
@@ -371,10 +374,7 @@ def _complexity_findings(config: object, wheel_root: Path) -> list[Finding]:
 def _attention_findings(config: object) -> list[Finding]:
     """Face subgraphs given a constant true WITH_ATTENTION (or REFINE_*_LANDMARKS): OVMS's fork infers face
     landmarks without attention, so such a graph fails on OVMS (and here, served on its model entries)."""
-    from ovms_notebook.engine.split import constant_side_packets
-
-    constants = {name: value for node in config.node  # type: ignore[attr-defined]
-                 for name, value in constant_side_packets(node).items()}
+    constants = _constants(config)
     found = []
     for node in config.node:  # type: ignore[attr-defined]
         wanted = _ATTENTION_TAGS.get(node.calculator)
