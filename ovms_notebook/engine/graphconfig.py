@@ -9,7 +9,7 @@ later (unknown stream names, unsupported kinds) is settled here, once.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from google.protobuf import text_format
@@ -128,6 +128,15 @@ def python_registry() -> Registry:
     return default_registry
 
 
+def _keyed(entries: Iterable[str]) -> list[tuple[str, str, str]]:
+    """(key as a Python calculator addresses it, tag, name) of each `TAG:index:name` entry."""
+    found = []
+    for entry in entries:
+        tag, index, name = parse_tag_index_name(entry)
+        found.append((tag_key(tag, max(index, 0)), tag, name))
+    return found
+
+
 def python_messages(config: GraphConfig) -> dict[str, str]:
     """{stream name: protobuf message full name} of the streams the Python half's nodes declare a message for
     (their calculators' `input_messages`, by key, else by tag)."""
@@ -137,9 +146,8 @@ def python_messages(config: GraphConfig) -> dict[str, str]:
         declared = getattr(cls, "input_messages", None)
         if not declared:
             continue
-        for entry in node.input_stream:
-            tag, index, name = parse_tag_index_name(entry)
-            message = declared.get(tag_key(tag, max(index, 0))) or declared.get(tag)
+        for key, tag, name in _keyed(node.input_stream):
+            message = declared.get(key) or declared.get(tag)
             if message:
                 found.setdefault(name, message)
     return found
@@ -153,11 +161,8 @@ def _check_constants(config: GraphConfig, constants: Mapping[str, object]) -> No
         check = getattr(default_registry.get(node.calculator), "check_constants", None)
         if check is None:
             continue
-        given = {}
-        for entry in node.input_side_packet:
-            tag, index, name = parse_tag_index_name(entry)
-            if name in constants:
-                given[tag_key(tag, max(index, 0))] = (name, constants[name])
+        given = {key: (name, constants[name])
+                 for key, _tag, name in _keyed(node.input_side_packet) if name in constants}
         if given:
             try:
                 check(node, given)

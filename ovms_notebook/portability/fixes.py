@@ -255,24 +255,19 @@ _ADVICE_CACHE_MAX = 64
 
 
 def graph_advice(graph_path: Path, base_path: Path | None = None) -> list[Finding]:
-    """The fixable shapes of the graph file at `graph_path` (cached per file version), with the graph folder's own
-    subgraphs expanded; [] when it does not parse.
+    """The fixable shapes of the graph file at `graph_path` (cached per file text, see `text_advice`), with the
+    graph folder's own subgraphs expanded; [] when it cannot be read or does not parse.
 
     What the server panel shows beside a graph's status, loaded or not.
     """
-    from ovms_notebook.framework.protos import parse_graph_config
     from ovms_notebook.framework.subgraphs import folder_subgraphs
 
     try:
         own = folder_subgraphs(base_path, graph_path) if base_path is not None else {}
-        key = (str(graph_path), graph_path.stat().st_mtime_ns, tuple(sorted(own.items())))
-        if key not in _advice_cache:
-            if len(_advice_cache) >= _ADVICE_CACHE_MAX:
-                _advice_cache.clear()
-            _advice_cache[key] = graph_shape_findings(parse_graph_config(graph_path.read_text()), base_path, own)
-        return list(_advice_cache[key])
-    except Exception:  # unreadable or unparsable: the graph's load error already says so
+        text = graph_path.read_text()
+    except Exception:  # unreadable: the graph's load error already says so
         return []
+    return text_advice(text, base_path, own)
 
 
 def text_advice(text: str, base_path: Path | None = None, own: Mapping[str, str] | None = None) -> list[Finding]:
